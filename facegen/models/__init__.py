@@ -1,0 +1,1 @@
+"""Model families, one module per paper; shared blocks in `layers.py`."""

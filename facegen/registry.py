@@ -1,0 +1,61 @@
+"""The one explicit registry: model id -> spec.
+
+Each spec names its class, the config preset it ships with, the paper it comes from, and for every
+benchmark task it serves the checkpoint folder (under ``checkpoints/``) that serves it, or None for
+models without weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facegen.models.bicubic import Bicubic
+
+CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    title: str
+    model_class: type
+    preset: str
+    paper: str | None  # seed file number ("002"), None for baselines
+    family: str  # "baseline" | "sr" | "smile" | "expression"
+    checkpoints: dict[str, str | None] = field(default_factory=dict)  # task id -> folder name
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.checkpoints)
+
+    def checkpoint_dir(self, task: str, root: Path = CHECKPOINT_ROOT) -> Path | None:
+        if task not in self.checkpoints:
+            raise KeyError(f"model {self.id!r} does not serve task {task!r}; it serves {self.tasks}")
+        name = self.checkpoints[task]
+        return None if name is None else root / name
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "bicubic": ModelSpec(
+        id="bicubic",
+        title="Bicubic (PIL)",
+        model_class=Bicubic,
+        preset="lite",
+        paper=None,
+        family="baseline",
+        checkpoints={"sr-x2": None, "sr-x4": None, "sr-x8": None},
+    ),
+}
+
+
+def get(model_id: str) -> ModelSpec:
+    try:
+        return REGISTRY[model_id]
+    except KeyError:
+        raise KeyError(f"unknown model {model_id!r}; known: {sorted(REGISTRY)}") from None
+
+
+def models_for(task: str) -> list[ModelSpec]:
+    """Registered models serving ``task``, in registry order."""
+    return [spec for spec in REGISTRY.values() if task in spec.checkpoints]
