@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facegen.models.bicubic import Bicubic
+from facegen.models.bicubic import Bicubic, BicubicConfig
 
 CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -24,6 +24,8 @@ class ModelSpec:
     paper: str | None  # seed file number ("002"), None for baselines
     family: str  # "baseline" | "sr" | "smile" | "expression"
     checkpoints: dict[str, str | None] = field(default_factory=dict)  # task id -> folder name
+    # Configs of weightless models (no checkpoint folder), by task id.
+    configs: dict[str, object] = field(default_factory=dict)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -45,6 +47,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper=None,
         family="baseline",
         checkpoints={"sr-x2": None, "sr-x4": None, "sr-x8": None},
+        configs={"sr-x2": BicubicConfig(2), "sr-x4": BicubicConfig(4), "sr-x8": BicubicConfig(8)},
     ),
 }
 

@@ -12,12 +12,6 @@ from PIL import Image
 class BicubicConfig:
     scale: int = 4
 
-    @classmethod
-    def lite(cls, scale: int = 4) -> "BicubicConfig":
-        return cls(scale=scale)
-
-    paper = lite
-
 
 class Bicubic:
     """Up-samples uint8 HWC RGB images by ``config.scale`` with PIL's bicubic filter."""

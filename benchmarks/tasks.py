@@ -1,0 +1,105 @@
+"""The benchmark tasks as data: the single source of leaderboard tracks and columns (SPEC section 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # column name in results and leaderboard.csv
+    title: str
+    higher_is_better: bool
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    dataset: str  # dataset(s) as named under the data root
+    split: str  # how the test set is chosen
+    in_size: int  # input side in pixels (low-res / neutral face)
+    out_size: int  # output side in pixels
+    degradation: str  # how inputs are made from the ground truth
+    template: str  # face alignment template of facegen.faces
+    metrics: tuple[Metric, ...]
+
+    @property
+    def scale(self) -> int:
+        return self.out_size // self.in_size
+
+
+PSNR_Y = Metric("psnr_y", "PSNR (Y)", True, "dB")
+SSIM_Y = Metric("ssim_y", "SSIM (Y)", True)
+PSNR_RGB = Metric("psnr_rgb", "PSNR (RGB)", True, "dB")
+SSIM_RGB = Metric("ssim_rgb", "SSIM (RGB)", True)
+LPIPS = Metric("lpips_alex", "LPIPS (AlexNet)", False)
+FID_INCEPTION = Metric("fid_inception", "FID (Inception)", False)
+KID_INCEPTION = Metric("kid_inception", "KID (Inception)", False)
+FID_VGG = Metric("fid_vgg16", "FID (VGG16 fallback)", False)
+KID_VGG = Metric("kid_vgg16", "KID (VGG16 fallback)", False)
+ID_COS = Metric("id_cosine", "Identity cosine", True)
+TAR_1 = Metric("tar_far1", "TAR@FAR 1%", True, "%")
+TAR_01 = Metric("tar_far01", "TAR@FAR 0.1%", True, "%")
+RANK1 = Metric("rank1", "Rank-1", True, "%")
+EXPR_FER = Metric("expr_acc_fer", "Expression acc. (FER2013 judge)", True, "%")
+EXPR_DOMAIN = Metric("expr_acc_domain", "Expression acc. (in-domain judge)", True, "%")
+EIGENFACE = Metric("eigenface_acc", "Eigenface recognition acc. (k=10)", True, "%")
+PARAMS = Metric("params", "Parameters (inference)", False)
+LATENCY = Metric("latency_ms", "Latency per face", False, "ms")
+
+_SR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_VGG, KID_VGG,
+               ID_COS, TAR_1, TAR_01, PARAMS, LATENCY)
+_EXPR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_VGG, KID_VGG,
+                 EXPR_FER, EXPR_DOMAIN, ID_COS, TAR_1, TAR_01, RANK1, PARAMS, LATENCY)
+
+
+def _sr(scale: int) -> Task:
+    return Task(
+        id=f"sr-x{scale}",
+        title=f"{scale}x face super-resolution ({128 // scale} -> 128)",
+        dataset="celeba_fsrnet",
+        split="all 1,000 HR faces of the FSRNet CelebA test set",
+        in_size=128 // scale,
+        out_size=128,
+        degradation="PIL bicubic down-sampling (antialiased)",
+        template="celeba",
+        metrics=_SR_METRICS,
+    )
+
+
+TASKS: dict[str, Task] = {
+    "sr-x8": _sr(8),
+    "sr-x4": _sr(4),
+    "sr-x2": _sr(2),
+    "smile": Task(
+        id="smile",
+        title="Neutral -> smiling at twice the resolution (64 -> 128)",
+        dataset="jaffe+rafd_subset",
+        split="neutral->happy pairs of held-out subjects",
+        in_size=64,
+        out_size=128,
+        degradation="neutral face PIL-bicubic down-sampled to the input size",
+        template="expression",
+        metrics=_EXPR_METRICS,
+    ),
+    "expression": Task(
+        id="expression",
+        title="Neutral -> each basic expression (128 -> 128)",
+        dataset="jaffe+rafd_subset",
+        split="neutral->expression pairs of held-out subjects",
+        in_size=128,
+        out_size=128,
+        degradation="none",
+        template="expression",
+        metrics=_EXPR_METRICS + (EIGENFACE,),
+    ),
+}
+
+
+def get(task_id: str) -> Task:
+    try:
+        return TASKS[task_id]
+    except KeyError:
+        raise KeyError(f"unknown task {task_id!r}; known: {sorted(TASKS)}") from None

@@ -1,0 +1,77 @@
+"""uint8 RGB faces in -> uint8 RGB faces out, for every registered model; batched, no_grad.
+
+Models load lazily from their checkpoint folders and are cached per (model, task, device), so
+the app and the benchmark share one loading path.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facegen import checkpoint, registry
+
+_cache: dict[tuple[str, str, str, str], "Runner"] = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class Runner:
+    """A loaded model ready to process aligned face crops of one task."""
+
+    model_id: str
+    task: str
+    model: object
+    device: str
+
+    @property
+    def parameters(self) -> int:
+        """Parameter count at inference (0 for parameter-free baselines)."""
+        if isinstance(self.model, torch.nn.Module):
+            return sum(p.numel() for p in self.model.parameters())
+        return 0
+
+    def __call__(self, faces: list[np.ndarray], batch_size: int = 16, **conditions) -> list[np.ndarray]:
+        """Process uint8 (H, W, 3) RGB crops at the task's input size; returns uint8 RGB crops."""
+        for f in faces:
+            if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
+                raise ValueError(f"expected uint8 (H, W, 3) RGB faces, got {f.dtype} {f.shape}")
+        if not isinstance(self.model, torch.nn.Module):
+            return self.model(faces)
+        out: list[np.ndarray] = []
+        with torch.inference_mode():
+            for i in range(0, len(faces), batch_size):
+                x = torch.from_numpy(np.stack(faces[i:i + batch_size])).to(self.device)
+                x = x.permute(0, 3, 1, 2).float().div(255.0)
+                y = self.model.infer(x, **conditions)  # type: ignore[attr-defined]
+                y = y.clamp(0, 1).mul(255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                out.extend(list(y))
+        return out
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_runner(model_id: str, task: str, *, device: str | None = None,
+                checkpoint_root: Path | None = None) -> Runner:
+    """The cached runner of ``model_id`` for ``task`` (loads its checkpoint on first use)."""
+    spec = registry.get(model_id)
+    device = device or default_device()
+    root = checkpoint_root or registry.CHECKPOINT_ROOT
+    key = (model_id, task, device, str(root))
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        folder = spec.checkpoint_dir(task, root)
+        if folder is None:
+            model = spec.model_class(spec.configs[task])
+        else:
+            model = checkpoint.load(folder, spec.model_class, device=device)
+        runner = Runner(model_id=model_id, task=task, model=model, device=device)
+        _cache[key] = runner
+        return runner
