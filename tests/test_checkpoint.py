@@ -1,0 +1,131 @@
+"""Checkpoint folders: round trip, atomic replace, and refusal of every kind of bad folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors.torch import save_file
+
+from facegen import checkpoint
+from facegen.checkpoint import CheckpointError
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    channels: int = 4
+    kernel: tuple[int, int] = (3, 3)
+
+
+class TinyNet(torch.nn.Module, PyTorchModelHubMixin):
+    config_class = TinyConfig
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.conv = torch.nn.Conv2d(3, config.channels, config.kernel)
+        self.norm = torch.nn.BatchNorm2d(config.channels)
+
+
+class OtherNet(TinyNet):
+    pass
+
+
+def _saved(tmp_path, config=TinyConfig()):
+    torch.manual_seed(0)
+    model = TinyNet(config)
+    model.norm.running_mean.uniform_()
+    folder = checkpoint.save(model, tmp_path / "tiny", model_id="tiny", card="# tiny\n")
+    return model, folder
+
+
+def test_round_trip_equal(tmp_path):
+    model, folder = _saved(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "facegen.json", "model.safetensors"]
+    loaded = checkpoint.load(folder, TinyNet)
+    assert loaded.config == model.config
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    assert not loaded.training
+    assert json.loads((folder / "config.json").read_text()) == {"channels": 4, "kernel": [3, 3]}
+
+
+def test_save_replaces_atomically_and_leaves_no_temp(tmp_path):
+    _saved(tmp_path)
+    _, folder = _saved(tmp_path, TinyConfig(channels=6))
+    assert checkpoint.load(folder, TinyNet).config.channels == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny"]
+
+
+def test_missing_folder_and_files(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "nope", TinyNet)
+    _, folder = _saved(tmp_path)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors: file is missing"):
+        checkpoint.load(folder, TinyNet)
+
+
+def test_truncated_weights_fail_hash(tmp_path):
+    _, folder = _saved(tmp_path)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="sha256 does not match"):
+        checkpoint.load(folder, TinyNet)
+
+
+def test_wrong_class_refused(tmp_path):
+    _, folder = _saved(tmp_path)
+    with pytest.raises(CheckpointError, match="holds a 'TinyNet', not a 'OtherNet'"):
+        checkpoint.load(folder, OtherNet)
+
+
+def _rehash(folder):
+    manifest = json.loads((folder / "facegen.json").read_text())
+    manifest["sha256"] = {n: checkpoint.sha256_file(folder / n) for n in ("config.json", "model.safetensors")}
+    (folder / "facegen.json").write_text(json.dumps(manifest))
+
+
+def test_config_with_unknown_field_refused(tmp_path):
+    _, folder = _saved(tmp_path)
+    (folder / "config.json").write_text(json.dumps({"channels": 4, "kernel": [3, 3], "evil": 1}))
+    _rehash(folder)
+    with pytest.raises(CheckpointError, match="unknown config fields"):
+        checkpoint.load(folder, TinyNet)
+
+
+def test_tensors_not_fitting_config_refused(tmp_path):
+    _, folder = _saved(tmp_path)
+    (folder / "config.json").write_text(json.dumps({"channels": 8, "kernel": [3, 3]}))
+    _rehash(folder)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        checkpoint.load(folder, TinyNet)
+
+
+def test_pickle_disguised_as_safetensors_refused(tmp_path):
+    _, folder = _saved(tmp_path)
+    torch.save(TinyNet(TinyConfig()).state_dict(), folder / "model.safetensors")
+    _rehash(folder)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        checkpoint.load(folder, TinyNet)
+
+
+def test_extra_tensor_refused(tmp_path):
+    model, folder = _saved(tmp_path)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state["extra"] = torch.zeros(1)
+    save_file(state, str(folder / "model.safetensors"))
+    _rehash(folder)
+    with pytest.raises(CheckpointError, match="unexpected tensors"):
+        checkpoint.load(folder, TinyNet)
+
+
+def test_atomic_write_bytes(tmp_path):
+    target = tmp_path / "a" / "b.json"
+    checkpoint.atomic_write_bytes(target, b"{}")
+    checkpoint.atomic_write_bytes(target, b"[1]")
+    assert target.read_bytes() == b"[1]"
+    assert [p.name for p in target.parent.iterdir()] == ["b.json"]

@@ -1,0 +1,47 @@
+"""The registry: ids, tasks, checkpoints present, and every entry loads and runs on its task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.tasks import TASKS
+from facegen import registry
+from facegen.inference import load_runner
+
+
+def test_bicubic_first_and_serves_every_sr_task():
+    first = next(iter(registry.REGISTRY))
+    assert first == "bicubic"
+    assert registry.get("bicubic").tasks == ("sr-x2", "sr-x4", "sr-x8")
+
+
+def test_unknown_ids_give_clear_errors():
+    with pytest.raises(KeyError, match="unknown model"):
+        registry.get("nope")
+    with pytest.raises(KeyError, match="does not serve task"):
+        registry.get("bicubic").checkpoint_dir("smile")
+
+
+@pytest.mark.parametrize("spec", list(registry.REGISTRY.values()), ids=list(registry.REGISTRY))
+def test_entry_is_consistent(spec):
+    assert spec.id and spec.title and spec.family in {"baseline", "sr", "smile", "expression"}
+    for task in spec.tasks:
+        assert task in TASKS
+        folder = spec.checkpoint_dir(task)
+        if folder is None:
+            assert task in spec.configs
+        else:
+            assert (folder / "model.safetensors").is_file(), f"{spec.id}/{task}: shipped checkpoint missing"
+
+
+@pytest.mark.parametrize(
+    "model_id,task", [(s.id, t) for s in registry.REGISTRY.values() for t in s.tasks if TASKS[t].id.startswith("sr")]
+)
+def test_sr_entry_runs(model_id, task):
+    t = TASKS[task]
+    runner = load_runner(model_id, task, device="cpu")
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, (t.in_size, t.in_size, 3), dtype=np.uint8) for _ in range(2)]
+    out = runner(faces)
+    assert len(out) == 2 and all(o.shape == (t.out_size, t.out_size, 3) and o.dtype == np.uint8 for o in out)
