@@ -1,0 +1,1 @@
+"""facegen benchmark: metrics, judges, tasks and the leaderboard runner."""
