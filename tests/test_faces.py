@@ -1,0 +1,275 @@
+"""Detection, landmarks, alignment and paste-back on real photos from the data root."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from facegen import faces as F
+from facegen.images import read_image
+
+PHOTOS = {
+    "lfw": "lfw/Adrien_Brody/Adrien_Brody_0001.jpg",
+    "jaffe": "jaffe/KA.AN1.39.jpg",
+    "rafd": "rafd_subset/neutral/Rafd090_01_Caucasian_female_neutral_frontal.jpg",
+    "celeba": "celeba_fsrnet/celeba_val_1000_HR/201600.jpg",
+}
+CELEBA = ["201600.jpg", "201610.jpg", "201620.jpg", "201630.jpg"]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def centre_region(face: F.Face) -> tuple[slice, slice]:
+    """The inner half of the face box: well inside the paste-back mask."""
+    x, y, w, h = face.box
+    return slice(max(0, int(y + h / 4)), int(y + 3 * h / 4)), slice(max(0, int(x + w / 4)), int(x + 3 * w / 4))
+
+
+@pytest.fixture(scope="module")
+def photos(data_root):
+    return {k: read_image(data_root / v) for k, v in PHOTOS.items()}
+
+
+# ------------------------------------------------------------------------------------ detection
+
+
+@pytest.mark.parametrize("name", list(PHOTOS))
+def test_detects_the_face(photos, name):
+    img = photos[name]
+    found = F.detect_faces(img)
+    face = F.centred_face(found, img.shape)
+    x, y, w, h = face.box
+    assert face.score >= 0.6 and w > 20 and h > 20
+    assert face.points.shape == (5, 2) and face.points.dtype == np.float32
+    # subject's right eye is on the image left; eyes above the nose, nose above the mouth
+    re, le, nose, rm, lm = face.points
+    assert re[0] < le[0] and rm[0] < lm[0]
+    assert max(re[1], le[1]) < nose[1] < min(rm[1], lm[1])
+    assert x <= nose[0] <= x + w and y <= nose[1] <= y + h
+
+
+def test_multi_face_image_returns_all_largest_first(data_root):
+    tiles = []
+    for name, side in zip(CELEBA, (96, 224, 160, 128)):
+        face = read_image(data_root / "celeba_fsrnet/celeba_val_1000_HR" / name)
+        face = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA if side < 128 else cv2.INTER_CUBIC)
+        tile = np.full((300, 300, 3), 128, np.uint8)
+        tile[(300 - side) // 2 : (300 + side) // 2, (300 - side) // 2 : (300 + side) // 2] = face
+        tiles.append(tile)
+    canvas = np.concatenate(tiles, axis=1)
+    found = F.detect_faces(canvas)
+    assert len(found) == 4
+    areas = [f.area for f in found]
+    assert areas == sorted(areas, reverse=True)
+    tile_of = [int(f.centre[0] // 300) for f in found]
+    assert tile_of == [1, 2, 3, 0]  # sides 224 > 160 > 128 > 96
+
+
+def test_blank_image_has_no_face():
+    blank = np.full((200, 300, 3), 200, np.uint8)
+    assert F.detect(blank) == []
+    with pytest.raises(F.FaceNotFoundError, match="No face"):
+        F.detect_faces(blank)
+
+
+def test_huge_photo_is_detected_on_a_downscaled_copy(photos):
+    img = photos["rafd"]
+    small = F.detect_faces(img, max_side=4096)[0]
+    big_img = cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    assert max(big_img.shape) > 4000
+    big = F.detect_faces(big_img, max_side=1024)[0]
+    # Coordinates come back in the big photo's pixels: 4x those found on the original.
+    assert np.allclose(np.array(big.box), 4 * np.array(small.box), atol=0.06 * small.box[2] * 4)
+    expect = 4 * (small.points + 0.5) - 0.5
+    iod = np.linalg.norm(expect[0] - expect[1])
+    assert np.abs(big.points - expect).max() < 0.1 * iod
+
+
+def test_rejects_non_rgb_input():
+    with pytest.raises(ValueError, match="uint8 HxWx3"):
+        F.detect(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="uint8 HxWx3"):
+        F.detect(np.zeros((10, 10, 3), np.float32))
+
+
+def test_detection_is_thread_safe(photos):
+    imgs = [photos["lfw"], photos["jaffe"], photos["celeba"]] * 3
+    expect = [F.detect(i)[0].box for i in imgs]
+    got: dict[int, tuple] = {}
+
+    def work(i: int) -> None:
+        got[i] = F.detect(imgs[i])[0].box
+        F.landmarks68(imgs[i], F.detect(imgs[i])[0])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(imgs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[i] for i in range(len(imgs))] == expect
+
+
+# ------------------------------------------------------------------------------------ landmarks
+
+
+@pytest.mark.parametrize("name", list(PHOTOS))
+def test_landmarks68_agree_with_the_five_points(photos, name):
+    img = photos[name]
+    face = F.centred_face(F.detect_faces(img), img.shape)
+    pts = F.landmarks68(img, face)
+    assert pts.shape == (68, 2) and pts.dtype == np.float32
+    eyes = np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
+    iod = float(np.linalg.norm(face.points[0] - face.points[1]))
+    assert np.linalg.norm(eyes - face.points[:2], axis=1).max() < 0.2 * iod
+    mouth = np.stack([pts[48], pts[54]])  # mouth corners, subject's right then left
+    assert np.linalg.norm(mouth - face.points[3:], axis=1).max() < 0.25 * iod
+
+
+# ------------------------------------------------------------------------------------ alignment
+
+
+def test_similarity_transform_recovers_a_known_transform():
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 100, (5, 2))
+    ang, scale, t = 0.3, 1.7, np.array([12.0, -4.0])
+    rot = scale * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    dst = src @ rot.T + t
+    m = F.similarity_transform(src, dst)
+    assert np.allclose(m[:, :2], rot, atol=1e-9) and np.allclose(m[:, 2], t, atol=1e-9)
+    with pytest.raises(ValueError):
+        F.similarity_transform(np.zeros((5, 2)), dst)
+
+
+@pytest.mark.parametrize("template", ["celeba", "ffhq", "arcface"])
+@pytest.mark.parametrize("size", [64, 112, 256])
+def test_aligned_points_land_on_the_template(photos, template, size):
+    img = photos["lfw"]
+    face = F.centred_face(F.detect_faces(img), img.shape)
+    a = F.align(img, face, size, template)
+    assert a.image.shape == (size, size, 3) and a.image.dtype == np.uint8 and a.size == size
+    assert a.matrix.shape == (2, 3)
+    mapped = face.points @ a.matrix[:, :2].T + a.matrix[:, 2]
+    err = np.linalg.norm(mapped - F.template_points(template, size), axis=1)
+    assert err.mean() < 0.04 * size  # 5 points, 4 degrees of freedom: a small residual remains
+    # and the face found again in the crop sits where the template says
+    again = F.detect(cv2.copyMakeBorder(a.image, size // 2, size // 2, size // 2, size // 2, cv2.BORDER_REFLECT101))
+    if size >= 112:
+        pts = again[0].points - size // 2
+        assert np.linalg.norm(pts - F.template_points(template, size), axis=1).mean() < 0.05 * size
+
+
+def test_arcface_template_at_112_is_insightfaces():
+    from insightface.utils.face_align import arcface_dst
+
+    assert np.allclose(F.template_points("arcface", 112), arcface_dst, atol=1e-4)
+
+
+def test_expression_rule(photos):
+    img = photos["rafd"]
+    face = F.detect_faces(img)[0]
+    size = 256
+    a = F.align(img, face, size, "expression")
+    re, le = face.points[:2] @ a.matrix[:, :2].T + a.matrix[:, 2]
+    d_photo = float(np.linalg.norm(face.points[1] - face.points[0]))
+    # side 6.4 d; eyes level, 3.2 d from the top, centred horizontally on the eye midpoint
+    assert np.isclose(F._scale_of(a.matrix) * 6.4 * d_photo, size, rtol=1e-6)
+    assert abs(re[1] - le[1]) < 1e-6
+    assert np.isclose((re[1] + 0.5) / size, 3.2 / 6.4, atol=1e-6)
+    assert np.isclose((re[0] + le[0]) / 2 + 0.5, size / 2, atol=1e-6)
+    assert np.isclose(le[0] - re[0], size / 6.4, atol=1e-6)
+
+
+def test_celeba_template_matches_the_celeba_faces(data_root):
+    """Aligning an already CelebA-aligned face at 128 with the measured template is ~identity."""
+    scales, shifts = [], []
+    for name in CELEBA:
+        img = read_image(data_root / "celeba_fsrnet/celeba_val_1000_HR" / name)
+        a = F.align(img, F.detect_faces(img)[0], 128, "celeba")
+        scales.append(F._scale_of(a.matrix))
+        centre = a.matrix[:, :2] @ np.array([63.5, 63.5]) + a.matrix[:, 2]
+        shifts.append(np.linalg.norm(centre - 63.5))
+    assert abs(np.mean(scales) - 1) < 0.06
+    assert np.mean(shifts) < 4
+
+
+def test_small_crops_do_not_alias():
+    # Fine stripes (2-pixel period) shrunk 8x must average to grey, not beat into bands.
+    stripes = np.zeros((800, 800, 3), np.uint8)
+    stripes[:, ::2] = 255
+    pts = np.array([[330, 330], [470, 330], [400, 420], [345, 500], [455, 500]], np.float32)
+    a = F.align(stripes, pts, 32, "celeba")
+    assert F._scale_of(a.matrix) < 0.3
+    assert abs(a.image.mean() - 127.5) < 6 and a.image.std() < 6
+
+
+def test_align_rejects_bad_arguments(photos):
+    face = F.detect_faces(photos["lfw"])[0]
+    with pytest.raises(ValueError, match="template"):
+        F.align(photos["lfw"], face, 64, "nope")
+    with pytest.raises(ValueError, match="size"):
+        F.align(photos["lfw"], face, 0)
+
+
+# ------------------------------------------------------------------------------------ paste-back
+
+
+@pytest.mark.parametrize("name", list(PHOTOS))
+@pytest.mark.parametrize(("template", "size"), [("celeba", 256), ("ffhq", 512), ("arcface", 112), ("expression", 256)])
+def test_align_paste_back_round_trip(photos, name, template, size):
+    img = photos[name]
+    face = F.centred_face(F.detect_faces(img), img.shape)
+    a = F.align(img, face, size, template)
+    back = F.paste_back(img, a.image, a)
+    assert back.shape == img.shape and back.dtype == np.uint8
+    assert psnr(back[centre_region(face)], img[centre_region(face)]) > 30
+    assert psnr(back, img) > 30
+
+
+def test_paste_back_of_a_larger_crop_and_into_a_larger_photo(photos):
+    img = photos["lfw"]
+    face = F.centred_face(F.detect_faces(img), img.shape)
+    a = F.align(img, face, 128, "celeba")
+    region = centre_region(face)
+    # A 4x "super-resolved" crop: its scale follows from its side versus the aligned size.
+    crop4 = cv2.resize(a.image, (512, 512), interpolation=cv2.INTER_CUBIC)
+    assert psnr(F.paste_back(img, crop4, a)[region], img[region]) > 30
+    assert np.array_equal(F.paste_back(img, crop4, a.matrix, aligned_size=128), F.paste_back(img, crop4, a))
+    with pytest.raises(ValueError, match="aligned_size"):
+        F.paste_back(img, crop4, a.matrix)
+    # ... pasted into the photo up-scaled 4x, it matches that up-scaled photo.
+    big = cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    out = F.paste_back(big, crop4, a, photo_scale=4)
+    big_region = tuple(slice(s.start * 4, s.stop * 4) for s in region)
+    assert psnr(out[big_region], big[big_region]) > 30
+    m4 = F.scale_matrix(a.matrix, 4)
+    assert np.array_equal(F.paste_back(big, crop4, m4, aligned_size=128), out)
+
+
+def test_paste_back_is_feathered_and_local(photos):
+    img = photos["rafd"]
+    face = F.detect_faces(img)[0]
+    a = F.align(img, face, 128, "celeba")
+    red = np.zeros_like(a.image)
+    red[..., 0] = 255
+    out = F.paste_back(img, red, a, feather=0.1)
+    cx, cy = (int(v) for v in face.centre)
+    assert tuple(out[cy, cx]) == (255, 0, 0)  # the crop's centre is fully replaced
+    changed = np.any(out != img, axis=2)
+    ys, xs = np.nonzero(changed)
+    # nothing changes outside the crop's footprint
+    corners = cv2.invertAffineTransform(a.matrix) @ np.array([[-0.5, -0.5, 1], [127.5, -0.5, 1], [-0.5, 127.5, 1], [127.5, 127.5, 1]]).T
+    assert xs.min() >= corners[0].min() - 1 and xs.max() <= corners[0].max() + 1
+    assert ys.min() >= corners[1].min() - 1 and ys.max() <= corners[1].max() + 1
+    # along a row from the centre outwards the weight of red falls smoothly (no seam)
+    row = out[cy, cx:, 0].astype(float) - img[cy, cx:, 0].astype(float)
+    weight = row / np.maximum(255.0 - img[cy, cx:, 0], 1)
+    end = int(np.nonzero(weight > 0.01)[0].max())
+    ramp = weight[: end + 1]
+    assert ramp[0] > 0.99 and np.all(np.diff(ramp) < 0.2)
+    assert np.sum((ramp > 0.05) & (ramp < 0.95)) >= 4  # the fade spans several pixels
