@@ -32,7 +32,8 @@ def _check(img: np.ndarray) -> None:
 
 
 def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(img).resize((width, height), Image.Resampling.BICUBIC))
+    # np.array (a copy) so callers get a writable array; np.asarray of a PIL image is read-only
+    return np.array(Image.fromarray(img).resize((width, height), Image.Resampling.BICUBIC))
 
 
 def bicubic_down(img: np.ndarray, scale: int) -> np.ndarray:
