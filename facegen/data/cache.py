@@ -143,7 +143,9 @@ def aligned_crops(
     if not records:
         raise CacheError("aligned_crops needs at least one record.")
     aligner = aligner if aligner is not None else FaceAligner()
-    aligner_id = getattr(aligner, "cache_id", None) or f"{type(aligner).__module__}.{getattr(aligner, '__qualname__', type(aligner).__qualname__)}"
+    aligner_id = getattr(aligner, "cache_id", None) or (
+        f"{type(aligner).__module__}.{getattr(aligner, '__qualname__', type(aligner).__qualname__)}"
+    )
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     name = f"{_dataset_name(records)}-{template}-{size}-{cache_key(records, size, template, aligner_id)}"
     entry = root / name
@@ -162,10 +164,14 @@ def aligned_crops(
             continue
         crop = np.asarray(getattr(result, "image", result))
         if crop.shape != (size, size, 3) or crop.dtype != np.uint8:
-            raise CacheError(f"Aligner returned {crop.dtype} {crop.shape} for {record.key}; expected uint8 {(size, size, 3)}.")
+            raise CacheError(
+                f"Aligner returned {crop.dtype} {crop.shape} for {record.key}; expected uint8 {(size, size, 3)}."
+            )
         matrix = getattr(result, "matrix", None)
         crops.append(crop)
-        matrices.append(np.full((2, 3), np.nan) if matrix is None else np.asarray(matrix, dtype=np.float64).reshape(2, 3))
+        matrices.append(
+            np.full((2, 3), np.nan) if matrix is None else np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+        )
         keys.append(record.key)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))

@@ -39,7 +39,9 @@ def _folder(path: str | Path, what: str) -> Path:
 
 def _images(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
     )
 
 
@@ -120,7 +122,9 @@ def read_ffhq(folder: str | Path) -> list[FaceRecord]:
     search = official if official.is_dir() else base
     files = _images(search)
     if not files:
-        raise LayoutError(f"FFHQ folder {base} holds no images (expected images1024x1024/NNNNN/*.png or a flat folder).")
+        raise LayoutError(
+            f"FFHQ folder {base} holds no images (expected images1024x1024/NNNNN/*.png or a flat folder)."
+        )
 
     def order(p: Path) -> tuple[int, str]:
         return (int(p.stem), p.name) if p.stem.isdigit() else (1 << 62, p.as_posix())
