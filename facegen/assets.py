@@ -55,6 +55,14 @@ class AssetError(RuntimeError):
     """A pretrained file is missing, damaged, or cannot be had offline."""
 
 
+class AssetMissingError(AssetError):
+    """The package that carries a pretrained file is not installed, or lacks the file."""
+
+
+class AssetDamagedError(AssetError):
+    """A pretrained file is there but its sha256 differs from the recorded one."""
+
+
 @dataclass(frozen=True)
 class Asset:
     name: str
@@ -170,16 +178,16 @@ def path(name: str) -> Path:
     asset = ASSETS[name]
     folder = _package_dir(asset.module)
     if folder is None:
-        raise AssetError(f"{asset.description} is missing: run `{asset.install_command}`")
+        raise AssetMissingError(f"{asset.description} is missing: run `{asset.install_command}`")
     file = folder / asset.path
     if not file.is_file():
-        raise AssetError(f"{file} is missing from {asset.package}: run `{asset.install_command}`")
+        raise AssetMissingError(f"{file} is missing from {asset.package}: run `{asset.install_command}`")
     stat = file.stat()
     key = (name, str(file), stat.st_size, stat.st_mtime_ns)
     if key not in _verified:
         digest = sha256_file(file)
         if digest != asset.sha256:
-            raise AssetError(
+            raise AssetDamagedError(
                 f"{file}: sha256 {digest[:12]}... does not match the recorded {asset.sha256[:12]}... "
                 f"(reinstall with `{asset.install_command} --force-reinstall`)"
             )
@@ -551,10 +559,13 @@ def status(name: str) -> str:
     """One asset's status: ready / missing or damaged + the command that fixes it / unavailable offline."""
     if name in ONLINE_ASSETS:
         return "ready" if ONLINE_ASSETS[name].locate().is_file() else "unavailable offline"
+    install = ASSETS[name].install_command
     try:
         path(name)
-    except AssetError as exc:
-        return f"missing: {exc}" if "missing" in str(exc) else f"damaged: {exc}"
+    except AssetMissingError:
+        return f"missing: run `{install}`"
+    except AssetDamagedError:
+        return f"damaged: run `{install} --force-reinstall`"
     if name in CONVERSIONS and not converted_file(name).is_file():
         return f"ready (not converted yet: {PREPARE_COMMAND})"
     return "ready"
