@@ -166,7 +166,6 @@ def _package_dir(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-
 # Files already hashed in this process, keyed by what would change if the file were replaced.
 _verified: set[tuple[str, str, int, int]] = set()
 
@@ -202,7 +201,10 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
     # The only callables a pickled plain ndarray needs. They are handed out from this table,
     # never imported by name, so a pickle cannot reach os.system & co. (numpy >= 2 moved
     # numpy.core to numpy._core; old pickles name the former.)
-    from numpy._core import multiarray
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
 
     return {
         ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
@@ -324,6 +326,9 @@ def _check_keras_architecture(config_json: str, config: MiniXceptionConfig) -> N
     else:
         if [c["padding"] for c in convs[:2]] != ["valid", "valid"] or convs[-1]["padding"] != "same":
             problems.append("stem convs must be 'valid' and the class conv 'same'")
+        for c in convs[2:-1]:  # block shortcuts: 1x1, stride 2
+            if list(c["kernel_size"]) != [1, 1] or list(c["strides"]) != [2, 2]:
+                problems.append(f"{c['name']}: shortcut kernel {c['kernel_size']} stride {c['strides']}")
     if len(by_kind.get("SeparableConv2D", [])) != 2 * len(config.block_channels):
         problems.append("unexpected number of SeparableConv2D layers")
     if len(by_kind.get("GlobalAveragePooling2D", [])) != 1:

