@@ -1,0 +1,445 @@
+"""LFW face verification: the calibration of the identity encoders and the proof of alignment.
+
+``python -m benchmarks.lfw [--data-root DIR] [--encoder sface|dlib|arcface] [--pairs FILE]
+[--regenerate-pairs] [--out DIR] [--limit N]``
+
+Pairs: LFW's own pairs.txt is not part of the data, so 3,000 pairs (1,500 same-person,
+1,500 different-person, 10 folds of 150 + 150) are drawn from ``lfw/labels.csv`` with a seeded
+generator and committed as ``benchmarks/lfw_pairs.txt`` (image names relative to ``lfw/``).
+
+Per image: YuNet detection; the face whose box centre is nearest the image centre is the
+subject (LFW photos are centred on the named person and often hold bystanders); the
+encoder's own crop; its embedding. Pairs are scored by cosine similarity. Accuracy follows
+LFW's protocol: for each fold, the threshold that maximises accuracy on the other nine folds
+is tested on it; mean and standard deviation over the ten folds. The ROC over all pairs gives
+TAR at FAR 1 % and 0.1 % and the AUC. Results: ``lfw-<encoder>.json`` and ``lfw-<encoder>-roc.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PAIRS_FILE = Path(__file__).with_name("lfw_pairs.txt")
+PAIRS_SEED = 20180101
+N_FOLDS = 10
+PAIRS_PER_FOLD = 150  # of each kind
+
+# Fallback when YuNet finds no face even at a low score: a fixed centred face, the 5 points of
+# the average LFW subject (LFW's 250x250 images are centred on the named person), measured as
+# the mean YuNet points of the centred face over the 4,798 images of the committed pairs (YuNet
+# finds a face at score >= 0.6 in all of them; per-coordinate standard deviation 2.6-6.9 px).
+LOW_SCORE = 0.3
+LFW_MEAN_POINTS = np.array(
+    [
+        [102.95, 113.89],
+        [148.81, 112.72],
+        [125.68, 137.84],
+        [108.32, 159.44],
+        [146.69, 158.76],
+    ],
+    dtype=np.float32,
+)
+
+
+# ============================================================================================
+# Pure verification maths (scores: higher = more alike; labels: True = same person)
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels).astype(bool).reshape(-1)
+    if s.shape != y.shape or s.size == 0:
+        raise ValueError(f"scores and labels must be equally long and non-empty, got {s.shape} and {y.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    return s, y
+
+
+def accuracy_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
+    """Fraction of pairs classified right when 'same' means score >= threshold."""
+    s, y = _check(scores, labels)
+    return float(np.mean((s >= threshold) == y))
+
+
+def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold with the highest accuracy on these pairs (midpoints between sorted scores;
+    the lowest such threshold on ties)."""
+    s, y = _check(scores, labels)
+    u = np.unique(s)
+    candidates = np.concatenate([[u[0] - 1.0], (u[:-1] + u[1:]) / 2.0, [u[-1] + 1.0]])
+    # Accuracy of every candidate at once: positives at or above, negatives below.
+    order = np.sort(s[y])
+    neg = np.sort(s[~y])
+    tp = len(order) - np.searchsorted(order, candidates, side="left")
+    tn = np.searchsorted(neg, candidates, side="left")
+    acc = (tp + tn) / len(s)
+    return float(candidates[int(np.argmax(acc))])
+
+
+def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LFW protocol: per fold, the threshold chosen on the other folds, tested on this one.
+
+    Returns (accuracy per fold, threshold per fold), in the order of ``np.unique(folds)``.
+    """
+    s, y = _check(scores, labels)
+    folds = np.asarray(folds).reshape(-1)
+    if folds.shape != s.shape:
+        raise ValueError("folds must be as long as scores")
+    accs, thrs = [], []
+    for k in np.unique(folds):
+        test = folds == k
+        if test.all():
+            raise ValueError("k-fold accuracy needs at least two folds")
+        thr = best_threshold(s[~test], y[~test])
+        accs.append(accuracy_at(s[test], y[test], thr))
+        thrs.append(thr)
+    return np.array(accs), np.array(thrs)
+
+
+@dataclass(frozen=True)
+class Roc:
+    """ROC points from the strictest threshold down: (FAR, TAR) start at (0, 0), end at (1, 1)."""
+
+    far: np.ndarray
+    tar: np.ndarray
+    thresholds: np.ndarray  # accept when score >= threshold (inf for the first point)
+
+
+def roc(scores: np.ndarray, labels: np.ndarray) -> Roc:
+    """The ROC curve; tied scores form one point (no interpolation inside ties)."""
+    s, y = _check(scores, labels)
+    if y.all() or not y.any():
+        raise ValueError("an ROC needs both same-person and different-person pairs")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each run of equal scores
+    tp = np.cumsum(y)[last]
+    fp = np.cumsum(~y)[last]
+    far = np.r_[0.0, fp / (~y).sum()]
+    tar = np.r_[0.0, tp / y.sum()]
+    return Roc(far=far, tar=tar, thresholds=np.r_[np.inf, s[last]])
+
+
+def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
+    """The highest true-accept rate over thresholds whose false-accept rate is <= ``far``."""
+    r = roc(scores, labels)
+    return float(r.tar[r.far <= far + 1e-12].max())
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC (trapezoids; equals P(same score > different score) + P(tie) / 2)."""
+    r = roc(scores, labels)
+    return float(np.trapezoid(r.tar, r.far))
+
+
+# ============================================================================================
+# Pairs
+
+
+@dataclass(frozen=True)
+class Pair:
+    fold: int
+    same: bool
+    a: str  # image name relative to lfw/
+    b: str
+
+
+def read_labels(data_root: Path) -> dict[str, list[str]]:
+    """identity -> sorted image names (relative to lfw/) from ``lfw/labels.csv``."""
+    file = Path(data_root) / "lfw" / "labels.csv"
+    if not file.is_file():
+        raise FileNotFoundError(f"LFW labels not found at {file}: pass --data-root or set FACEGEN_DATA")
+    by_id: dict[str, list[str]] = defaultdict(list)
+    with open(file, newline="") as fh:
+        for row in csv.DictReader(fh):
+            by_id[row["identity"]].append(row["image"])
+    return {k: sorted(v) for k, v in sorted(by_id.items())}
+
+
+def generate_pairs(labels: dict[str, list[str]], seed: int = PAIRS_SEED) -> list[Pair]:
+    """10 folds x (150 same + 150 different) distinct pairs, deterministic for a given seed.
+
+    Same-person pairs: an identity with >= 2 images drawn uniformly, then two of its images.
+    Different-person pairs: two identities drawn uniformly from all, one image of each.
+    """
+    rng = np.random.default_rng(seed)
+    ids = sorted(labels)
+    multi = [i for i in ids if len(labels[i]) >= 2]
+    n = N_FOLDS * PAIRS_PER_FOLD
+    same: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    while len(same) < n:
+        imgs = labels[multi[int(rng.integers(len(multi)))]]
+        i, j = sorted(int(v) for v in rng.choice(len(imgs), size=2, replace=False))
+        key = (imgs[i], imgs[j])
+        if key not in seen:
+            seen.add(key)
+            same.append(key)
+    diff: list[tuple[str, str]] = []
+    while len(diff) < n:
+        p, q = (ids[int(v)] for v in rng.choice(len(ids), size=2, replace=False))
+        key = (labels[p][int(rng.integers(len(labels[p])))], labels[q][int(rng.integers(len(labels[q])))])
+        if key not in seen and key[::-1] not in seen:
+            seen.add(key)
+            diff.append(key)
+    pairs = []
+    for k in range(N_FOLDS):
+        sl = slice(k * PAIRS_PER_FOLD, (k + 1) * PAIRS_PER_FOLD)
+        pairs += [Pair(k, True, a, b) for a, b in same[sl]]
+        pairs += [Pair(k, False, a, b) for a, b in diff[sl]]
+    return pairs
+
+
+def format_pairs(pairs: list[Pair], seed: int = PAIRS_SEED) -> str:
+    lines = [
+        "# LFW verification pairs: 10 folds x (150 same-person + 150 different-person).",
+        f"# Generated from lfw/labels.csv by `python -m benchmarks.lfw --regenerate-pairs` (seed {seed}).",
+        "# Image names are relative to the lfw/ folder of the data root.",
+        "# fold\tsame\timage_a\timage_b",
+    ]
+    lines += [f"{p.fold}\t{int(p.same)}\t{p.a}\t{p.b}" for p in pairs]
+    return "\n".join(lines) + "\n"
+
+
+def read_pairs(file: Path = PAIRS_FILE) -> list[Pair]:
+    pairs = []
+    for n, line in enumerate(Path(file).read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 4 or parts[1] not in ("0", "1"):
+            raise ValueError(f"{file}:{n}: expected 'fold<TAB>same(0/1)<TAB>image_a<TAB>image_b'")
+        pairs.append(Pair(int(parts[0]), parts[1] == "1", parts[2], parts[3]))
+    return pairs
+
+
+def subset(pairs: list[Pair], n: int) -> list[Pair]:
+    """A deterministic balanced subset of about ``n`` pairs: in every fold, its first
+    ``n // 20`` same-person and first ``n // 20`` different-person pairs (all ten folds kept)."""
+    m = max(1, n // (2 * N_FOLDS))
+    out, count = [], defaultdict(int)
+    for p in pairs:
+        if count[(p.fold, p.same)] < m:
+            count[(p.fold, p.same)] += 1
+            out.append(p)
+    return out
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ============================================================================================
+# Embedding the images
+
+
+@dataclass(frozen=True)
+class Embedded:
+    embeddings: dict[str, np.ndarray]
+    low_score: list[str]  # found only below the usual score threshold (LOW_SCORE <= score < 0.6)
+    fallback: list[str]  # no face at all: the fixed centred LFW_MEAN_POINTS were used
+    seconds: float  # wall time for read + detect + crop + embed of all images
+    cpu_seconds: float  # CPU time of this process over the same work (all its threads)
+
+
+def embed_images(names: list[str], lfw_dir: Path, encoder, *, progress: bool = True) -> Embedded:
+    """Embed each LFW image's centred face with ``encoder`` (a judges.IdentityEncoder)."""
+    from facegen import faces as F
+    from facegen.images import read_image
+
+    out: dict[str, np.ndarray] = {}
+    low, fallback = [], []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names), desc=f"LFW {encoder.name}", unit="img", file=sys.stderr)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for name in names:
+        img = read_image(lfw_dir / name)
+        found = F.detect(img)
+        if not found:
+            found = F.detect(img, min_score=LOW_SCORE)
+            if found:
+                low.append(name)
+        if found:
+            face = F.centred_face(found, img.shape)
+        else:
+            fallback.append(name)
+            h, w = img.shape[:2]
+            pts = LFW_MEAN_POINTS * np.array([w / 250.0, h / 250.0], np.float32)
+            face = F.Face(box=(w * 0.25, h * 0.25, w * 0.5, h * 0.5), score=0.0, points=pts)
+        out[name] = encoder.embed(encoder.crop(img, face)[None])[0]
+        if bar is not None:
+            bar.update()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if bar is not None:
+        bar.close()
+    return Embedded(out, low, fallback, seconds, cpu)
+
+
+def evaluate(pairs: list[Pair], emb: dict[str, np.ndarray]) -> dict:
+    """Verification numbers for these pairs from unit embeddings."""
+    a = np.stack([emb[p.a] for p in pairs])
+    b = np.stack([emb[p.b] for p in pairs])
+    scores = np.sum(a * b, axis=1)
+    labels = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    accs, thrs = kfold_accuracy(scores, labels, folds)
+    r = roc(scores, labels)
+    return {
+        "accuracy_mean": float(accs.mean()),
+        "accuracy_std": float(accs.std()),
+        "accuracy_per_fold": [float(x) for x in accs],
+        "threshold_per_fold": [float(x) for x in thrs],
+        "tar_at_far_1e-2": tar_at_far(scores, labels, 1e-2),
+        "tar_at_far_1e-3": tar_at_far(scores, labels, 1e-3),
+        "auc": auc(scores, labels),
+        "_scores": scores,
+        "_labels": labels,
+        "_roc": r,
+    }
+
+
+def plot_roc(curves: dict[str, Roc], file: Path) -> None:
+    """ROC curves (TAR against FAR on a log axis) as a PNG, written atomically."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    for label, r in curves.items():
+        far = np.maximum(r.far, 1e-4)
+        ax.step(far, r.tar, where="post", label=label)
+    for x in (1e-3, 1e-2):
+        ax.axvline(x, color="grey", lw=0.5, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(0.5, 1.001)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title("LFW verification, 3,000 pairs")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    _atomic_write(file, buf.getvalue())
+
+
+def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, limit: int | None = None,
+        threads: int = 2, progress: bool = True) -> dict:
+    """Score the pairs with one encoder; write JSON + ROC PNG under ``out_dir``; return the result."""
+    import cv2
+
+    from benchmarks.judges import identity_encoder
+
+    cv2.setNumThreads(threads)
+    pairs = read_pairs(pairs_file)
+    if limit is not None:
+        pairs = subset(pairs, limit)
+    lfw_dir = Path(data_root) / "lfw"
+    names = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    missing = [n for n in names if not (lfw_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} LFW images of the pairs are missing under {lfw_dir}, e.g. {missing[0]}")
+    encoder = identity_encoder(encoder_name)
+    emb = embed_images(names, lfw_dir, encoder, progress=progress)
+    res = evaluate(pairs, emb.embeddings)
+    result = {
+        "benchmark": "lfw-verification",
+        "encoder": encoder.name,
+        "encoder_version": encoder.version,
+        "crop": f"{encoder.crop_size}x{encoder.crop_size} ({getattr(encoder, 'template', 'dlib face chip from 68 landmarks')})",
+        "detector": "YuNet face_detection_yunet_2023mar_int8bq, score >= 0.6; face nearest the image centre",
+        "pairs_file": pairs_file.name,
+        "pairs_sha256": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest(),
+        "n_pairs": len(pairs),
+        "n_same": int(sum(p.same for p in pairs)),
+        "n_images": len(names),
+        "protocol": "cosine similarity; 10-fold accuracy, threshold chosen on 9 folds and tested on the 10th; ROC over all pairs",
+        **{k: v for k, v in res.items() if not k.startswith("_")},
+        "images_low_score_face": emb.low_score,
+        "images_without_face": emb.fallback,
+        "fallback": f"faces found only at score >= {LOW_SCORE} are used as found; with no face at all, "
+        "the fixed centred 5 points LFW_MEAN_POINTS (the average centred LFW face) are used",
+        "seconds": round(emb.seconds, 2),
+        "ms_per_image": round(1000 * emb.seconds / len(names), 2),
+        "cpu_ms_per_image": round(1000 * emb.cpu_seconds / len(names), 2),
+        "cpu_threads": threads,
+        "hardware": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    stem = f"lfw-{encoder.name}" + (f"-{len(pairs)}" if limit is not None else "")
+    _atomic_write(out_dir / f"{stem}.json", (json.dumps(result, indent=2) + "\n").encode())
+    plot_roc({f"{encoder.name} (acc {100 * res['accuracy_mean']:.2f} %, AUC {res['auc']:.4f})": res["_roc"]},
+             out_dir / f"{stem}-roc.png")
+    return result
+
+
+def _default_data_root() -> Path:
+    env = os.environ.get("FACEGEN_DATA")
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.lfw", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", type=Path, default=None, help="data root holding lfw/ (default: $FACEGEN_DATA)")
+    ap.add_argument("--encoder", default="sface", choices=["sface", "dlib", "arcface"])
+    ap.add_argument("--pairs", type=Path, default=PAIRS_FILE)
+    ap.add_argument("--regenerate-pairs", action="store_true", help="draw the pairs again from labels.csv and write --pairs")
+    ap.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the JSON and the ROC PNG")
+    ap.add_argument("--limit", type=int, default=None, help="score a balanced subset of N pairs (N/20 of each kind per fold)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    root = args.data_root or _default_data_root()
+    try:
+        if args.regenerate_pairs:
+            pairs = generate_pairs(read_labels(root))
+            _atomic_write(args.pairs, format_pairs(pairs).encode())
+            print(f"wrote {len(pairs)} pairs to {args.pairs}")
+        r = run(root, args.encoder, args.pairs, args.out, limit=args.limit, threads=args.threads,
+                progress=not args.no_progress)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"LFW {r['encoder']}: {r['n_pairs']} pairs, 10-fold accuracy {100 * r['accuracy_mean']:.2f} "
+        f"± {100 * r['accuracy_std']:.2f} %, TAR@FAR1% {100 * r['tar_at_far_1e-2']:.2f} %, "
+        f"TAR@FAR0.1% {100 * r['tar_at_far_1e-3']:.2f} %, AUC {r['auc']:.5f}; {r['ms_per_image']} ms/image "
+        f"wall, {r['cpu_ms_per_image']} ms CPU ({r['cpu_threads']} threads); {len(r['images_without_face'])} images without a face "
+        f"(+{len(r['images_low_score_face'])} found only at score >= {LOW_SCORE}); "
+        f"results in {args.out}/"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
