@@ -9,9 +9,11 @@ import numpy as np
 from PIL import Image
 
 from facegen import faces as F
+from facegen.data.degrade import bicubic_down
 from facegen.inference import load_runner
 
 MAX_OUTPUT_SIDE = 2048  # the output photo is capped so a large upload cannot exhaust memory
+LARGE_FACE = 1.25  # a face whose crop spans more than this many model-input sizes is "already large"
 
 
 class TaskShape(Protocol):
@@ -34,15 +36,13 @@ class PhotoResult:
     image: np.ndarray  # the whole photo with processed faces pasted back (uint8 RGB)
     inputs: list[np.ndarray]  # what the model saw, per face
     outputs: list[np.ndarray]  # what the model produced, per face
+    references: list[np.ndarray] = field(default_factory=list)  # sharp face crops (sharp-photo mode)
+    low_res_photo: np.ndarray | None = None  # the photo the model's inputs came from
     notes: list[str] = field(default_factory=list)
 
 
-def output_scale(shape: tuple[int, ...], scale: float, max_side: int = MAX_OUTPUT_SIDE) -> float:
-    """The factor the photo is enlarged by: the model's factor, capped so the result fits max_side."""
-    return min(float(scale), max_side / max(shape[0], shape[1]))
-
-
 def resize(image: np.ndarray, factor: float) -> np.ndarray:
+    """PIL bicubic resize by ``factor`` (antialiased when shrinking)."""
     h, w = image.shape[:2]
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     if size == (w, h):
@@ -50,16 +50,54 @@ def resize(image: np.ndarray, factor: float) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
 
 
-def super_resolve(photo: np.ndarray, faces: list[F.Face], model_id: str, task: TaskShape,
-                  *, paste: bool = True, max_side: int = MAX_OUTPUT_SIDE) -> PhotoResult:
-    """Enlarge ``photo`` by the task's factor (bicubic background) with each face super-resolved.
+def scale_face(face: F.Face, factor: float) -> F.Face:
+    """The same face in the photo resized by ``factor``."""
+    x, y, w, h = face.box
+    return F.Face(box=(x * factor, y * factor, w * factor, h * factor), score=face.score,
+                  points=(face.points * factor).astype(np.float32))
 
-    Each face is aligned at the model's input size, super-resolved to its output size, and
-    pasted back into the enlarged photo with a feathered mask.
+
+def crop_scale(photo: np.ndarray, face: F.Face, size: int, template: str) -> float:
+    """Crop pixels per photo pixel when ``face`` is aligned to ``size`` (< 1: the face is larger)."""
+    m = F.align(photo[:1, :1], face, size, template).matrix  # the matrix only; the tiny image saves the warp
+    return float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+
+
+def super_resolve(photo: np.ndarray, faces: list[F.Face], model_id: str, task: TaskShape, *,
+                  sharp: bool = False, paste: bool = True, max_side: int = MAX_OUTPUT_SIDE) -> PhotoResult:
+    """Super-resolve every face of ``photo`` with ``model_id`` at the task's factor.
+
+    Default mode: the photo is taken as the low-resolution one and enlarged by the task's
+    factor (bicubic background) with each face super-resolved and pasted back. A face model
+    works on faces of its input size (e.g. 32 pixels for 4x); when the faces are larger, the
+    photo is first reduced so that the largest face has that size, and a note says so.
+
+    ``sharp=True`` ("I have a sharp photo"): each face is aligned at the output size as the
+    reference, reduced by the task's factor exactly as the benchmark does, super-resolved, and
+    pasted back into the original photo; ``references`` then holds the sharp crops to compare.
     """
     runner = load_runner(model_id, task.id)
-    factor = output_scale(photo.shape, task.scale, max_side)
-    notes = []
+    notes: list[str] = []
+    if sharp:
+        refs = [F.align(photo, face, task.out_size, template=task.template) for face in faces]
+        inputs = [bicubic_down(a.image, task.scale) for a in refs]
+        outputs = runner(inputs)
+        canvas = photo
+        if paste:
+            for a, out in zip(refs, outputs):
+                canvas = F.paste_back(canvas, out, a)
+        return PhotoResult(model_id, canvas, inputs, outputs, [a.image for a in refs], None, notes)
+
+    reduce = min(1.0, min(crop_scale(photo, f, task.in_size, task.template) for f in faces[:1]) * LARGE_FACE)
+    if reduce < 1.0:
+        reduce /= LARGE_FACE  # bring the largest face to exactly the model's input size
+        photo = resize(photo, reduce)
+        faces = [scale_face(f, reduce) for f in faces]
+        notes.append(
+            f"The faces are larger than this model's {task.in_size}-pixel input, so the photo was first "
+            f"reduced to {reduce:.0%} of its size (the low-resolution input shown) and then enlarged {task.scale}x."
+        )
+    factor = min(float(task.scale), max_side / max(photo.shape[0], photo.shape[1]))
     if factor < task.scale:
         notes.append(f"The photo was enlarged {factor:.2f}x instead of {task.scale}x to stay within {max_side} pixels.")
     aligned = [F.align(photo, face, task.in_size, template=task.template) for face in faces]
@@ -69,11 +107,4 @@ def super_resolve(photo: np.ndarray, faces: list[F.Face], model_id: str, task: T
     if paste:
         for a, out in zip(aligned, outputs):
             canvas = F.paste_back(canvas, out, a, photo_scale=factor)
-    big = [i + 1 for i, face in enumerate(faces) if max(face.box[2], face.box[3]) > 2 * task.in_size]
-    if big:
-        notes.append(
-            f"Face(s) {big} are already larger than the model's {task.in_size}-pixel input, so they were "
-            "reduced to it first; super-resolution shows its value on small faces. Use 'I have a sharp "
-            "photo' to compare the models against the original."
-        )
-    return PhotoResult(model_id=model_id, image=canvas, inputs=inputs, outputs=outputs, notes=notes)
+    return PhotoResult(model_id, canvas, inputs, outputs, [], photo, notes)
