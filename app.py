@@ -11,9 +11,11 @@ import os
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 
+from benchmarks import leaderboard
 from benchmarks.tasks import TASKS
-from facegen import registry
+from facegen import assets, registry
 from facegen.faces import Face, FaceNotFoundError, detect_faces
 from facegen.images import ImageReadError, read_image
 from facegen.pipeline import super_resolve
@@ -24,6 +26,8 @@ SR_TASKS = ("sr-x2", "sr-x4", "sr-x8")
 MAX_UPLOAD = "25mb"
 MAX_PIXELS = 40_000_000
 MAX_FACES = 8  # faces processed per photo; the rest are left as they are (with a note)
+SHARP = "I have a sharp photo (make the low-res input, compare with the original)"
+ENLARGE = "Enlarge this photo"
 
 
 class PhotoUpload(gr.Image):
@@ -68,8 +72,33 @@ def sr_models(task_id: str) -> list[str]:
     return [spec.id for spec in registry.models_for(task_id)]
 
 
-def run_super_resolution(photo_file, task_id: str, model_ids: list[str], paste: bool):
-    """Super-resolve every face of the photo with each chosen model; returns a labelled gallery."""
+def _face_scores(outputs: list[np.ndarray], references: list[np.ndarray]) -> dict[str, float]:
+    """Mean PSNR/SSIM (Y), LPIPS and identity cosine of super-resolved crops against the sharp ones."""
+    from benchmarks import metrics
+    from benchmarks.judges import identity_encoder
+    from facegen.faces import detect
+
+    enc = identity_encoder("sface")
+    cos = []
+    for out, ref in zip(outputs, references):
+        found = detect(ref)
+        if found:  # the same landmarks crop both: the crops are pixel-aligned
+            e = enc.embed(np.stack([enc.crop(out, found[0]), enc.crop(ref, found[0])]))
+            cos.append(float(e[0] @ e[1]))
+    return {
+        "PSNR Y (dB)": float(np.mean([metrics.psnr(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
+        "SSIM Y": float(np.mean([metrics.ssim(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
+        "LPIPS": float(np.mean(metrics.lpips_distances(outputs, references))),
+        "identity cosine": float(np.mean(cos)) if cos else float("nan"),
+    }
+
+
+def run_super_resolution(photo_file, task_id: str, model_ids: list[str], mode: str, paste: bool,
+                         progress=gr.Progress()):
+    """Super-resolve every face of the photo with each chosen model.
+
+    Returns a labelled gallery, a per-model score table (sharp-photo mode) and a status line.
+    """
     if task_id not in SR_TASKS:
         raise gr.Error(f"Unknown scale {task_id!r}; choose one of {', '.join(SR_TASKS)}.")
     if not model_ids:
@@ -77,25 +106,91 @@ def run_super_resolution(photo_file, task_id: str, model_ids: list[str], paste: 
     unknown = [m for m in model_ids if m not in sr_models(task_id)]
     if unknown:
         raise gr.Error(f"Model(s) {', '.join(unknown)} do not serve {task_id}.")
+    sharp = mode == SHARP
     photo = _load_photo(photo_file)
+    progress(0, desc="Finding faces")
     found, notes = _find_faces(photo)
     task = TASKS[task_id]
-    gallery = []
-    for model_id in model_ids:
+    gallery, rows = [], []
+    for k, model_id in enumerate(model_ids):
+        progress(k / len(model_ids), desc=f"Running {model_id}")
         try:
-            result = super_resolve(photo, found, model_id, task, paste=paste)
+            result = super_resolve(photo, found, model_id, task, sharp=sharp, paste=paste)
         except Exception:
             log.exception("model %s failed", model_id)
             raise gr.Error(f"The model {model_id} failed on this photo; the error was logged.") from None
         title = registry.get(model_id).title
+        if k == 0:
+            if sharp:
+                gallery += [(ref, f"Original face {i + 1}") for i, ref in enumerate(result.references)]
+            gallery += [(inp, f"Low-res input, face {i + 1} ({inp.shape[1]} px)") for i, inp in enumerate(result.inputs)]
         if paste:
-            gallery.append((result.image, f"{title} — photo x{task.scale}"))
-        for i, out in enumerate(result.outputs):
-            gallery.append((out, f"{title} — face {i + 1}"))
+            gallery.append((result.image, f"{title}: photo"))
+        gallery += [(out, f"{title}: face {i + 1}") for i, out in enumerate(result.outputs)]
+        if sharp:
+            rows.append({"model": model_id, **_face_scores(result.outputs, result.references)})
         notes.extend(n for n in result.notes if n not in notes)
-    for note in notes:
-        gr.Info(note)
-    return gallery, f"{len(found)} face(s) found." + ("".join(f" {n}" for n in notes))
+    progress(1.0)
+    table = pd.DataFrame(rows).round(4) if rows else pd.DataFrame()
+    return gallery, table, f"{len(found)} face(s) found." + "".join(f" {n}" for n in notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaderboard, models, about
+# ---------------------------------------------------------------------------------------------
+
+
+def leaderboard_table(task_id: str, search: str = "") -> pd.DataFrame:
+    """The leaderboard rows of one task from benchmarks/results/leaderboard.csv (never computed here)."""
+    path = leaderboard.RESULTS_DIR / "leaderboard.csv"
+    if not path.is_file():
+        return pd.DataFrame({"message": ["No results yet: run `python -m benchmarks.run`."]})
+    df = pd.read_csv(path)
+    df = df[df["task"] == task_id].dropna(axis=1, how="all")
+    if search:
+        df = df[df["model"].str.contains(search, case=False, regex=False)]
+    df = df.copy()
+    df["model"] = [f"{m} (reference)" if m in leaderboard.REFERENCE_ROWS else m for m in df["model"]]
+    return df.drop(columns=["task"])
+
+
+def model_cards() -> str:
+    cards = sorted(registry.CHECKPOINT_ROOT.glob("*/README.md"))
+    if not cards:
+        return "No trained checkpoints are shipped yet; the `bicubic` baseline needs none."
+    parts = []
+    for card in cards:
+        text = card.read_text(encoding="utf-8")
+        if text.startswith("---"):  # drop the YAML header of the Hub model card
+            text = text.split("---", 2)[-1]
+        parts.append(f"## {card.parent.name}\n\n{text.strip()}")
+    return "\n\n---\n\n".join(parts)
+
+
+def about() -> str:
+    lines = [
+        "facegen hosts the GAN models of five face-synthesis papers behind one app and one benchmark.",
+        "",
+        "### Third-party pretrained files",
+        "",
+        "| file | what | licence |",
+        "|---|---|---|",
+    ]
+    for a in assets.ASSETS.values():
+        lines.append(f"| `{a.package}`: `{a.path}` | {a.description} | {a.licence} |")
+    lines += [
+        "",
+        "### Data",
+        "",
+        "Benchmarks use CelebA (FSRNet's 1,000 test faces), JAFFE, RaFD, CK+48, LFW, FER2013 and ORL under "
+        "their original research / non-commercial terms; no dataset image ships with the app.",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
 
 
 def build_demo() -> gr.Blocks:
@@ -109,18 +204,31 @@ def build_demo() -> gr.Blocks:
                 with gr.Column():
                     sr_in = PhotoUpload(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"])
                     sr_task = gr.Radio(list(SR_TASKS), value="sr-x4", label="Scale")
+                    sr_mode = gr.Radio([ENLARGE, SHARP], value=ENLARGE, label="Mode")
                     sr_pick = gr.CheckboxGroup(sr_models("sr-x4"), value=sr_models("sr-x4"), label="Models")
                     sr_paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
                     sr_go = gr.Button("Super-resolve", variant="primary")
                 with gr.Column():
-                    sr_out = gr.Gallery(label="Results", columns=2, format="png")
+                    sr_out = gr.Gallery(label="Results", columns=3, format="png")
+                    sr_scores = gr.Dataframe(label="Scores against the original (sharp-photo mode)", interactive=False)
                     sr_info = gr.Markdown()
-            sr_task.change(
-                lambda t: gr.CheckboxGroup(choices=sr_models(t), value=sr_models(t)),
-                sr_task, sr_pick, api_name="sr_models",
-            )
-            sr_go.click(run_super_resolution, [sr_in, sr_task, sr_pick, sr_paste], [sr_out, sr_info],
-                        api_name="super_resolve")
+            sr_task.change(lambda t: gr.CheckboxGroup(choices=sr_models(t), value=sr_models(t)),
+                           sr_task, sr_pick, api_name="sr_models")
+            sr_go.click(run_super_resolution, [sr_in, sr_task, sr_pick, sr_mode, sr_paste],
+                        [sr_out, sr_scores, sr_info], api_name="super_resolve")
+        with gr.Tab("Leaderboard"):
+            gr.Markdown("Scores from `benchmarks/results/`, written by `python -m benchmarks.run`. "
+                        "`identity` is the input returned unchanged (up-sampled); `real` is the ground truth.")
+            with gr.Row():
+                lb_task = gr.Dropdown(list(TASKS), value="sr-x4", label="Task")
+                lb_search = gr.Textbox(label="Search models")
+            lb_table = gr.Dataframe(leaderboard_table("sr-x4"), interactive=False)
+            lb_task.change(leaderboard_table, [lb_task, lb_search], lb_table, api_name="leaderboard")
+            lb_search.change(leaderboard_table, [lb_task, lb_search], lb_table, api_name="leaderboard_search")
+        with gr.Tab("Models"):
+            gr.Markdown(model_cards())
+        with gr.Tab("About"):
+            gr.Markdown(about())
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
 

@@ -50,22 +50,47 @@ def test_api_lists_named_endpoints(client):
     assert {"/super_resolve", "/sr_models"} <= names
 
 
+def _predict(client, path, task="sr-x4", models=("bicubic",), mode=None, paste=True):
+    import app
+
+    return client.predict(gradio_client.handle_file(path), task, list(models), mode or app.ENLARGE, paste,
+                          api_name="/super_resolve")
+
+
 def test_super_resolve_group_photo(client, data_root, tmp_path):
     path, n = _group_photo(data_root, tmp_path)
-    gallery, info = client.predict(gradio_client.handle_file(path), "sr-x4", ["bicubic"], True,
-                                   api_name="/super_resolve")
+    gallery, _, info = _predict(client, path)
     assert info.startswith(f"{n} face(s) found")
-    photo = np.asarray(Image.open(gallery[0]["image"]))
-    assert photo.shape[:2] == (160 * 4, 360 * 4)
-    faces = [np.asarray(Image.open(g["image"])) for g in gallery[1:]]
+    assert "reduced" in info  # these faces are larger than the 32-pixel input of a 4x model
+    captions = [g["caption"] for g in gallery]
+    assert sum(c.startswith("Low-res input") for c in captions) == n
+    photo = [np.asarray(Image.open(g["image"])) for g in gallery if g["caption"].endswith(": photo")]
+    assert len(photo) == 1
+    faces = [np.asarray(Image.open(g["image"])) for g in gallery if ": face" in g["caption"]]
     assert len(faces) == n and all(f.shape == (128, 128, 3) for f in faces)
+
+
+def test_sharp_mode_scores_against_original(client, data_root, tmp_path):
+    import app
+
+    path, n = _group_photo(data_root, tmp_path)
+    gallery, table, _ = _predict(client, path, mode=app.SHARP)
+    photo = [np.asarray(Image.open(g["image"])) for g in gallery if g["caption"].endswith(": photo")][0]
+    assert photo.shape[:2] == (160, 360)  # pasted back into the original photo
+    row = dict(zip(table["headers"], table["data"][0]))
+    assert row["model"] == "bicubic" and 20 < row["PSNR Y (dB)"] < 40 and 0.5 < row["identity cosine"] <= 1
+
+
+def test_leaderboard_endpoint(client):
+    table = client.predict("sr-x4", "", api_name="/leaderboard")
+    assert "headers" in table
 
 
 def test_not_an_image_gives_sentence(client, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not a picture")
     with pytest.raises(Exception) as e:
-        client.predict(gradio_client.handle_file(str(bad)), "sr-x4", ["bicubic"], True, api_name="/super_resolve")
+        _predict(client, str(bad))
     msg = str(e.value).lower()
     assert ("photo" in msg or "image" in msg) and "traceback" not in msg
 
@@ -74,5 +99,5 @@ def test_no_face_gives_sentence(client, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (200, 200), (90, 140, 200)).save(blank)
     with pytest.raises(Exception) as e:
-        client.predict(gradio_client.handle_file(str(blank)), "sr-x4", ["bicubic"], True, api_name="/super_resolve")
+        _predict(client, str(blank))
     assert "face" in str(e.value).lower()
