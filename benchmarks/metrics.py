@@ -322,11 +322,53 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
+def _trace_sqrt_product_low_rank(a: np.ndarray, b: np.ndarray) -> float:
+    """tr(sqrt(S1 S2)) for the sample covariances of centred features a (N1, D), b (N2, D), N1 <= D.
+
+    The same eigen-decomposition as :func:`trace_sqrt_product`, with S1's eigenvectors taken
+    from the N1 x N1 Gram matrix instead of the D x D covariance: a^T u / sqrt(N1 - 1) for
+    the Gram eigenpairs (w, u) is S1's eigenbasis scaled by sqrt(w), so sqrt(S1) S2 sqrt(S1)
+    in that basis is c^T c with c = b a^T u / sqrt((N1 - 1)(N2 - 1)); no D x D matrix is formed.
+    """
+    from scipy import linalg
+
+    eps = np.finfo(np.float64).eps
+    n1, n2 = a.shape[0], b.shape[0]
+    gram = a @ a.T / (n1 - 1)
+    w, u = linalg.eigh((gram + gram.T) / 2, driver="evd", check_finite=False)
+    keep = w > max(w.max(), 0.0) * max(a.shape) * eps
+    if not keep.any():
+        return 0.0
+    half = a.T @ u[:, keep] / math.sqrt(n1 - 1)  # (D, r): S1's eigenvectors times sqrt(eigenvalues)
+    c = b @ half / math.sqrt(n2 - 1)
+    m = c.T @ c
+    ev = linalg.eigvalsh((m + m.T) / 2, driver="evd", check_finite=False)
+    ev = np.where(ev > max(ev.max(), 0.0) * ev.size * eps, ev, 0.0)
+    return float(_sqrt_psd(ev).sum())
+
+
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID (>= 0) between two (N, D) feature sets (clean-fid's ``fid_from_feats``, fast square root)."""
-    mu1, s1 = feature_stats(features1)
-    mu2, s2 = feature_stats(features2)
-    return fid_from_stats(mu1, s1, mu2, s2)
+    """FID (>= 0) between two (N, D) feature sets: clean-fid's ``fid_from_feats`` without ``sqrtm``.
+
+    Means and unbiased covariances as ``np.cov``; when N1 <= D (e.g. 1,000 Inception features
+    of 2,048 dims) the covariances have rank < D and the trace term is computed in the
+    N1-dimensional span of the features (:func:`_trace_sqrt_product_low_rank`), else from the
+    D x D covariances (:func:`trace_sqrt_product`).
+    """
+    f1 = _check_features(features1, "features1")
+    f2 = _check_features(features2, "features2")
+    if f1.shape[1] != f2.shape[1]:
+        raise MetricError(f"feature dimensions differ: {f1.shape[1]} and {f2.shape[1]}")
+    if f1.shape[0] > f1.shape[1]:
+        mu1, s1 = feature_stats(f1)
+        mu2, s2 = feature_stats(f2)
+        return fid_from_stats(mu1, s1, mu2, s2)
+    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
+    a, b = f1 - mu1, f2 - mu2
+    diff = mu1 - mu2
+    tr1 = float(np.einsum("nd,nd->", a, a)) / (len(a) - 1)
+    tr2 = float(np.einsum("nd,nd->", b, b)) / (len(b) - 1)
+    return float(diff @ diff + tr1 + tr2 - 2.0 * _trace_sqrt_product_low_rank(a, b))
 
 
 def kid_from_features(
