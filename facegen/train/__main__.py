@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="per process")
     p.add_argument("--lr-size", type=int, default=None, help="input size override (e.g. 16 or 32 for the paper's 4x variants)")
+    p.add_argument("--l1-weight", type=float, default=None, help="override the paper's L1 weight (stackedgan 100, psgan 0)")
+    p.add_argument("--degradation", default=None, choices=("bicubic", "blur"), help="override the paper's LR degradation")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<preset>-<task>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(a.seed)  # model initialisation
     try:
         recipe = recipes.build(a.model, a.preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
-                               lr_size=a.lr_size, **overrides)
+                               lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation, **overrides)
     except recipes.RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

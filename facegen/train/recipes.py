@@ -94,27 +94,43 @@ def model_config(model_id: str, preset: str, task: str, lr_size: int | None = No
 
 
 def build(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
-          seed: int = 0, lr_size: int | None = None, **train_overrides: Any) -> Recipe:
-    """Model config, objective and optimisation settings of a recipe (no data is read)."""
+          seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
+          degradation: str | None = None, **train_overrides: Any) -> Recipe:
+    """Model config, objective and optimisation settings of a recipe (no data is read).
+
+    ``l1_weight`` and ``degradation`` override the paper's choices (recorded as deviations).
+    """
     cfg = model_config(model_id, preset, task, lr_size)
     if model_id == "stackedgan":
         # The paper gives no optimiser: Pix2Pix's (Adam 2e-4, beta1 0.5), which it builds on.
-        objective: Objective = StackedSRObjective(cfg, l1_weight=100.0)
+        objective: Objective = StackedSRObjective(cfg, l1_weight=100.0 if l1_weight is None else l1_weight)
         train = TrainConfig(steps=steps or 20_000, batch_size=batch_size or 16, optimizer="adam",
                             g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=seed)
         deviations = [
-            "optimiser, lambda and widths not given by the paper: Pix2Pix's Adam 2e-4 (beta1 0.5), lambda = 100, "
-            "ngf = ndf = 64 (lite: 32, channel multiplier capped at 4)",
+            "optimiser, lambda and widths not given by the paper: Pix2Pix's Adam 2e-4 (beta1 0.5), "
+            f"lambda = {objective.l1_weight:g}, ngf = ndf = 64 (lite: 32, channel multiplier capped at 4)",
             "the up-sampling stages pass feature maps and emit each stage's image through a 1x1 conv + tanh",
         ]
-        degradation = "bicubic"
+        if cfg.residual_input:
+            deviations.append("global residual: each stage predicts a correction to the LR input bicubic-resized "
+                              "to that stage (faster convergence for short CPU training)")
     else:
         # Paper: SGD, lr 0.02 for 60 epochs then 0.005 for 20: the drop at 75 % of the run.
-        objective = PSGANObjective(cfg, l1_weight=0.0)
+        objective = PSGANObjective(cfg, l1_weight=l1_weight or 0.0)
         train = TrainConfig(steps=steps or 20_000, batch_size=batch_size or 16, optimizer="sgd",
                             g_lr=0.02, d_lr=0.02, lr_milestones=(0.75,), lr_gamma=0.25, seed=seed)
         deviations = ["discriminator strides, dropout rate (0.25) and generator widths after the entry conv are ours"]
-        degradation = "blur"
+        if l1_weight:
+            deviations.append(f"generator loss adds {l1_weight:g} x L1 (normalised space) to the paper's adversarial BCE")
+        paper_degradation = "blur"
+        if degradation not in (None, paper_degradation):
+            deviations.append(f"LR made by {degradation} down-sampling instead of the paper's 7x7 sigma-5 blur + resize "
+                              "(the benchmark's LR is bicubic)")
+        degradation = degradation or paper_degradation
+    if model_id == "stackedgan" and degradation not in (None, "bicubic"):
+        deviations.append(f"LR made by {degradation} instead of the paper's bicubic down-sampling")
+    if model_id == "stackedgan":
+        degradation = degradation or "bicubic"
     if train_overrides:
         train = dataclasses.replace(train, **train_overrides)
     if getattr(cfg, "channels", 3) == 1:
@@ -188,5 +204,5 @@ def train_summary(recipe: Recipe) -> dict[str, Any]:
     """Scalars recorded in the checkpoint so a resume can check it continues the same recipe."""
     return {"model_id": recipe.model_id, "preset": recipe.preset, "task": recipe.task,
             "model_config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe.model_config).items()},
-            "degradation": recipe.degradation}
+            "degradation": recipe.degradation, "l1_weight": recipe.objective.l1_weight}
 
