@@ -1,0 +1,264 @@
+"""Objectives of the expression papers (see :class:`facegen.train.trainer.Objective`).
+
+Batches (from :mod:`facegen.train.expression_data`) hold float [0, 1] NCHW ``lr`` (the source
+face) and ``hr`` (the target face: the same image for ExprGAN's reconstruction samples, the
+same person's expression for paired samples), ``label`` (N,) int64 indices into the model's
+``config.expressions`` (the target's expression) and, for ``lmk-guided``, ``landmarks``
+(N, 68, 2) float32: the target's 68 points in crop pixels.
+
+Pretrained feature networks: ExprGAN's identity loss uses VGG-Face conv1_2 ... conv5_2 and
+paper 004's perceptual loss VGG19 conv1_2; neither file is obtainable offline here, so both use
+the ImageNet VGG16 of :func:`facegen.assets.vgg16_features` at the same-named layers (VGG-Face
+has VGG16's architecture, so the layers correspond one to one; for VGG19 conv1_2 is the same
+layer of an identical first block, with different trained weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from facegen import losses
+from facegen.models.exprgan import (
+    ExprGANCodeDiscriminator,
+    ExprGANConfig,
+    ExprGANGenerator,
+    ExprGANImageDiscriminator,
+)
+from facegen.models.layers import IMAGENET_MEAN, IMAGENET_STD
+from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedDiscriminators, LmkGuidedGenerator
+
+Batch = dict[str, Tensor]
+Logs = dict[str, float]
+
+#: torchvision ``vgg16().features`` indices of the convolutions conv1_2, conv2_2, conv3_2, conv4_2, conv5_2.
+VGG16_CONV = {"conv1_2": 2, "conv2_2": 7, "conv3_2": 12, "conv4_2": 19, "conv5_2": 26}
+
+
+class FeatureExtractor(nn.Module):
+    """Frozen VGG-style ``features`` -> the outputs of chosen layers, for images in [-1, 1].
+
+    Grey images are repeated to three channels; ImageNet normalisation is applied. ReLUs run
+    out of place so that a captured convolution output is not overwritten by the next layer.
+    """
+
+    def __init__(self, features: nn.Sequential, layers: Sequence[int]) -> None:
+        super().__init__()
+        self.layers = tuple(sorted(layers))
+        self.features = nn.Sequential(*list(features)[: self.layers[-1] + 1]).eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "FeatureExtractor":  # always frozen, always eval
+        return super().train(False)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        h = ((x + 1.0) / 2.0 - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            h = F.relu(h) if isinstance(layer, nn.ReLU) else layer(h)
+            if i in self.layers:
+                out.append(h)
+        return out
+
+
+def vgg16_extractor(layers: Sequence[str]) -> FeatureExtractor:
+    """The ImageNet VGG16 (offline asset) at the named conv layers (see :data:`VGG16_CONV`)."""
+    from facegen import assets
+
+    return FeatureExtractor(assets.vgg16_features(), [VGG16_CONV[n] for n in layers])
+
+
+def feature_l1(net: Callable[[Tensor], list[Tensor]], a: Tensor, b: Tensor, weights: Sequence[float]) -> Tensor:
+    """sum_l w_l * mean |phi_l(a) - phi_l(b)| with ``b`` the (gradient-free) reference."""
+    fa = net(a)
+    with torch.no_grad():
+        fb = net(b)
+    return sum(w * losses.l1(x, y) for w, x, y in zip(weights, fa, fb))  # type: ignore[return-value]
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+# -------------------------------------------------------------------------------------------------
+# ExprGAN (paper 001 and its baseline)
+
+
+class ExprGANObjective:
+    """Eq. 4 of paper 001 (ExprGAN's objective), in two stages.
+
+    G (encoder + decoder) minimises L_pixel + l1 L_id + l2 L_Q + l3 L_adv^img + l4 L_adv^z + l5 L_tv;
+    D_img maximises L_adv^img and minimises L_Q (the Q heads share its trunk); D_z maximises L_adv^z
+    against the uniform prior on [-1, 1]^code_dim. Stage 1 (``reconstruction``) keeps l3 = l4 =
+    l5 = 0 while both discriminators keep training, stage 2 (``full``) switches them on, as the
+    released ExprGAN does; weights 1, 1, 0.01, 0.01, 0.001 are its values. The stage follows the
+    trainer's step: ``reconstruction`` for the first ``stage1_steps`` steps, then ``full``.
+    The trainer reports the step through :meth:`set_step` (exact on resume); without that call
+    the objective counts its own generator steps.
+
+    L_id compares the features of the synthesised and the target image at conv1_2 ... conv5_2
+    (weights ``id_weights``) of ``identity_net`` (default: ImageNet VGG16, standing in for
+    VGG-Face). L_Q is the squared error of Q's estimate of the expression code, summed over
+    classes. L_tv is :func:`facegen.losses.total_variation` (the released code uses a squared
+    variant).
+    """
+
+    name = "exprgan"
+
+    def __init__(self, config: ExprGANConfig, *, stage1_steps: int = 0, weights: Sequence[float] = (1.0, 1.0, 0.01, 0.01, 0.001),
+                 id_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
+                 identity_net: nn.Module | None = None) -> None:
+        self.config = config
+        self.name = "exprgan-msd" if config.encoder == "msd" else "exprgan"
+        self.stage1_steps = int(stage1_steps)
+        self.weights = tuple(float(w) for w in weights)
+        if len(self.weights) != 5:
+            raise ValueError("weights are (l1 id, l2 Q, l3 adv_img, l4 adv_z, l5 tv)")
+        self.id_weights = tuple(id_weights)
+        self.G = ExprGANGenerator(config)
+        self.D = ExprGANImageDiscriminator(config)
+        self.Dz = ExprGANCodeDiscriminator(config)
+        self._g: nn.Module = self.G
+        self._d: nn.Module = self.D
+        self._dz: nn.Module = self.Dz
+        self._identity = identity_net
+        self.step = 0
+        self._cache: tuple[Tensor, ...] | None = None
+
+    # -- protocol ------------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "Dz": self.Dz}
+
+    def bind(self, modules: dict[str, nn.Module]) -> None:
+        self._g, self._d, self._dz = modules["G"], modules["D"], modules["Dz"]
+
+    def set_step(self, step: int) -> None:
+        """The trainer's step before ``d_loss``; decides the stage."""
+        self.step = int(step)
+
+    @property
+    def stage(self) -> str:
+        return "reconstruction" if self.step < self.stage1_steps else "full"
+
+    @property
+    def identity_net(self) -> nn.Module:
+        if self._identity is None:
+            self._identity = vgg16_extractor(tuple(VGG16_CONV))
+        return self._identity.to(_device_of(self.G))
+
+    def _q_loss(self, q: Tensor, code: Tensor) -> Tensor:
+        n, k, d = q.shape[0], self.config.n_classes, self.config.rb_dim
+        return ((q - code) ** 2).view(n, k, d).mean(dim=(0, 2)).sum()
+
+    def d_loss(self, batch: Batch) -> tuple[Tensor, Logs]:
+        c = self.config
+        if batch["lr"].shape[1] != c.channels:
+            raise ValueError(f"{self.name} is a {c.channels}-channel model; the batch has {batch['lr'].shape[1]} channels")
+        g = self.G
+        src, tgt, labels = g.preprocess(batch["lr"]), g.preprocess(batch["hr"]), batch["label"]
+        n = src.shape[0]
+        magnitude = torch.rand(n, c.rb_dim, device=src.device) * 2.0 - 1.0  # |U(-1, 1)|: the controller takes abs
+        code = g.code(labels, magnitude)
+        fake, z = self._g(src, code)
+        self._cache = (fake, z, tgt, labels, code)
+        real_logit, _ = self._d(tgt, labels)
+        fake_logit, q_fake = self._d(fake.detach(), labels)
+        q = self._q_loss(q_fake, code)
+        d_img = losses.gan_d_loss(real_logit, fake_logit)
+        prior = torch.rand(n, c.code_dim, device=src.device) * 2.0 - 1.0
+        d_z = losses.gan_d_loss(self._dz(prior), self._dz(z.detach()))
+        logs = {"D_img": float(d_img.detach()), "D_q": float(q.detach()), "D_z": float(d_z.detach())}
+        return d_img + q + d_z, logs
+
+    def g_loss(self, batch: Batch) -> tuple[Tensor, Logs]:
+        if self._cache is None:
+            raise RuntimeError("g_loss needs the generator output of d_loss from the same step")
+        fake, z, tgt, labels, code = self._cache
+        self._cache = None
+        l_id, l_q, l_img, l_z, l_tv = self.weights
+        full = self.stage == "full"
+        pixel = losses.l1(fake, tgt)
+        ident = feature_l1(self.identity_net, fake, tgt, self.id_weights)
+        logit, q_fake = self._d(fake, labels)
+        q = self._q_loss(q_fake, code)
+        total = pixel + l_id * ident + l_q * q
+        logs = {"G_pixel": float(pixel.detach()), "G_id": float(ident.detach()), "G_q": float(q.detach()),
+                "stage": 1.0 if not full else 2.0}
+        if full:
+            adv_img = losses.gan_g_loss(logit)
+            adv_z = losses.gan_g_loss(self._dz(z))
+            tv = losses.total_variation(fake)
+            total = total + l_img * adv_img + l_z * adv_z + l_tv * tv
+            logs.update({"G_adv_img": float(adv_img.detach()), "G_adv_z": float(adv_z.detach()), "G_tv": float(tv.detach())})
+        self.step += 1
+        return total, logs
+
+
+# -------------------------------------------------------------------------------------------------
+# Landmark- and label-guided synthesis (paper 004)
+
+
+class LmkGuidedObjective:
+    """Eqs. 4-7 of paper 004: l1 L_GAN + l2 L_per + l3 L_pixel with (l1, l2, l3) = (5, 10, 10).
+
+    L_GAN sums the image discriminator's game on (source, image) pairs and the geometry
+    discriminator's on (image, target heatmaps) pairs (cross-entropy, real = 1, generated = 0;
+    the generator takes the non-saturating form). L_per is the mean absolute difference of
+    conv1_2 features (ImageNet VGG16 standing in for VGG19), L_pixel the mean absolute pixel
+    difference to the ground-truth target.
+    """
+
+    name = "lmk-guided"
+
+    def __init__(self, config: LmkGuidedConfig, *, weights: Sequence[float] = (5.0, 10.0, 10.0),
+                 perceptual_net: nn.Module | None = None) -> None:
+        self.config = config
+        self.weights = tuple(float(w) for w in weights)
+        self.G = LmkGuidedGenerator(config)
+        self.D = LmkGuidedDiscriminators(config)
+        self._g: nn.Module = self.G
+        self._d: nn.Module = self.D
+        self._perceptual = perceptual_net
+        self._cache: tuple[Tensor, ...] | None = None
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def bind(self, modules: dict[str, nn.Module]) -> None:
+        self._g, self._d = modules["G"], modules["D"]
+
+    @property
+    def perceptual_net(self) -> nn.Module:
+        if self._perceptual is None:
+            self._perceptual = vgg16_extractor(("conv1_2",))
+        return self._perceptual.to(_device_of(self.G))
+
+    def d_loss(self, batch: Batch) -> tuple[Tensor, Logs]:
+        c = self.config
+        if batch["lr"].shape[1] != c.channels:
+            raise ValueError(f"lmk-guided is a {c.channels}-channel model; the batch has {batch['lr'].shape[1]} channels")
+        src, tgt = batch["lr"] * 2.0 - 1.0, batch["hr"] * 2.0 - 1.0
+        heat = self.G.heatmaps(batch["landmarks"])
+        fake = self._g(src, heat, batch["label"])
+        self._cache = (fake, src, tgt, heat)
+        d_img = losses.gan_d_loss(self._d("image", tgt, src), self._d("image", fake.detach(), src))
+        d_geo = losses.gan_d_loss(self._d("geometry", tgt, heat), self._d("geometry", fake.detach(), heat))
+        return d_img + d_geo, {"D_image": float(d_img.detach()), "D_geometry": float(d_geo.detach())}
+
+    def g_loss(self, batch: Batch) -> tuple[Tensor, Logs]:
+        if self._cache is None:
+            raise RuntimeError("g_loss needs the generator output of d_loss from the same step")
+        fake, src, tgt, heat = self._cache
+        self._cache = None
+        w_gan, w_per, w_pix = self.weights
+        adv = losses.gan_g_loss(self._d("image", fake, src)) + losses.gan_g_loss(self._d("geometry", fake, heat))
+        per = feature_l1(self.perceptual_net, fake, tgt, (1.0,))
+        pix = losses.l1(fake, tgt)
+        logs = {"G_adv": float(adv.detach()), "G_per": float(per.detach()), "G_pixel": float(pix.detach())}
+        return w_gan * adv + w_per * per + w_pix * pix, logs
