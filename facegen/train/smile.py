@@ -1,0 +1,232 @@
+"""Objective and recipe pieces of paper 000 (neutral -> smiling at 2x; see :mod:`facegen.models.smile`).
+
+The objective follows :class:`facegen.train.trainer.Objective`. Batches (from
+:class:`facegen.train.smile_data.SmilePairs`) hold float [0, 1] NCHW tensors:
+
+- ``lr``: the neutral face at the input size (the model input);
+- ``hr``: the smiling face at 2x (the target);
+- ``lr_target``: the smiling face at the input size (Pix2Pix's target where it works at the
+  input size);
+- ``hr_neutral``: the neutral face at 2x (the SR stream's target; its centre crop is the
+  SGE's guidance).
+
+Losses, with images in [-1, 1] as in Pix2Pix:
+
+- L_P2P = L_cGAN(G, D) + 100 L1 (Pix2Pix, eq. 1 of the paper): a conditional 70x70 PatchGAN
+  sees (neutral input, smiling image); at 2x its condition is the input bicubic-up-sampled.
+  D's loss is halved, as in Pix2Pix. The generator's adversarial term is non-saturating.
+- L_SR: L1 between the SR stream's output and its target (the paper's eq. 4 is not in the
+  text available to us; L1 matches the weight lambda = 100 it is given).
+- bilinear: L_P2P at the input size.
+- two-step: L_P2P at the input size + 100 L_SR of the SR network on the real smiling face at
+  the input size (the SR network never sees Pix2Pix's output: trained separately, in the same
+  loop because their gradients do not interact).
+- serial: L_P2P at the input size + 100 L_SR of the SR network applied to Pix2Pix's output,
+  end to end (the SR loss reaches Pix2Pix).
+- parallel, sge: L_total = L_P2P + 100 L_SR (eq. 6), L_P2P on the expression decoder's 2x output,
+  L_SR on the SR decoder's reconstruction of the neutral face at 2x.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from facegen import losses
+from facegen.models.layers import bicubic_resize, patchgan_layers_for
+from facegen.models.pix2pix import PatchDiscriminator
+from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
+
+Batch = dict[str, Tensor]
+
+PAPER = ("Hanano, Seo, Chen: Generation of High-Resolution Facial Expression Images Using a Super-Resolution "
+         "Technique and Self-Supervised Guidance, 2023")
+METHOD_REFS = {
+    "bilinear": "Pix2Pix + bilinear [2] (Kawai, Seo, Chen, GCCE 2018)",
+    "two-step": "two-step Pix2Pix + SR [5] (Kawai, Seo, Chen, ICCE 2020)",
+    "serial": "end-to-end serial Pix2Pix + SR [6] (Hanano, Seo, Chen, GCCE 2021)",
+    "parallel": "multitask parallel Pix2Pix + SR [7] (Hanano, Seo, Chen, GCCE 2022)",
+    "sge": "proposed: parallel model with self-supervised guidance encoders",
+}
+
+
+class SmileObjective:
+    """cGAN + 100 L1 (+ lambda L_SR) for the five methods; see the module docstring."""
+
+    def __init__(self, config: SmileConfig, l1_weight: float = 100.0, sr_weight: float = 100.0,
+                 sr_loss: str = "l1", guide_fallback: float = 0.0) -> None:
+        if sr_loss not in ("l1", "mse"):
+            raise ValueError(f"sr_loss must be 'l1' or 'mse'; got {sr_loss!r}")
+        if not 0.0 <= guide_fallback <= 1.0:
+            raise ValueError(f"guide_fallback is a probability; got {guide_fallback}")
+        self.config = config
+        self.name = f"p2p-{config.method}"
+        self.l1_weight = l1_weight
+        self.sr_weight = sr_weight
+        self.sr_loss = losses.l1 if sr_loss == "l1" else losses.mse
+        # Not in the paper: the share of samples whose SGE guidance is the bicubic up-sampled
+        # input instead of the HR neutral face (prepares a model for inputs without an HR image).
+        self.guide_fallback = guide_fallback
+        self.G = SmileTrainNet(config)
+        d_size = config.lr_size if config.lr_generator else config.hr_size
+        self.D = PatchDiscriminator(2 * config.channels, config.ndf, patchgan_layers_for(d_size, config.d_layers))
+        self._g: nn.Module = self.G
+        self._d: nn.Module = self.D
+        self._cache: tuple[dict[str, Tensor], Tensor, Tensor, dict[str, Tensor]] | None = None
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def bind(self, modules: dict[str, nn.Module]) -> None:
+        self._g, self._d = modules["G"], modules["D"]
+
+    # -- pieces ------------------------------------------------------------------------------------
+    def _check(self, batch: Batch) -> None:
+        c = self.config
+        need = {"lr": c.lr_size, "hr": c.hr_size}
+        if c.method == "two-step" or c.lr_generator:
+            need["lr_target"] = c.lr_size
+        if c.multitask:
+            need["hr_neutral"] = c.hr_size
+        for key, size in need.items():
+            if key not in batch:
+                raise ValueError(f"{self.name} needs batch[{key!r}]; the batch has {sorted(batch)}")
+            t = batch[key]
+            if t.shape[1] != c.channels or tuple(t.shape[-2:]) != (size, size):
+                raise ValueError(f"{self.name}: batch[{key!r}] must be {c.channels}x{size}x{size}; "
+                                 f"got {tuple(t.shape[1:])}")
+
+    def _guide(self, batch: Batch) -> Tensor | None:
+        c = self.config
+        if c.method != "sge":
+            return None
+        hr = batch["hr_neutral"]
+        if self.guide_fallback > 0:
+            up = bicubic_resize(batch["lr"], c.hr_size)
+            pick = (torch.rand(hr.shape[0], 1, 1, 1, device=hr.device) < self.guide_fallback).to(hr.dtype)
+            hr = pick * up + (1 - pick) * hr
+        return centre_crop(hr, c.lr_size) * 2 - 1
+
+    def _pair(self, batch: Batch, out: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """(condition, real, fake) of the cGAN, in [-1, 1]."""
+        c = self.config
+        if c.lr_generator:
+            return batch["lr"] * 2 - 1, batch["lr_target"] * 2 - 1, out["lr_fake"]
+        cond = bicubic_resize(batch["lr"], c.hr_size) * 2 - 1
+        return cond, batch["hr"] * 2 - 1, out["hr_fake"]
+
+    # -- losses ------------------------------------------------------------------------------------
+    def d_loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        self._check(batch)
+        c = self.config
+        lr_target = batch["lr_target"] * 2 - 1 if c.method == "two-step" else None
+        out = self._g(batch["lr"] * 2 - 1, self._guide(batch), lr_target)
+        cond, real, fake = self._pair(batch, out)
+        self._cache = (out, cond, real, batch)
+        real_logits = self._d(cond, real)
+        fake_logits = self._d(cond, fake.detach())
+        loss = 0.5 * losses.gan_d_loss(real_logits, fake_logits)
+        return loss, {"D_real": float(real_logits.detach().sigmoid().mean()),
+                      "D_fake": float(fake_logits.detach().sigmoid().mean())}
+
+    def g_loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        if self._cache is None:
+            raise RuntimeError("g_loss needs the generator output of d_loss from the same step")
+        out, cond, real, batch = self._cache
+        self._cache = None
+        c = self.config
+        fake = out["lr_fake"] if c.lr_generator else out["hr_fake"]
+        adv = losses.gan_g_loss(self._d(cond, fake))
+        rec = losses.l1(fake, real)
+        total = adv + self.l1_weight * rec
+        logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
+        if c.method != "bilinear":
+            if c.method == "serial":
+                sr_out, sr_target = out["hr_fake"], batch["hr"]
+            elif c.method == "two-step":
+                sr_out, sr_target = out["sr"], batch["hr"]
+            else:
+                sr_out, sr_target = out["sr"], batch["hr_neutral"]
+            sr = self.sr_loss(sr_out, sr_target * 2 - 1)
+            logs["G_sr"] = float(sr.detach())
+            total = total + self.sr_weight * sr
+        return total, logs
+
+
+# -- recipe pieces (for facegen.train.recipes) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmileRecipePieces:
+    """What a smile recipe needs besides the data: config, objective, optimisation, deviations."""
+
+    model_id: str
+    preset: str
+    model_config: SmileConfig
+    objective: SmileObjective
+    train: Any  # facegen.train.trainer.TrainConfig
+    deviations: tuple[str, ...]
+
+
+def smile_config(model_id: str, preset: str) -> SmileConfig:
+    """Config of ``model_id`` (``p2p-*``) at ``preset`` (paper, lite, tiny, or an sge ablation
+    ``sge-pix2pix-side``/``sge-sr-side``/``sge-no-skips`` at lite size; prefix ``paper:`` for paper size)."""
+    if model_id not in MODEL_METHODS:
+        raise ValueError(f"unknown smile model {model_id!r}; smile models: {', '.join(MODEL_METHODS)}")
+    size = "lite"
+    if ":" in preset:
+        size, preset = preset.split(":", 1)
+        if size not in ("paper", "lite", "tiny"):
+            raise ValueError(f"ablation size must be paper, lite or tiny; got {size!r}")
+    return SmileConfig.preset(preset, MODEL_METHODS[model_id], size)
+
+
+def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_size: int | None = None,
+                 seed: int = 0, guide_fallback: float | None = None, **train_overrides: Any) -> SmileRecipePieces:
+    """Model config, objective, optimisation settings and deviations of a smile recipe.
+
+    Paper (Table I, section IV.B): Adam, lr 2e-4, batch 20, 30 epochs of 8,200 pairs
+    (12,300 steps). Pix2Pix's beta1 = 0.5 (the paper gives none).
+    """
+    from facegen.train.trainer import TrainConfig
+
+    cfg = smile_config(model_id, preset)
+    is_paper = preset == "paper"
+    fallback = guide_fallback if guide_fallback is not None else 0.0
+    objective = SmileObjective(cfg, l1_weight=100.0, sr_weight=100.0, guide_fallback=fallback)
+    default_steps = 12_300 if is_paper else 6_000
+    default_batch = 20 if is_paper else 8
+    train = TrainConfig(steps=steps or default_steps, batch_size=batch_size or default_batch, optimizer="adam",
+                        g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=seed)
+    if train_overrides:
+        train = dataclasses.replace(train, **train_overrides)
+    dev = [
+        "Pix2Pix is the reference TensorFlow U-Net-256 layout (BatchNorm also on the innermost down-sampling "
+        "block); the 2x expression decoder ends 128 -> 32 -> 3 channels (both match Table III exactly)",
+        "Adam beta1 = 0.5 (Pix2Pix's; the paper gives only the learning rate 2e-4)",
+        "L_SR is L1 (the paper's eq. 4 is not available); the D loss is halved as in Pix2Pix",
+        "trained on JAFFE + RaFD neutral -> happy pairs of the training subjects (the paper: 41 people filmed "
+        "changing from a straight face to a smile, 10 frames each); aligned by the paper's crop rule",
+    ]
+    if cfg.method in ("two-step", "serial"):
+        dev.append("the SR network is the same 2x U-Net as the parallel generator (Table III's 'same SR network "
+                   "structure'), not SRCNN")
+    if cfg.method == "two-step":
+        dev.append("the SR network is trained in the same run as Pix2Pix, on the real smiling faces at the input "
+                   "size (no gradient passes between the two networks)")
+    if cfg.method == "sge":
+        dev.append("SGE: PFSeg residual blocks with BatchNorm, widths fitted to Table III (within 0.1 %)")
+        if fallback > 0:
+            dev.append(f"{fallback:.0%} of training samples guide the SGE with the bicubic up-sampled input instead "
+                       "of the HR neutral face, so the model also works without an HR image")
+    if cfg.channels == 1:
+        dev.append("trained on luminance (BT.601 Y) of the grey sources; colour inputs keep their chroma from the "
+                   "bicubic up-sampling")
+    if not is_paper:
+        dev.append(f"lite size {cfg.lr_size} -> {cfg.hr_size} (paper 256 -> 512), U-Net ngf {cfg.ngf} capped at "
+                   f"{cfg.ngf * cfg.max_mult} channels, {train.steps} steps of batch {train.batch_size}")
+    return SmileRecipePieces(model_id, preset, cfg, objective, train, tuple(dev))
