@@ -323,43 +323,33 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _trace_sqrt_product_low_rank(a: np.ndarray, b: np.ndarray) -> float:
-    """tr(sqrt(S1 S2)) for the sample covariances of centred features a (N1, D), b (N2, D), N1 <= D.
+    """tr(sqrt(S1 S2)) for the sample covariances S1 = a^T a / (N1 - 1), S2 = b^T b / (N2 - 1)
+    of centred features a (N1, D) and b (N2, D).
 
-    The same eigen-decomposition as :func:`trace_sqrt_product`, with S1's eigenvectors taken
-    from the N1 x N1 Gram matrix instead of the D x D covariance: a^T u / sqrt(N1 - 1) for
-    the Gram eigenpairs (w, u) is S1's eigenbasis scaled by sqrt(w), so sqrt(S1) S2 sqrt(S1)
-    in that basis is c^T c with c = b a^T u / sqrt((N1 - 1)(N2 - 1)); no D x D matrix is formed.
+    The eigenvalues of sqrt(S1) S2 sqrt(S1) are the non-zero eigenvalues of S1 S2, which are
+    those of (b a^T)(b a^T)^T / ((N1 - 1)(N2 - 1)): the squared singular values of b a^T, an
+    N2 x N1 matrix. Summing those singular values needs no D x D matrix and, unlike an
+    eigen-decomposition of the product, does not square the condition number, so the many
+    near-zero eigenvalues of rank-deficient covariances keep their accuracy.
     """
-    from scipy import linalg
-
-    eps = np.finfo(np.float64).eps
-    n1, n2 = a.shape[0], b.shape[0]
-    gram = a @ a.T / (n1 - 1)
-    w, u = linalg.eigh((gram + gram.T) / 2, driver="evd", check_finite=False)
-    keep = w > max(w.max(), 0.0) * max(a.shape) * eps
-    if not keep.any():
-        return 0.0
-    half = a.T @ u[:, keep] / math.sqrt(n1 - 1)  # (D, r): S1's eigenvectors times sqrt(eigenvalues)
-    c = b @ half / math.sqrt(n2 - 1)
-    m = c.T @ c
-    ev = linalg.eigvalsh((m + m.T) / 2, driver="evd", check_finite=False)
-    ev = np.where(ev > max(ev.max(), 0.0) * ev.size * eps, ev, 0.0)
-    return float(_sqrt_psd(ev).sum())
+    sv = np.linalg.svd(b @ a.T, compute_uv=False)
+    return float(sv.sum() / math.sqrt((a.shape[0] - 1) * (b.shape[0] - 1)))
 
 
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     """FID (>= 0) between two (N, D) feature sets: clean-fid's ``fid_from_feats`` without ``sqrtm``.
 
-    Means and unbiased covariances as ``np.cov``; when N1 <= D (e.g. 1,000 Inception features
-    of 2,048 dims) the covariances have rank < D and the trace term is computed in the
-    N1-dimensional span of the features (:func:`_trace_sqrt_product_low_rank`), else from the
-    D x D covariances (:func:`trace_sqrt_product`).
+    Means and unbiased covariances as ``np.cov``. When N1, N2 <= D (e.g. 1,000 Inception
+    features of 2,048 dims) the covariances have rank < D and the trace term comes from the
+    singular values of the N2 x N1 cross-product of the centred features
+    (:func:`_trace_sqrt_product_low_rank`); otherwise from the D x D covariances
+    (:func:`trace_sqrt_product`).
     """
     f1 = _check_features(features1, "features1")
     f2 = _check_features(features2, "features2")
     if f1.shape[1] != f2.shape[1]:
         raise MetricError(f"feature dimensions differ: {f1.shape[1]} and {f2.shape[1]}")
-    if f1.shape[0] > f1.shape[1]:
+    if max(f1.shape[0], f2.shape[0]) > f1.shape[1]:
         mu1, s1 = feature_stats(f1)
         mu2, s2 = feature_stats(f2)
         return fid_from_stats(mu1, s1, mu2, s2)
