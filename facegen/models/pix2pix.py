@@ -98,7 +98,9 @@ class UNetDecoder(nn.Module):
         prev = widths[-1]
         for j in range(depth - 1):
             out = widths[depth - 2 - j]
-            layers: list[nn.Module] = [nn.ConvTranspose2d(prev + extra[j], out, 4, 2, 1, bias=False), nn.BatchNorm2d(out)]
+            layers: list[nn.Module] = [
+                nn.ConvTranspose2d(prev + extra[j], out, 4, 2, 1, bias=False), nn.BatchNorm2d(out),
+            ]
             if j < n_dropout and dropout > 0:
                 layers.append(nn.Dropout(dropout))
             layers.append(nn.ReLU())

@@ -1,0 +1,181 @@
+"""Training data of paper 000's smile task: neutral -> happy pairs of the same person, 2x.
+
+Pairs: JAFFE + RaFD neutral -> happy pairs of the *training* subjects of the ``smile`` split
+(:func:`facegen.data.task_pairs`; the held-out test subjects are never read here). A few RaFD
+training subjects are held out again as the validation set. Faces are cropped by the paper's
+rule (eye distance d; a 6.4 d square with the eyes 3.2 d below the top edge: the
+``expression`` template of :mod:`facegen.faces`) at the high-resolution (HR) size, once, into
+the aligned-crop cache.
+
+Augmentation (paper section IV.A), drawn per item from a generator seeded by
+(seed, epoch, index), so an item is the same whatever the worker or order:
+
+- the crop's x, y and side each shifted by N(0, sigma), sigma = 1 pixel of the paper's 512-pixel
+  crop (scaled to our crop size), drawn independently for the neutral and the happy image, as
+  each image is cropped on its own;
+- a horizontal flip with p = 1/2 and a zoom ("a scaled image"; the factor is not given, we
+  draw it from [0.95, 1.05]), the same for both images of a pair so they stay in register;
+- 20 augmented copies of every pair per epoch.
+
+Each item: ``lr`` (neutral at the input size: the HR crop PIL-bicubic down-sampled, as the
+benchmark makes its inputs), ``hr`` (happy at 2x, the target), ``lr_target`` (happy at the
+input size), ``hr_neutral`` (neutral at 2x), float [0, 1] CxHxW; C = 1 (BT.601 Y) for
+luminance models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from facegen.data.degrade import bicubic_down, luminance
+
+#: RaFD training subjects held out as the validation set (subject-disjoint from training).
+VAL_SUBJECTS: tuple[str, ...] = ("58", "61", "71")
+TEMPLATE = "expression"
+
+
+class SmileDataError(ValueError):
+    """The smile training data cannot be built as asked."""
+
+
+@dataclass(frozen=True)
+class SmileAugment:
+    """Paper 000's augmentation; see the module docstring."""
+
+    shift_sigma: float = 1.0 / 512.0  # std of the crop's x, y and side jitter, as a fraction of the side
+    flip: bool = True
+    zoom: float = 0.05  # zoom factor drawn from [1 - zoom, 1 + zoom]
+    copies: int = 20
+
+    def __post_init__(self) -> None:
+        if self.copies < 1 or self.shift_sigma < 0 or not 0 <= self.zoom < 1:
+            raise SmileDataError(f"invalid augmentation settings {self}")
+
+    @classmethod
+    def none(cls) -> "SmileAugment":
+        return cls(shift_sigma=0.0, flip=False, zoom=0.0, copies=1)
+
+
+def recrop(img: np.ndarray, dx: float, dy: float, ds: float, zoom: float) -> np.ndarray:
+    """Re-crop a square uint8 crop with its window moved by (dx, dy) pixels, its side grown by
+    ``ds`` pixels and then divided by ``zoom`` (zoom > 1 enlarges the face); reflected borders."""
+    s = img.shape[0]
+    if dx == dy == ds == 0 and zoom == 1.0:
+        return img
+    k = (s + ds) / s / zoom  # source pixels per output pixel
+    c = (s - 1) / 2
+    # output pixel u -> source pixel c + d + k (u - c)
+    m = np.array([[k, 0, c + dx - k * c], [0, k, c + dy - k * c]], dtype=np.float64)
+    return cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REFLECT_101)
+
+
+class SmilePairs(Dataset):
+    """Augmented (neutral, happy) HR crop pairs -> the four tensors of a smile batch."""
+
+    def __init__(self, neutral: np.ndarray, happy: np.ndarray, luminance: bool = True,
+                 augment: SmileAugment | None = None, seed: int = 0) -> None:
+        if len(neutral) == 0 or len(neutral) != len(happy):
+            raise SmileDataError(f"need the same positive number of neutral and happy crops; "
+                                 f"got {len(neutral)} and {len(happy)}")
+        size = neutral.shape[1]
+        if neutral.shape[1:] != (size, size, 3) or happy.shape[1:] != (size, size, 3) or size % 2:
+            raise SmileDataError(f"crops must be uint8 NxSxSx3 with an even S; got {neutral.shape}, {happy.shape}")
+        self.neutral, self.happy = neutral, happy
+        self.luminance = luminance
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def pairs(self) -> int:
+        return len(self.neutral)
+
+    def __len__(self) -> int:
+        return self.pairs * (self.augment.copies if self.augment is not None else 1)
+
+    def _tensor(self, img: np.ndarray) -> torch.Tensor:
+        if self.luminance:
+            return torch.from_numpy((luminance(img) / 255.0)[None].astype(np.float32))
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float() / 255.0
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        i = index % self.pairs
+        neutral, happy = np.asarray(self.neutral[i]), np.asarray(self.happy[i])
+        a = self.augment
+        if a is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            s = neutral.shape[0]
+            zoom = 1.0 + rng.uniform(-a.zoom, a.zoom) if a.zoom > 0 else 1.0
+            flip = a.flip and rng.random() < 0.5
+            out = []
+            for img in (neutral, happy):
+                dx, dy, ds = rng.normal(0.0, a.shift_sigma * s, size=3) if a.shift_sigma > 0 else (0.0, 0.0, 0.0)
+                img = recrop(img, float(dx), float(dy), float(ds), zoom)
+                out.append(np.ascontiguousarray(img[:, ::-1]) if flip else img)
+            neutral, happy = out
+        return {
+            "lr": self._tensor(bicubic_down(neutral, 2)),
+            "hr": self._tensor(happy),
+            "lr_target": self._tensor(bicubic_down(happy, 2)),
+            "hr_neutral": self._tensor(neutral),
+        }
+
+
+def training_pairs(root: str | Path | None = None) -> tuple[list, list]:
+    """(train, validation) neutral -> happy pairs of the smile task's training subjects."""
+    from facegen.data import task_pairs
+
+    pairs = task_pairs("smile", root).train
+    val = [p for p in pairs if p.neutral.dataset == "rafd_subset" and p.subject in VAL_SUBJECTS]
+    train = [p for p in pairs if p not in val]
+    if not train or not val:
+        raise SmileDataError(f"the smile split gave {len(train)} training and {len(val)} validation pairs")
+    return train, val
+
+
+def pair_crops(pairs: list, hr_size: int, cache_root: str | Path | None = None,
+               progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """(neutral, happy) uint8 crops of ``pairs`` at ``hr_size`` by the paper's crop rule, and the
+    number of pairs dropped because no face was found in one of their images."""
+    from facegen.data import aligned_crops
+
+    records = list(dict.fromkeys([p.neutral for p in pairs] + [p.target for p in pairs]))
+    crops = aligned_crops(records, hr_size, TEMPLATE, cache_root=cache_root, progress=progress)
+    row = {k: i for i, k in enumerate(crops.keys)}
+    keep = [p for p in pairs if p.neutral.key in row and p.target.key in row]
+    if not keep:
+        raise SmileDataError("no pair has a face found in both images")
+    neutral = np.stack([crops.images[row[p.neutral.key]] for p in keep])
+    happy = np.stack([crops.images[row[p.target.key]] for p in keep])
+    return neutral, happy, len(pairs) - len(keep)
+
+
+def datasets(hr_size: int, luminance: bool, root: str | Path | None = None, cache_root: str | Path | None = None,
+             augment: SmileAugment | None = SmileAugment(), seed: int = 0,
+             progress: bool = True) -> tuple[SmilePairs, SmilePairs]:
+    """(train, validation) :class:`SmilePairs` for a model with output size ``hr_size``."""
+    train_pairs, val_pairs = training_pairs(root)
+    tn, th, _ = pair_crops(train_pairs, hr_size, cache_root, progress)
+    vn, vh, _ = pair_crops(val_pairs, hr_size, cache_root, progress)
+    return (SmilePairs(tn, th, luminance, augment, seed=seed), SmilePairs(vn, vh, luminance, None))
+
+
+def data_description(train: SmilePairs, val: SmilePairs) -> str:
+    """One line for the model card."""
+    a = train.augment
+    copies = a.copies if a is not None else 1
+    return (f"{train.pairs} neutral -> happy pairs (JAFFE + RaFD training subjects of the smile split) x {copies} "
+            f"augmented copies per epoch; validation: {val.pairs} pairs of RaFD subjects {', '.join(VAL_SUBJECTS)}; "
+            "never the held-out test subjects")
