@@ -60,7 +60,8 @@ def test_psnr_matches_skimage_and_float_inputs_match_uint8():
     a, b = _textured(1), _textured(2)
     assert M.psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-10)
     assert M.psnr(a / 255.0, b / 255.0) == pytest.approx(M.psnr(a, b), abs=1e-9)
-    assert M.psnr(a / 255.0, b / 255.0, test_y_channel=True) == pytest.approx(M.psnr(a, b, test_y_channel=True), abs=1e-4)
+    y_float = M.psnr(a / 255.0, b / 255.0, test_y_channel=True)
+    assert y_float == pytest.approx(M.psnr(a, b, test_y_channel=True), abs=1e-4)
 
 
 def test_ssim_constant_images_hand_value():
@@ -111,7 +112,8 @@ def _basicsr_ssim_channel(img: np.ndarray, img2: np.ndarray) -> float:
 
 def test_ssim_matches_basicsr_formula():
     a, b = _textured(5), _textured(6)
-    ref_rgb = np.mean([_basicsr_ssim_channel(a[..., i].astype(np.float64), b[..., i].astype(np.float64)) for i in range(3)])
+    fa, fb = a.astype(np.float64), b.astype(np.float64)
+    ref_rgb = np.mean([_basicsr_ssim_channel(fa[..., i], fb[..., i]) for i in range(3)])
     assert M.ssim(a, b) == pytest.approx(ref_rgb, abs=1e-10)
     ref_y = _basicsr_ssim_channel(M.rgb_to_y(a), M.rgb_to_y(b))
     assert M.ssim(a, b, test_y_channel=True) == pytest.approx(ref_y, abs=1e-10)
@@ -348,10 +350,23 @@ def test_extract_features_equals_cleanfid_pipeline_on_files(tmp_path):
     for i, im in enumerate(images):
         Image.fromarray(im).save(tmp_path / f"{i}.png")
     ref = get_folder_features(
-        str(tmp_path), _tiny_extractor, num_workers=0, batch_size=2, device=torch.device("cpu"), mode="clean", verbose=False
+        str(tmp_path), _tiny_extractor, num_workers=0, batch_size=2, device=torch.device("cpu"),
+        mode="clean", verbose=False,
     )
     ours = M.extract_features(images, M.FeatureBackbone("tiny", 48, _tiny_extractor), batch_size=2)
     np.testing.assert_allclose(ours, ref, rtol=1e-6)
+
+
+def test_fid_kid_on_images_uses_the_given_backbone():
+    backbone = M.FeatureBackbone("tiny", 48, _tiny_extractor)
+    real = [_textured(30 + i, (40, 40, 3)) for i in range(6)]
+    fake = [_textured(40 + i, (40, 40, 3)) for i in range(5)]
+    with pytest.warns(UserWarning, match="under 1000 images"):
+        res = M.fid_kid(real, fake, backbone=backbone, batch_size=4)
+    f_real, f_fake = M.extract_features(real, backbone), M.extract_features(fake, backbone)
+    assert (res.backbone, res.n_real, res.n_fake) == ("tiny", 6, 5)
+    assert res.fid == pytest.approx(M.fid_from_features(f_real, f_fake), rel=1e-9)
+    assert res.kid == pytest.approx(M.kid_from_features(f_real, f_fake), rel=1e-9)
 
 
 def test_vgg16_backbone_normalises_and_pools():
@@ -447,7 +462,8 @@ def test_tar_at_far_known_counts():
     far_at_1pct = np.mean(impostor > 0.989)
     assert far_at_1pct <= 0.01
     # perfectly separable: TAR 1 at any FAR, even 0
-    sep_scores, sep_labels = np.r_[rng.uniform(0.6, 1, 50), rng.uniform(0, 0.5, 500)], np.r_[np.ones(50), np.zeros(500)]
+    sep_scores = np.r_[rng.uniform(0.6, 1, 50), rng.uniform(0, 0.5, 500)]
+    sep_labels = np.r_[np.ones(50), np.zeros(500)]
     assert M.tar_at_far(sep_scores, sep_labels, 0.0) == 1.0
     assert M.tar_at_far(sep_scores, sep_labels, 0.01) == 1.0
     with pytest.raises(M.MetricError, match="both genuine"):
@@ -527,7 +543,8 @@ def test_eigenfaces_against_explicit_computation():
     expected_nn = np.mean(np.array(pred_nn) == test_ids)
     assert 0.3 < expected_mean < 1.0 and 0.3 < expected_nn < 1.0
     assert M.eigenface_accuracy(train, train_ids, test, test_ids, k=k) == pytest.approx(expected_mean)
-    assert M.eigenface_accuracy(train, train_ids, test, test_ids, k=k, classifier="nearest") == pytest.approx(expected_nn)
+    nearest = M.eigenface_accuracy(train, train_ids, test, test_ids, k=k, classifier="nearest")
+    assert nearest == pytest.approx(expected_nn)
     # RGB input is reduced to BT.601 grey: grey replicated into 3 channels gives the same answer
     rgb = [np.repeat(t[..., None], 3, axis=2) for t in train]
     assert M.eigenface_accuracy(rgb, train_ids, test, test_ids, k=k) == pytest.approx(expected_mean)
@@ -548,6 +565,7 @@ def test_accuracy_confusion_per_class():
 
 
 def test_import_is_light():
-    code = "import sys, benchmarks.metrics; print(sorted(m for m in ('torch', 'lpips', 'cleanfid', 'scipy') if m in sys.modules))"
+    heavy = "('torch', 'lpips', 'cleanfid', 'scipy')"
+    code = f"import sys, benchmarks.metrics; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
