@@ -376,3 +376,13 @@ def test_training_pairs_are_subject_disjoint(data_root: Path) -> None:
     assert not subjects_train & held and not subjects_val & held
     assert subjects_val == set(VAL_SUBJECTS) and not subjects_train & subjects_val
     assert all(p.neutral.expression == "neutral" and p.target.expression == "happy" for p in train + val)
+
+
+def test_model_card_counts_the_inference_network() -> None:
+    from facegen.train.smile import inference_parameters, smile_model_card
+
+    p = smile_pieces("p2p-sge", "tiny", steps=1)
+    n = inference_parameters(p)
+    assert n == count_parameters(SmileGenerator(p.model_config)) < count_parameters(p.objective.G)
+    card = smile_model_card(p, 1, "synthetic", [{"step": 1.0, "psnr": 20.0, "psnr_bicubic": 19.0}])
+    assert f"{n:,}" in card and "Deviations" in card and "guide" in card

@@ -230,3 +230,41 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         dev.append(f"lite size {cfg.lr_size} -> {cfg.hr_size} (paper 256 -> 512), U-Net ngf {cfg.ngf} capped at "
                    f"{cfg.ngf * cfg.max_mult} channels, {train.steps} steps of batch {train.batch_size}")
     return SmileRecipePieces(model_id, preset, cfg, objective, train, tuple(dev))
+
+
+def inference_parameters(pieces: SmileRecipePieces) -> int:
+    """Parameters of the exported (inference) network: the SR stream of the multitask methods is not counted."""
+    return sum(p.numel() for p in pieces.objective.G.inference_model().parameters())
+
+
+def smile_model_card(pieces: SmileRecipePieces, steps_done: int, data_desc: str,
+                     history: list[dict[str, float]] | None = None) -> str:
+    """Markdown model card of a trained smile generator."""
+    c = pieces.model_config
+    t = pieces.train
+    lines = [
+        f"# {pieces.model_id} ({pieces.preset}, smile)",
+        "",
+        f"Paper: {PAPER}; method: {METHOD_REFS[c.method]}.",
+        "",
+        f"- input -> output: neutral face {c.lr_size} -> smiling face {c.hr_size} "
+        + ("(luminance; chroma from the bicubic up-sampling of the input)" if c.channels == 1 else "(RGB)"),
+        f"- parameters at inference: {inference_parameters(pieces):,}",
+        f"- training data: {data_desc}",
+        "- crops: the paper's rule (eye distance d, a 6.4 d square, eyes 3.2 d below the top); the input is the "
+        "neutral crop PIL-bicubic down-sampled 2x",
+        f"- training: {steps_done} steps, batch {t.batch_size}, Adam (lr {t.g_lr}, betas {t.betas}), "
+        f"EMA {t.ema_decay} (weights shipped)",
+    ]
+    if c.method == "sge":
+        lines.append("- at inference the SGE reads the centre crop of the high-resolution neutral face when one is "
+                     "given (`infer(x, guide=hr)`, the paper's setting); otherwise that of the bicubic 2x "
+                     "up-sampling of the input")
+    lines += ["", "Deviations from the paper:", "", *[f"- {d}" for d in pieces.deviations]]
+    if history:
+        last = history[-1]
+        lines += ["", f"Validation at step {int(last['step'])} (held-out training subjects, Y PSNR against the "
+                  f"smiling face): {last['psnr']:.2f} dB "
+                  f"(bicubic up-sampled neutral input {last['psnr_bicubic']:.2f} dB)"]
+    lines += ["", "Config:", "", "```", *[f"{k} = {v}" for k, v in dataclasses.asdict(c).items()], "```", ""]
+    return "\n".join(lines)
