@@ -35,6 +35,7 @@ LMK_PRESETS = {
     "lmk-guided-grey": LmkGuidedConfig.tiny(channels=1),
     "lmk-guided-no-feature-init": LmkGuidedConfig.tiny().without_feature_init(),
     "lmk-guided-no-label": LmkGuidedConfig.tiny().without_label(),
+    "lmk-guided-merged-heatmaps": LmkGuidedConfig.tiny(merge_heatmaps=True),
 }
 
 
@@ -315,3 +316,71 @@ def test_lite_presets_fit_the_size_budget() -> None:
     for c in configs:
         model = ExprGANGenerator(c) if isinstance(c, ExprGANConfig) else LmkGuidedGenerator(c)
         assert count_parameters(model) * 4 < 5_000_000, c
+
+
+# ----------------------------------------------------------------------------- recipes and data
+
+
+def test_every_preset_has_a_config() -> None:
+    from facegen.train import expression as ex
+
+    for model_id, presets in ex.PRESETS.items():
+        for preset in presets:
+            c = ex.model_config(model_id, preset)
+            assert c.channels == (1 if preset in ("lite", "no-unsharp", "no-feature-init", "no-label") else 3)
+    assert ex.model_config("exprgan-msd", "no-unsharp").unsharp is False
+    assert ex.model_config("exprgan-msd", "lite").unsharp is True
+    assert ex.model_config("lmk-guided", "paper-no-label").label_maps is False
+    assert ex.model_config("lmk-guided", "no-feature-init").feature_init is False
+    with pytest.raises(ex.ExpressionRecipeError):
+        ex.model_config("exprgan", "no-unsharp")
+    cfg, obj, train, deviations = ex.build("exprgan", "tiny", steps=10)
+    assert obj.stage1_steps == 5 and train.g_lr == 1e-4 and any("VGG-Face" in d for d in deviations)
+    cfg, obj, train, deviations = ex.build("lmk-guided", "tiny", steps=10)
+    assert obj.weights == (5.0, 10.0, 10.0) and train.g_lr == 2e-4 and train.batch_size == 16
+
+
+def test_flip_permutation_is_a_mirror() -> None:
+    from facegen.train.expression_data import FLIP_68, flip_landmarks
+
+    assert sorted(FLIP_68.tolist()) == list(range(68))
+    assert np.array_equal(FLIP_68[FLIP_68], np.arange(68))  # an involution
+    assert set(FLIP_68[36:42].tolist()) == set(range(42, 48)) and FLIP_68[0] == 16 and FLIP_68[48] == 54
+    # A symmetric face (x mirrored about the centre line) is its own mirror image.
+    rng = np.random.default_rng(0)
+    half = rng.uniform(0, 60, size=(68, 2)).astype(np.float32)
+    pts = np.zeros((68, 2), np.float32)
+    for i in range(68):
+        j = FLIP_68[i]
+        if i < j:
+            pts[i] = half[i]
+            pts[j] = (127 - half[i, 0], half[i, 1])
+        elif i == j:
+            pts[i] = (63.5, half[i, 1])
+    assert np.allclose(flip_landmarks(pts, 128), pts)
+    assert np.allclose(flip_landmarks(flip_landmarks(half, 128), 128), half)
+
+
+def test_paired_set_flips_images_and_landmarks_together() -> None:
+    from facegen.train.expression_data import FLIP_68, PairedExpressionSet, PairedFaces
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, size=(3, 32, 32, 3), dtype=np.uint8)
+    pts = rng.uniform(0, 31, size=(3, 68, 2)).astype(np.float32)
+    pairs = PairedFaces(img, img[::-1].copy(), pts, pts[::-1].copy(), ("happy", "sad", "contempt"), ("a", "b", "c"))
+    ds = PairedExpressionSet(pairs, ("neutral", "happy", "sad"), channels=3, flip=True)
+    assert len(ds) == 2  # contempt is not one of the model's expressions
+    flipped = plain = 0
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        src = (item["lr"].permute(1, 2, 0) * 255).round().byte().numpy()
+        if np.array_equal(src, img[0]):
+            plain += 1
+            assert np.allclose(item["landmarks"].numpy(), pts[2])
+        else:
+            flipped += 1
+            assert np.array_equal(src, img[0][:, ::-1])
+            assert np.allclose(item["landmarks"].numpy()[:, 0], 31 - pts[2][FLIP_68, 0])
+        assert int(item["label"]) == 1
+    assert flipped and plain

@@ -58,6 +58,7 @@ class ExprGANConfig:
     unsharp_sigma: float = 1.0
     unsharp_amount: float = 1.0
     gen_channels: int = 1024  # decoder width at the smallest map; halves at every up-sampling
+    dec_min: int = 1  # ... but never below this (lite: keeps the full-size layers wide enough to draw a face)
     tile_label: bool = True  # tile c to about code_dim entries before the decoder's FC (released code)
     d_channels: tuple[int, ...] = (16, 32, 64, 128)
     d_fc: int = 1024
@@ -105,7 +106,7 @@ class ExprGANConfig:
     def lite(cls, channels: int = 1, encoder: str = "plain", unsharp: bool = False) -> "ExprGANConfig":
         """CPU-trainable at 128 px (< 5 MB of generator weights); six expressions plus neutral, luminance."""
         return cls(channels=channels, expressions=("neutral", *BASIC_EXPRESSIONS), code_dim=50,
-                   enc_channels=(16, 32, 48, 64, 96), gen_channels=64, encoder=encoder,
+                   enc_channels=(16, 32, 48, 64, 96), gen_channels=64, dec_min=16, encoder=encoder,
                    unsharp=unsharp, d_channels=(16, 32, 64, 128), d_fc=128, q_shared=64, q_hidden=32)
 
     @classmethod
@@ -224,7 +225,7 @@ class ExprGANDecoder(nn.Module):
         e = c.expr_dim
         self.fc = nn.Linear(c.code_dim + e * self.duplicate, c.gen_channels * c.bottom**2)
         n_up = len(c.enc_channels)
-        widths = [max(1, c.gen_channels // 2 ** (i + 1)) for i in range(n_up + 1)]
+        widths = [max(c.dec_min, c.gen_channels // 2 ** (i + 1)) for i in range(n_up + 1)]
         ch = c.gen_channels
         self.blocks = nn.ModuleList()
         for w in widths:
@@ -295,6 +296,12 @@ class ExprGANGenerator(nn.Module, PyTorchModelHubMixin):
         if c.channels == 1:
             return luminance_wrap(run, x, c.size)
         return run(x)
+
+    @torch.no_grad()
+    def infer_batch(self, batch: dict[str, Tensor], intensity: float = 1.0) -> Tensor:
+        """:meth:`infer` on a training/validation batch (``lr`` images, ``label`` indices into ``expressions``)."""
+        names = [self.config.expressions[int(i)] for i in batch["label"]]
+        return self.infer(batch["lr"], names, intensity)
 
 
 class ExprGANImageDiscriminator(nn.Module, PyTorchModelHubMixin):

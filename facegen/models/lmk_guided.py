@@ -48,6 +48,7 @@ class LmkGuidedConfig:
     expressions: tuple[str, ...] = ("neutral", *BASIC_EXPRESSIONS)
     n_points: int = 68
     heatmap_sigma: float = 2.0  # pixels at ``size``
+    merge_heatmaps: bool = False  # True: one map, the maximum over the 68 (lite: 68x cheaper first layers)
     ngf: int = 64
     n_down: int = 2  # Table 2 up-samples twice: 32x32x256 -> 128x128x64
     n_blocks: int = 9
@@ -73,6 +74,10 @@ class LmkGuidedConfig:
         return len(self.expressions)
 
     @property
+    def heat_channels(self) -> int:
+        return 1 if self.merge_heatmaps else self.n_points
+
+    @property
     def latent(self) -> int:
         return self.ngf * 2**self.n_down
 
@@ -84,7 +89,7 @@ class LmkGuidedConfig:
     @classmethod
     def lite(cls, channels: int = 1, **kw) -> "LmkGuidedConfig":
         """CPU-trainable at 128 px (< 5 MB of generator weights), luminance."""
-        return cls(channels=channels, ngf=16, n_blocks=6, ndf=32, **kw)
+        return cls(channels=channels, ngf=16, n_blocks=6, ndf=32, merge_heatmaps=True, **kw)
 
     @classmethod
     def tiny(cls, channels: int = 3, size: int = 32, **kw) -> "LmkGuidedConfig":
@@ -152,7 +157,7 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
         super().__init__()
         self.config = c = config
         self.init_face = _feature_init(c.channels, c)
-        self.init_geo = _feature_init(c.n_points, c)
+        self.init_geo = _feature_init(c.heat_channels, c)
         self.blocks = nn.ModuleList(MigrationUnit(c.latent, i == 0, c.dropout) for i in range(c.n_blocks))
         k = c.n_classes if c.label_maps else 0
         layers: list[nn.Module] = []
@@ -170,15 +175,16 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
         init_normal(self, 0.02)
 
     def heatmaps(self, points: Tensor) -> Tensor:
-        """(N, 68, 2) target landmarks in pixels at ``size`` -> the (N, 68, size, size) generator input."""
-        return heatmaps.render_heatmaps(points, self.config.size, self.config.heatmap_sigma)
+        """(N, 68, 2) target landmarks in pixels at ``size`` -> the (N, 68 or 1, size, size) generator input."""
+        c = self.config
+        return heatmaps.render_heatmaps(points, c.size, c.heatmap_sigma, merge=c.merge_heatmaps)
 
     def label_maps(self, labels: Tensor, h: int, w: int, dtype: torch.dtype) -> Tensor:
         """One-hot labels as [-1, 1] maps (Fig. 4): 1 on the target class's map, -1 elsewhere."""
         return tile_maps(F.one_hot(labels, self.config.n_classes).to(dtype) * 2.0 - 1.0, h, w)
 
     def forward(self, x: Tensor, heat: Tensor, labels: Tensor) -> Tensor:
-        """``x`` in [-1, 1], ``heat`` (N, 68, H, W) in [0, 1], ``labels`` (N,) -> image in [-1, 1]."""
+        """``x`` in [-1, 1], ``heat`` (N, 68 or 1, H, W) in [0, 1], ``labels`` (N,) -> image in [-1, 1]."""
         fp, fs = self.init_face(x), self.init_geo(heat)
         for block in self.blocks:
             fp, fs = block(fp, fs)
@@ -232,6 +238,12 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
             return luminance_wrap(run, x, c.size)
         return run(x)
 
+    @torch.no_grad()
+    def infer_batch(self, batch: dict[str, Tensor], intensity: float = 1.0) -> Tensor:
+        """:meth:`infer` on a training/validation batch (``lr``, ``label`` indices, target ``landmarks``)."""
+        names = [self.config.expressions[int(i)] for i in batch["label"]]
+        return self.infer(batch["lr"], names, intensity, landmarks=batch.get("landmarks"))
+
 
 class PatchDiscriminator(nn.Module):
     """Table 3: 4x4 convs 64-128-256 (stride 2), 512 (stride 1), 1 (stride 1); BN after all but the
@@ -261,7 +273,7 @@ class LmkGuidedDiscriminators(nn.Module, PyTorchModelHubMixin):
         super().__init__()
         self.config = c = config
         self.image = PatchDiscriminator(2 * c.channels, c.ndf, c.d_layers)
-        self.geometry = PatchDiscriminator(c.channels + c.n_points, c.ndf, c.d_layers)
+        self.geometry = PatchDiscriminator(c.channels + c.heat_channels, c.ndf, c.d_layers)
         init_normal(self, 0.02)
 
     def forward(self, which: str, image: Tensor, condition: Tensor) -> Tensor:

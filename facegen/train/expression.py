@@ -105,7 +105,8 @@ class ExprGANObjective:
     L_id compares the features of the synthesised and the target image at conv1_2 ... conv5_2
     (weights ``id_weights``) of ``identity_net`` (default: ImageNet VGG16, standing in for
     VGG-Face). L_Q is the squared error of Q's estimate of the expression code, summed over
-    classes. L_tv is :func:`facegen.losses.total_variation` (the released code uses a squared
+    classes. ``id_size`` resizes both images before the identity network (the lite recipe uses 64 px:
+    the VGG16 pass at 128 px dominates a CPU step). L_tv is :func:`facegen.losses.total_variation` (the released code uses a squared
     variant).
     """
 
@@ -113,7 +114,7 @@ class ExprGANObjective:
 
     def __init__(self, config: ExprGANConfig, *, stage1_steps: int = 0, weights: Sequence[float] = (1.0, 1.0, 0.01, 0.01, 0.001),
                  id_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
-                 identity_net: nn.Module | None = None) -> None:
+                 identity_net: nn.Module | None = None, id_size: int | None = None) -> None:
         self.config = config
         self.name = "exprgan-msd" if config.encoder == "msd" else "exprgan"
         self.stage1_steps = int(stage1_steps)
@@ -128,6 +129,7 @@ class ExprGANObjective:
         self._d: nn.Module = self.D
         self._dz: nn.Module = self.Dz
         self._identity = identity_net
+        self.id_size = id_size
         self.step = 0
         self._cache: tuple[Tensor, ...] | None = None
 
@@ -184,7 +186,11 @@ class ExprGANObjective:
         l_id, l_q, l_img, l_z, l_tv = self.weights
         full = self.stage == "full"
         pixel = losses.l1(fake, tgt)
-        ident = feature_l1(self.identity_net, fake, tgt, self.id_weights)
+        a, b = fake, tgt
+        if self.id_size is not None and self.id_size != fake.shape[-1]:
+            a = F.interpolate(fake, size=self.id_size, mode="bilinear", align_corners=False, antialias=True)
+            b = F.interpolate(tgt, size=self.id_size, mode="bilinear", align_corners=False, antialias=True)
+        ident = feature_l1(self.identity_net, a, b, self.id_weights)
         logit, q_fake = self._d(fake, labels)
         q = self._q_loss(q_fake, code)
         total = pixel + l_id * ident + l_q * q
@@ -262,3 +268,103 @@ class LmkGuidedObjective:
         pix = losses.l1(fake, tgt)
         logs = {"G_adv": float(adv.detach()), "G_per": float(per.detach()), "G_pixel": float(pix.detach())}
         return w_gan * adv + w_per * per + w_pix * pix, logs
+
+
+# -------------------------------------------------------------------------------------------------
+# Presets and recipes (wired into facegen.train.recipes by the lead)
+
+MODEL_IDS: tuple[str, ...] = ("exprgan", "exprgan-msd", "lmk-guided")
+PRESETS: dict[str, tuple[str, ...]] = {
+    "exprgan": ("paper", "lite", "tiny"),
+    "exprgan-msd": ("paper", "lite", "tiny", "no-unsharp", "paper-no-unsharp"),
+    "lmk-guided": ("paper", "lite", "tiny", "no-feature-init", "paper-no-feature-init", "no-label", "paper-no-label"),
+}
+PAPERS = {
+    "exprgan": "Ding, Sricharan, Chellappa: ExprGAN: Facial Expression Editing with Controllable Expression "
+    "Intensity, AAAI 2018 (the baseline of paper 001)",
+    "exprgan-msd": "Nimitha U. et al.: Enhancing Facial Expression Synthesis through GAN with Multi-Scale Dilated "
+    "Feature Extraction and Edge-Enhanced Facial Features",
+    "lmk-guided": "Li, Qi, Sun: Facial Landmarks and Expression Label Guided Photorealistic Facial Expression "
+    "Synthesis, IEEE Access 9, 2021 (doi:10.1109/ACCESS.2021.3072057)",
+}
+
+
+class ExpressionRecipeError(ValueError):
+    """A model/preset combination that has no recipe."""
+
+
+def model_config(model_id: str, preset: str) -> ExprGANConfig | LmkGuidedConfig:
+    """The model config of ``preset`` (paper presets are RGB, lite presets luminance)."""
+    if model_id not in PRESETS:
+        raise ExpressionRecipeError(f"unknown expression model {model_id!r}; known: {list(MODEL_IDS)}")
+    if preset not in PRESETS[model_id]:
+        raise ExpressionRecipeError(f"{model_id} has presets {', '.join(PRESETS[model_id])}; got {preset!r}")
+    base = preset.split("-", 1)[0] if preset.startswith("paper") else ("tiny" if preset == "tiny" else "lite")
+    if model_id == "exprgan":
+        return {"paper": ExprGANConfig.paper, "lite": ExprGANConfig.lite, "tiny": ExprGANConfig.tiny}[base]()
+    if model_id == "exprgan-msd":
+        unsharp = not preset.endswith("no-unsharp")
+        if base == "paper":
+            return ExprGANConfig.paper_msd(unsharp=unsharp)
+        if base == "tiny":
+            return ExprGANConfig.tiny(encoder="msd", unsharp=True)
+        return ExprGANConfig.lite(encoder="msd", unsharp=unsharp)
+    c = {"paper": LmkGuidedConfig.paper, "lite": LmkGuidedConfig.lite, "tiny": LmkGuidedConfig.tiny}[base]()
+    if preset.endswith("no-feature-init"):
+        c = c.without_feature_init()
+    if preset.endswith("no-label"):
+        c = c.without_label()
+    return c
+
+
+def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
+          stage1_fraction: float = 0.5, **train_overrides):
+    """(model config, objective, :class:`TrainConfig`, deviations) of an expression recipe (no data read)."""
+    import dataclasses
+
+    from facegen.train.trainer import TrainConfig
+
+    cfg = model_config(model_id, preset)
+    deviations: list[str] = []
+    if isinstance(cfg, ExprGANConfig):
+        paper = preset.startswith("paper")
+        # Paper 001: Adam lr 1e-4, betas (0.5, 0.999); batch 48 as the released ExprGAN's Oulu run.
+        train = TrainConfig(steps=steps or (40_000 if paper else 8_000), batch_size=batch_size or (48 if paper else 16),
+                            optimizer="adam", g_lr=1e-4, d_lr=1e-4, betas=(0.5, 0.999), seed=seed)
+        objective: ExprGANObjective | LmkGuidedObjective = ExprGANObjective(
+            cfg, stage1_steps=round(stage1_fraction * train.steps), id_size=None if paper or cfg.size < 64 else 64)
+        deviations += [
+            "identity loss on ImageNet VGG16 conv1_2..conv5_2 features (offline asset) in place of VGG-Face",
+            f"two stages in one run: reconstruction for the first {round(stage1_fraction * 100)} % of the steps, "
+            "then the full objective (eq. 4) with the released ExprGAN's weights 1, 1, 0.01, 0.01, 0.001",
+            "total variation as the mean absolute difference of neighbours (the released code squares it)",
+        ]
+        if not paper:
+            deviations.append("identity features of 64-pixel versions of both images (CPU budget)")
+        if cfg.encoder == "msd":
+            deviations.append("the two dilated channels are concatenated before the FC layer (the paper's fusion is "
+                              f"not specified); unsharp mask sigma {cfg.unsharp_sigma}, amount {cfg.unsharp_amount} "
+                              "(not given by the paper)" if cfg.unsharp else "ablation: no unsharp mask")
+        if "neutral" in cfg.expressions:
+            deviations.append("a seventh class, neutral, so neutral training faces can be reconstructed with their own label")
+    else:
+        train = TrainConfig(steps=steps or (60_000 if preset.startswith("paper") else 8_000), batch_size=batch_size or 16,
+                            optimizer="adam", g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=seed)
+        objective = LmkGuidedObjective(cfg)
+        deviations += [
+            "perceptual loss on ImageNet VGG16 conv1_2 (offline asset) in place of VGG19 conv1_2",
+            f"{cfg.n_blocks} migration unit blocks and dropout {cfg.dropout} (not given by the paper); Adam betas (0.5, 0.999)",
+            "feature-initialise networks = the ResNet-generator head that Table 2's decoder mirrors (not tabulated)",
+        ]
+        if cfg.merge_heatmaps:
+            deviations.append("the 68 landmark heatmaps merged into one map (per-pixel maximum) for the generator and "
+                              "the geometry discriminator (CPU budget)")
+        if not cfg.feature_init:
+            deviations.append("ablation: no feature-initialise networks (space-to-depth + 1x1 projection instead)")
+        if not cfg.label_maps:
+            deviations.append("ablation: no expression label maps before the decoder (w/o expression label smooth)")
+    if cfg.channels == 1:
+        deviations.append("trained on luminance (BT.601 Y) of the grey JAFFE/RaFD/LFW faces; chroma from the input")
+    if train_overrides:
+        train = dataclasses.replace(train, **train_overrides)
+    return cfg, objective, train, tuple(deviations)

@@ -1,0 +1,311 @@
+"""Training data of the expression models (task ``expression``, 128x128 aligned faces).
+
+Paired data (``lmk-guided``, and optionally ExprGAN): same-person neutral -> expression pairs of
+the JAFFE and RaFD *training* subjects (:func:`facegen.data.task_pairs`; the test subjects of the
+``expression`` task are never read here), aligned with the ``expression`` template of
+:mod:`facegen.faces` like the benchmark's faces. The target's 68 landmarks come from
+:func:`facegen.models.heatmaps.crop_landmarks` on the aligned target crop and are cached beside
+the crop cache.
+
+Unpaired labelled faces (ExprGAN learns by reconstructing a face from its identity code and its
+own label): every JAFFE and RaFD image of the training subjects, plus optionally the labelled
+LFW faces of ``lfw_expressions`` (in the wild, very imbalanced: classes are re-sampled towards
+balance by repetition).
+
+Validation: a few training subjects are held out of training (never a test subject).
+All the shared face sets are grey, so the lite models train on luminance (``channels=1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from facegen.data.labels import normalise_expression
+
+TEMPLATE = "expression"
+SIZE = 128
+#: Training subjects held out for validation: one JAFFE woman and three RaFD people.
+VAL_SUBJECTS: dict[str, tuple[str, ...]] = {"jaffe": ("UY",), "rafd_subset": ("01", "02", "03")}
+
+# iBUG 300-W index of each landmark's mirror image (for horizontal flips).
+FLIP_68 = np.array(
+    list(range(16, -1, -1))  # jaw
+    + list(range(26, 21, -1)) + list(range(21, 16, -1))  # brows
+    + [27, 28, 29, 30] + [35, 34, 33, 32, 31]  # nose
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]  # eyes
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lips
+    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lips
+)
+
+
+class ExpressionDataError(RuntimeError):
+    """The training data cannot be assembled (missing faces, no pairs, ...)."""
+
+
+def flip_landmarks(points: np.ndarray, width: int) -> np.ndarray:
+    """Landmarks of the horizontally flipped image: x -> width - 1 - x, mirror points swapped."""
+    out = points[FLIP_68].copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    return out
+
+
+def _to_tensor(img: np.ndarray, channels: int) -> Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(255.0)
+    if channels == 1:
+        x = (0.299 * x[0:1] + 0.587 * x[1:2] + 0.114 * x[2:3])
+    return x
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def crop_landmarks_cached(images: np.ndarray, cache_file: Path, progress: bool = True) -> np.ndarray:
+    """(N, 68, 2) landmarks of aligned crops (NaN where no face was found), cached in ``cache_file``."""
+    from tqdm import tqdm
+
+    from facegen.models.heatmaps import LandmarkError, crop_landmarks
+
+    if cache_file.is_file():
+        pts = np.load(cache_file, allow_pickle=False)
+        if pts.shape == (len(images), 68, 2):
+            return pts
+    pts = np.full((len(images), 68, 2), np.nan, dtype=np.float32)
+    for i in tqdm(range(len(images)), desc="68-point landmarks", disable=not progress):
+        try:
+            pts[i] = crop_landmarks(np.ascontiguousarray(images[i]))
+        except LandmarkError:
+            pass
+    _atomic_save(cache_file, pts)
+    return pts
+
+
+@dataclass(frozen=True)
+class PairedFaces:
+    """Aligned neutral/target crops of same-person pairs with the target's landmarks."""
+
+    neutral: np.ndarray  # (M, 128, 128, 3) uint8
+    target: np.ndarray  # (M, 128, 128, 3) uint8
+    neutral_landmarks: np.ndarray  # (M, 68, 2) float32
+    target_landmarks: np.ndarray  # (M, 68, 2) float32
+    expressions: tuple[str, ...]  # target expression of each pair
+    subjects: tuple[str, ...]
+
+
+def paired_faces(root: str | Path | None, part: str = "train", cache_root: str | Path | None = None,
+                 progress: bool = True) -> PairedFaces:
+    """Pairs of the training subjects: ``part`` = "train" (minus :data:`VAL_SUBJECTS`) or "val".
+
+    Pairs where a crop or a landmark set is missing are dropped.
+    """
+    from facegen.data import aligned_crops, task_pairs
+    from facegen.data.cache import default_cache_root
+
+    if part not in ("train", "val"):
+        raise ValueError(f"part must be 'train' or 'val'; got {part!r}")
+    held = {(d, s) for d, subs in VAL_SUBJECTS.items() for s in subs}
+    pairs = [p for p in task_pairs("expression", root).train
+             if ((p.target.dataset, p.subject) in held) == (part == "val")]
+    if not pairs:
+        raise ExpressionDataError(f"no {part} pairs for the expression task under the data root")
+    records = list({r.key: r for p in pairs for r in (p.neutral, p.target)}.values())
+    crops = aligned_crops(records, SIZE, TEMPLATE, cache_root=cache_root, progress=progress)
+    croot = Path(cache_root) if cache_root is not None else default_cache_root()
+    pts = crop_landmarks_cached(crops.images, croot / "landmarks" / f"{crops.path.name}.npy", progress)
+    rows = {k: i for i, k in enumerate(crops.keys)}
+    keep = [p for p in pairs if p.neutral.key in rows and p.target.key in rows
+            and np.isfinite(pts[rows[p.neutral.key]]).all() and np.isfinite(pts[rows[p.target.key]]).all()]
+    if not keep:
+        raise ExpressionDataError("no pair has both faces and their landmarks")
+    ni = [rows[p.neutral.key] for p in keep]
+    ti = [rows[p.target.key] for p in keep]
+    return PairedFaces(np.asarray(crops.images)[ni], np.asarray(crops.images)[ti], pts[ni], pts[ti],
+                       tuple(p.expression for p in keep), tuple(p.subject for p in keep))
+
+
+def template_displacements(pairs: PairedFaces, expressions: Sequence[str]) -> np.ndarray:
+    """The per-expression mean landmark displacement of ``pairs`` (see :mod:`facegen.models.heatmaps`)."""
+    from facegen.models.heatmaps import mean_displacements
+
+    return mean_displacements(pairs.neutral_landmarks, pairs.target_landmarks, pairs.expressions, expressions)
+
+
+class PairedExpressionSet(Dataset):
+    """Items ``{"lr": neutral, "hr": target, "label": index, "landmarks": target points}``.
+
+    Images are float [0, 1] CxHxW (C = 1: BT.601 luminance); ``label`` indexes ``expressions``;
+    pairs whose target expression is not in ``expressions`` are dropped. With ``flip`` both images
+    and the landmarks are mirrored with probability 1/2, drawn from (seed, epoch, item).
+    """
+
+    def __init__(self, pairs: PairedFaces, expressions: Sequence[str], channels: int, flip: bool = True,
+                 seed: int = 0) -> None:
+        self.pairs = pairs
+        self.expressions = tuple(expressions)
+        self.rows = [i for i, e in enumerate(pairs.expressions) if e in self.expressions]
+        if not self.rows:
+            raise ExpressionDataError(f"no pair has a target expression in {self.expressions}")
+        self.channels, self.flip, self.seed, self.epoch = channels, flip, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        r = self.rows[i]
+        p = self.pairs
+        src, tgt, pts = p.neutral[r], p.target[r], p.target_landmarks[r]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if self.flip and rng.random() < 0.5:
+            src, tgt, pts = src[:, ::-1], tgt[:, ::-1], flip_landmarks(pts, src.shape[1])
+        return {"lr": _to_tensor(src, self.channels), "hr": _to_tensor(tgt, self.channels),
+                "label": torch.tensor(self.expressions.index(p.expressions[r])),
+                "landmarks": torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float32))}
+
+
+class LabelledFaceSet(Dataset):
+    """ExprGAN's reconstruction samples ``{"lr": x, "hr": x, "label": y}`` (+ optional paired samples).
+
+    ``faces`` (N, H, W, 3) uint8 with one expression name each; classes outside ``expressions``
+    are dropped. ``balance`` repeats the items of rare classes so that every class appears about
+    as often as the largest one, capped at ``max_repeat`` copies of an item. ``pairs`` (optional)
+    appends neutral -> expression samples of the same people (``hr`` = the target).
+    """
+
+    def __init__(self, faces: np.ndarray, labels: Sequence[str], expressions: Sequence[str], channels: int,
+                 pairs: PairedFaces | None = None, balance: bool = True, max_repeat: int = 20, flip: bool = True,
+                 seed: int = 0) -> None:
+        self.faces, self.expressions = faces, tuple(expressions)
+        self.labels = [normalise_expression(x) for x in labels]
+        base = [i for i, e in enumerate(self.labels) if e in self.expressions]
+        if not base:
+            raise ExpressionDataError(f"no labelled face has an expression in {self.expressions}")
+        index: list[tuple[str, int]] = [("face", i) for i in base]
+        if balance:
+            by_class: dict[str, list[int]] = {}
+            for i in base:
+                by_class.setdefault(self.labels[i], []).append(i)
+            most = max(len(v) for v in by_class.values())
+            for rows in by_class.values():
+                reps = min(max_repeat, most // len(rows)) - 1
+                index += [("face", i) for _ in range(reps) for i in rows]
+        self.pairs = pairs
+        if pairs is not None:
+            index += [("pair", i) for i, e in enumerate(pairs.expressions) if e in self.expressions]
+        self.index = index
+        self.channels, self.flip, self.seed, self.epoch = channels, flip, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def class_counts(self) -> dict[str, int]:
+        """Items per class after balancing (for the model card)."""
+        out: dict[str, int] = {}
+        for kind, i in self.index:
+            e = self.labels[i] if kind == "face" else self.pairs.expressions[i]  # type: ignore[union-attr]
+            out[e] = out.get(e, 0) + 1
+        return out
+
+    def __getitem__(self, j: int) -> dict[str, Tensor]:
+        kind, i = self.index[j]
+        if kind == "face":
+            src = tgt = self.faces[i]
+            label = self.labels[i]
+        else:
+            assert self.pairs is not None
+            src, tgt, label = self.pairs.neutral[i], self.pairs.target[i], self.pairs.expressions[i]
+        rng = np.random.default_rng([self.seed, self.epoch, j])
+        if self.flip and rng.random() < 0.5:
+            src, tgt = src[:, ::-1], tgt[:, ::-1]
+        return {"lr": _to_tensor(src, self.channels), "hr": _to_tensor(tgt, self.channels),
+                "label": torch.tensor(self.expressions.index(label))}
+
+
+def labelled_faces(root: str | Path | None, part: str = "train", use_lfw: bool = True,
+                   cache_root: str | Path | None = None, progress: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Aligned labelled faces for ExprGAN: JAFFE and RaFD training subjects (minus or only the
+    validation subjects, by ``part``), plus, for ``part="train"`` and ``use_lfw``, the labelled LFW faces."""
+    from facegen.data import aligned_crops, split
+
+    held = {(d, s) for d, subs in VAL_SUBJECTS.items() for s in subs}
+    records = []
+    for dataset in ("jaffe", "rafd_subset"):
+        # The `judge` split keeps every labelled image; its test subjects are the expression task's.
+        records += [r for r in split(dataset, "judge", root).train if ((dataset, r.subject) in held) == (part == "val")]
+    if part == "train" and use_lfw:
+        records += [r for r in split("lfw_expressions", "judge", root).train if r.expression is not None]
+    records = [r for r in records if r.expression is not None]
+    crops = aligned_crops(records, SIZE, TEMPLATE, cache_root=cache_root, progress=progress)
+    by_key = {r.key: r for r in records}
+    return np.asarray(crops.images), [by_key[k].expression for k in crops.keys]  # type: ignore[misc]
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """Short sha256 of arrays (recorded in run info so a resume checks it continues on the same data)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(json.dumps([list(a.shape), str(a.dtype)]).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ExpressionData:
+    """What a training run of an expression model needs from the data."""
+
+    train: Dataset
+    val: Dataset
+    template: np.ndarray | None  # (K, 68, 2) for lmk-guided: set with ``G.set_template`` before training
+    description: str  # for the model card
+
+
+def datasets(model_id: str, config, root: str | Path | None, cache_root: str | Path | None = None, *,
+             use_lfw: bool = True, exprgan_pairs: bool = True, seed: int = 0, progress: bool = True) -> ExpressionData:
+    """Training and validation sets of ``model_id`` with ``config`` (its expressions and channels).
+
+    ``lmk-guided``: the paired set (validation: the pairs of :data:`VAL_SUBJECTS`) and the
+    expression template fitted on the training pairs. ExprGAN models: labelled faces (JAFFE and
+    RaFD training subjects, plus the LFW expression faces when ``use_lfw``), class-balanced by
+    repetition, plus (``exprgan_pairs``) the neutral -> expression pairs; validation = the
+    validation subjects' pairs.
+    """
+    exprs, ch = tuple(config.expressions), config.channels
+    train_pairs = paired_faces(root, "train", cache_root, progress)
+    val_pairs = paired_faces(root, "val", cache_root, progress)
+    val = PairedExpressionSet(val_pairs, exprs, ch, flip=False)
+    if model_id == "lmk-guided":
+        train = PairedExpressionSet(train_pairs, exprs, ch, flip=True, seed=seed)
+        desc = (f"{len(train)} same-person neutral -> expression pairs of the JAFFE and RaFD training subjects "
+                f"(validation: {len(val)} pairs of held-out training subjects); never the expression test subjects")
+        return ExpressionData(train, val, template_displacements(train_pairs, exprs), desc)
+    faces, labels = labelled_faces(root, "train", use_lfw, cache_root, progress)
+    train = LabelledFaceSet(faces, labels, exprs, ch, pairs=train_pairs if exprgan_pairs else None, seed=seed)
+    desc = (f"{len(faces)} labelled faces (JAFFE and RaFD training subjects" + (", LFW expressions" if use_lfw else "")
+            + f") reconstructed with their own label, class-balanced by repetition to {len(train)} items"
+            + (f" including {len(train_pairs.expressions)} neutral -> expression pairs" if exprgan_pairs else "")
+            + f"; per class {train.class_counts()}; never the expression test subjects")
+    return ExpressionData(train, val, None, desc)
