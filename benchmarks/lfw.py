@@ -323,7 +323,7 @@ def evaluate(pairs: list[Pair], emb: dict[str, np.ndarray]) -> dict:
     }
 
 
-def plot_roc(curves: dict[str, Roc], file: Path) -> None:
+def plot_roc(curves: dict[str, Roc], file: Path, title: str = "LFW verification") -> None:
     """ROC curves (TAR against FAR on a log axis) as a PNG, written atomically."""
     import io
 
@@ -343,7 +343,7 @@ def plot_roc(curves: dict[str, Roc], file: Path) -> None:
     ax.set_ylim(0.5, 1.001)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
-    ax.set_title("LFW verification, 3,000 pairs")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -399,7 +399,7 @@ def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, 
     stem = f"lfw-{encoder.name}" + (f"-{len(pairs)}" if limit is not None else "")
     _atomic_write(out_dir / f"{stem}.json", (json.dumps(result, indent=2) + "\n").encode())
     plot_roc({f"{encoder.name} (acc {100 * res['accuracy_mean']:.2f} %, AUC {res['auc']:.4f})": res["_roc"]},
-             out_dir / f"{stem}-roc.png")
+             out_dir / f"{stem}-roc.png", title=f"LFW verification, {len(pairs):,} pairs")
     return result
 
 

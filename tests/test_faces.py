@@ -273,3 +273,18 @@ def test_paste_back_is_feathered_and_local(photos):
     ramp = weight[: end + 1]
     assert ramp[0] > 0.99 and np.all(np.diff(ramp) < 0.2)
     assert np.sum((ramp > 0.05) & (ramp < 0.95)) >= 4  # the fade spans several pixels
+
+
+@pytest.mark.slow
+def test_celeba_template_constants_remeasured(data_root):
+    """The 'celeba' template is the mean detected 5 points over the 1,000 CelebA-FSRNet faces."""
+    pts = []
+    for file in sorted((data_root / "celeba_fsrnet/celeba_val_1000_HR").iterdir()):
+        img = read_image(file)
+        assert img.shape == (128, 128, 3)
+        found = F.detect(img)
+        if found:
+            pts.append(found[0].points)
+    assert len(pts) >= 990
+    measured = (np.mean(pts, axis=0) + 0.5) / 128
+    assert np.abs(measured - F.TEMPLATES["celeba"]).max() < 5e-4

@@ -228,3 +228,17 @@ def test_bad_arrays_and_types():
         read_image(np.zeros((4,), np.uint8))
     with pytest.raises(ImageReadError):
         read_image(12345)  # type: ignore[arg-type]
+
+
+def test_sixteen_bit_colour_png_and_tiff():
+    import cv2
+
+    bgr = np.zeros((4, 5, 3), np.uint16)
+    bgr[..., 2] = 65535  # red
+    bgr[..., 1] = 30000
+    ok, png = cv2.imencode(".png", bgr)
+    assert ok
+    assert tuple(read_image(png.tobytes())[0, 0]) == (255, round(30000 / 257), 0)
+    ok, tif = cv2.imencode(".tiff", np.full((4, 4, 3), 40000, np.uint16))
+    assert ok
+    assert tuple(read_image(tif.tobytes())[0, 0]) == (round(40000 / 257),) * 3
