@@ -386,3 +386,14 @@ def test_model_card_counts_the_inference_network() -> None:
     assert n == count_parameters(SmileGenerator(p.model_config)) < count_parameters(p.objective.G)
     card = smile_model_card(p, 1, "synthetic", [{"step": 1.0, "psnr": 20.0, "psnr_bicubic": 19.0}])
     assert f"{n:,}" in card and "Deviations" in card and "guide" in card
+
+
+def test_guide_fallback_in_training() -> None:
+    c = SmileConfig.tiny("sge")
+    b = _batch(c)
+    paper = SmileObjective(c)._guide(b)
+    torch.testing.assert_close(paper, centre_crop(b["hr_neutral"], c.lr_size) * 2 - 1)
+    always = SmileObjective(c, guide_fallback=1.0)._guide(b)
+    torch.testing.assert_close(always, centre_crop(bicubic_resize(b["lr"], c.hr_size), c.lr_size) * 2 - 1)
+    assert smile_pieces("p2p-sge", "lite").objective.guide_fallback == 0.5
+    assert smile_pieces("p2p-sge", "tiny").objective.guide_fallback == 0.0

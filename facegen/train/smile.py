@@ -196,7 +196,10 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
 
     cfg = smile_config(model_id, preset)
     is_paper = preset == "paper"
-    fallback = guide_fallback if guide_fallback is not None else 0.0
+    # The lite checkpoints serve the benchmark and the app, which may have only the low-resolution
+    # face: half of their training samples guide the SGE with the up-sampled input (declared).
+    lite_sge = cfg.method == "sge" and cfg.lr_size == SmileConfig.lite().lr_size and not is_paper
+    fallback = guide_fallback if guide_fallback is not None else (0.5 if lite_sge else 0.0)
     objective = SmileObjective(cfg, l1_weight=100.0, sr_weight=100.0, guide_fallback=fallback)
     default_steps = 12_300 if is_paper else 6_000
     default_batch = 20 if is_paper else 8
