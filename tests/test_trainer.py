@@ -232,3 +232,29 @@ def test_two_processes_keep_replicas_equal(tmp_path: Path) -> None:
     for k in g0:
         assert torch.equal(g0[k], g1[k]), k
     assert ckpt.complete_steps(tmp_path / "checkpoints") == [3]
+
+
+class _Staged(StackedSRObjective):
+    """An objective using the optional hooks: ``set_step`` and ``preview``."""
+
+    def __init__(self) -> None:
+        seed_everything(0)
+        super().__init__(StackedSRConfig.tiny(scale=2, lr_size=8))
+        self.steps_seen: list[int] = []
+        self.previews = 0
+
+    def set_step(self, step: int) -> None:
+        self.steps_seen.append(step)
+
+    def preview(self, g, batch):
+        self.previews += 1
+        return batch["hr"] * 0.5, g.infer(batch["lr"]), batch["hr"]
+
+
+def test_optional_objective_hooks(tmp_path: Path) -> None:
+    obj = _Staged()
+    data = _data(obj)
+    tr = Trainer(obj, _cfg(steps=4, val_every=2, checkpoint_every=0), data, tmp_path, val_set=data, progress=False)
+    tr.fit()
+    assert obj.steps_seen == [0, 1, 2, 3] and obj.previews == 2
+    assert tr.history[-1]["psnr_bicubic"] < 20  # bicubic would give > 25 dB; the preview's baseline (half brightness) was used

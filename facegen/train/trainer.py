@@ -75,10 +75,14 @@ class TrainConfig:
 class Objective(Protocol):
     """A paper's loss: the modules it owns, and its discriminator and generator losses.
 
-    ``modules()`` returns at least ``{"G": generator, "D": discriminator(s)}``; the generator has
-    ``config`` and ``infer``. The trainer makes one optimiser for "G" and one for "D", wraps the
-    modules for distribution and hands the wrapped ones back through ``bind``. Both losses take a
-    batch ``{"lr", "hr"}`` of float [0, 1] NCHW tensors. ``d_loss`` is called first in a step and
+    ``modules()`` returns at least ``{"G": generator, "D": discriminator}``; the generator has
+    ``config`` and ``infer``. The trainer makes one optimiser for "G" and one for all the other
+    modules (the discriminators), wraps the modules for distribution and hands the wrapped ones
+    back through ``bind``. SR batches are ``{"lr", "hr"}`` float [0, 1] NCHW tensors; other
+    objectives define their own keys. Optional hooks: ``set_step(step)`` (called before each
+    ``d_loss``; for staged objectives) and ``preview(ema_generator, val_batch) -> (baseline,
+    output, target)`` float [0, 1] NCHW for the validation images when ``infer(batch["lr"])``
+    does not apply. ``d_loss`` is called first in a step and
     may cache the generator's output for ``g_loss`` (the Pix2Pix order: one generator forward
     per step, discriminator updated before the generator's loss is taken).
     """
@@ -242,7 +246,7 @@ class Trainer:
                                 num_workers=c.num_workers, generator=g)
             for batch in loader:
                 self.batch_in_epoch += 1
-                yield {k: v.to(self.accelerator.device) for k, v in batch.items()}
+                yield {k: v.to(self.accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             self.epoch += 1
             self.batch_in_epoch = 0
 
@@ -251,6 +255,8 @@ class Trainer:
         for m in self.modules.values():
             m.train()
         self._set_lr()
+        if hasattr(self.objective, "set_step"):  # objectives with stages follow the trainer's step
+            self.objective.set_step(self.step)  # type: ignore[attr-defined]
         self.opt["D"].zero_grad(set_to_none=True)
         d_loss, d_logs = self.objective.d_loss(batch)
         self.accelerator.backward(d_loss)
@@ -361,16 +367,22 @@ class Trainer:
             return None
         from facegen.train import plots
 
+        from torch.utils.data import default_collate
+
         k = min(self.config.val_images, len(self.val_set))  # type: ignore[arg-type]
-        items = [self.val_set[i] for i in range(k)]
         dev = self.accelerator.device
-        lr = torch.stack([it["lr"] for it in items]).to(dev)
-        hr = torch.stack([it["hr"] for it in items]).to(dev)
+        batch = default_collate([self.val_set[i] for i in range(k)])
+        batch = {key: v.to(dev) if torch.is_tensor(v) else v for key, v in batch.items()}
         g = self.ema.model
-        sr = g.infer(lr)
-        if sr.shape[1] != hr.shape[1]:
-            sr = sr[:, :1] if hr.shape[1] == 1 else sr
-        base = torch.nn.functional.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        if hasattr(self.objective, "preview"):
+            # (baseline, output, target), float NCHW [0, 1]: objectives whose generator is not plain SR
+            base, sr, hr = self.objective.preview(g, batch)  # type: ignore[attr-defined]
+        else:
+            lr, hr = batch["lr"], batch["hr"]
+            sr = g.infer(lr)
+            if sr.shape[1] != hr.shape[1]:
+                sr = sr[:, :1] if hr.shape[1] == 1 else sr
+            base = torch.nn.functional.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
         row: dict[str, float] = {"step": float(self.step), "psnr": psnr(sr, hr), "psnr_bicubic": psnr(base, hr)}
         # AlexNet's pooling needs at least ~64-pixel images; smaller (test) images get PSNR only.
         net = self._lpips_net() if hr.shape[-1] >= 64 else None
@@ -408,7 +420,7 @@ class Trainer:
         while self.step < last:
             batch = next(batches)
             logs = self.train_step(batch)
-            n_img += batch["hr"].shape[0] * self.world
+            n_img += next(v.shape[0] for v in batch.values() if torch.is_tensor(v)) * self.world
             if self.step % c.log_every == 0 or self.step == c.steps:
                 dt = max(time.perf_counter() - t0, 1e-9)
                 logs.update({"img_per_s": n_img / dt, "step": self.step, "lr_g": self.opt["G"].param_groups[0]["lr"]})
