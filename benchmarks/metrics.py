@@ -297,8 +297,9 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
         return 0.0
     half = v[:, keep] * np.sqrt(w[keep])  # columns span sqrt(S1)'s range
     m = half.T @ sigma2 @ half
+    # Keep small eigenvalues as computed (only negatives are clipped): many of the product's
+    # true eigenvalues are tiny but not zero, and zeroing them biases the trace.
     ev = linalg.eigvalsh((m + m.T) / 2, driver="evd", check_finite=False)
-    ev = np.where(ev > max(ev.max(), 0.0) * ev.size * eps, ev, 0.0)
     return float(_sqrt_psd(ev).sum())
 
 
@@ -328,9 +329,8 @@ def _trace_sqrt_product_low_rank(a: np.ndarray, b: np.ndarray) -> float:
 
     The eigenvalues of sqrt(S1) S2 sqrt(S1) are the non-zero eigenvalues of S1 S2, which are
     those of (b a^T)(b a^T)^T / ((N1 - 1)(N2 - 1)): the squared singular values of b a^T, an
-    N2 x N1 matrix. Summing those singular values needs no D x D matrix and, unlike an
-    eigen-decomposition of the product, does not square the condition number, so the many
-    near-zero eigenvalues of rank-deficient covariances keep their accuracy.
+    N2 x N1 matrix. Summing those singular values needs no D x D matrix: one product and a
+    small SVD instead of two D x D eigen-decompositions.
     """
     sv = np.linalg.svd(b @ a.T, compute_uv=False)
     return float(sv.sum() / math.sqrt((a.shape[0] - 1) * (b.shape[0] - 1)))
