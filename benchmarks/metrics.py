@@ -272,35 +272,41 @@ def _check_features(f: np.ndarray, what: str) -> np.ndarray:
     return f
 
 
-def _sqrt_psd(w: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.clip(w, 0.0, None))
+def _trace_sqrt_from_factors(h1: np.ndarray, h2: np.ndarray) -> float:
+    """tr(sqrt(S1 S2)) given factors S1 = h1 h1^T, S2 = h2 h2^T (h: D x r).
+
+    The symmetric PSD matrix sqrt(S1) S2 sqrt(S1) is similar to S1 S2, and its non-zero
+    eigenvalues are those of h1^T S2 h1 = c^T c with c = h2^T h1 (r2 x r1). Their square roots
+    are the singular values of c: computing them by SVD rather than ``eigvalsh(c^T c)`` keeps
+    the many tiny eigenvalues accurate and the exact zeros (rank S2 < rank S1) at rounding
+    level, where an eigen-decomposition of the squared product leaves noise of order
+    sqrt(eps) x ||S|| in each of them.
+    """
+    if h1.shape[1] == 0 or h2.shape[1] == 0:
+        return 0.0
+    return float(np.linalg.svd(h2.T @ h1, compute_uv=False).sum())
+
+
+def _psd_factor(sigma: np.ndarray) -> np.ndarray:
+    """h with h h^T = sigma (D x r) from sigma's eigen-decomposition, over its numerically
+    non-zero eigenvalues (r = numerical rank): sqrt(sigma) in the basis of its range."""
+    from scipy import linalg
+
+    w, v = linalg.eigh((sigma + sigma.T) / 2, driver="evd", check_finite=False)
+    # Rounding leaves eigenvalues of order eps x ||sigma|| where the true ones are 0
+    # (sample covariances of N <= D features have rank N - 1): those directions are dropped.
+    keep = w > max(w.max(), 0.0) * w.size * np.finfo(np.float64).eps
+    return v[:, keep] * np.sqrt(w[keep])
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """tr(sqrt(S1 S2)) for symmetric positive semi-definite S1, S2 (D x D), without ``sqrtm``.
 
-    sqrt(S1) S2 sqrt(S1) is symmetric PSD and similar to S1 S2, so tr(sqrt(S1 S2)) is the sum of
-    the square roots of its eigenvalues (``eigh``, not a general matrix square root). sqrt(S1)
-    comes from S1's eigen-decomposition; the product is formed in the basis of S1's
-    numerically non-zero eigenvectors, where it is r x r (r = rank S1): the other directions
-    contribute exactly 0, and dropping them removes the rounding noise whose square roots
-    would otherwise add up (sample covariances of N < D features have rank N - 1).
+    Eigen-decompositions (``eigh``) of S1 and S2 give their square roots on their ranges;
+    the eigenvalues of the symmetric matrix sqrt(S1) S2 sqrt(S1) then come from the SVD of
+    the r2 x r1 product of those factors (see :func:`_trace_sqrt_from_factors`).
     """
-    from scipy import linalg
-
-    sigma1 = (sigma1 + sigma1.T) / 2
-    sigma2 = (sigma2 + sigma2.T) / 2
-    w, v = linalg.eigh(sigma1, driver="evd", check_finite=False)
-    eps = np.finfo(np.float64).eps
-    keep = w > max(w.max(), 0.0) * w.size * eps
-    if not keep.any():
-        return 0.0
-    half = v[:, keep] * np.sqrt(w[keep])  # columns span sqrt(S1)'s range
-    m = half.T @ sigma2 @ half
-    # Keep small eigenvalues as computed (only negatives are clipped): many of the product's
-    # true eigenvalues are tiny but not zero, and zeroing them biases the trace.
-    ev = linalg.eigvalsh((m + m.T) / 2, driver="evd", check_finite=False)
-    return float(_sqrt_psd(ev).sum())
+    return _trace_sqrt_from_factors(_psd_factor(sigma1), _psd_factor(sigma2))
 
 
 def fid_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -323,27 +329,14 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def _trace_sqrt_product_low_rank(a: np.ndarray, b: np.ndarray) -> float:
-    """tr(sqrt(S1 S2)) for the sample covariances S1 = a^T a / (N1 - 1), S2 = b^T b / (N2 - 1)
-    of centred features a (N1, D) and b (N2, D).
-
-    The eigenvalues of sqrt(S1) S2 sqrt(S1) are the non-zero eigenvalues of S1 S2, which are
-    those of (b a^T)(b a^T)^T / ((N1 - 1)(N2 - 1)): the squared singular values of b a^T, an
-    N2 x N1 matrix. Summing those singular values needs no D x D matrix: one product and a
-    small SVD instead of two D x D eigen-decompositions.
-    """
-    sv = np.linalg.svd(b @ a.T, compute_uv=False)
-    return float(sv.sum() / math.sqrt((a.shape[0] - 1) * (b.shape[0] - 1)))
-
-
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     """FID (>= 0) between two (N, D) feature sets: clean-fid's ``fid_from_feats`` without ``sqrtm``.
 
     Means and unbiased covariances as ``np.cov``. When N1, N2 <= D (e.g. 1,000 Inception
-    features of 2,048 dims) the covariances have rank < D and the trace term comes from the
-    singular values of the N2 x N1 cross-product of the centred features
-    (:func:`_trace_sqrt_product_low_rank`); otherwise from the D x D covariances
-    (:func:`trace_sqrt_product`).
+    features of 2,048 dims) the centred features themselves are factors of the covariances
+    (S = a^T a / (N - 1)), so the trace term is the sum of the singular values of the
+    N2 x N1 matrix b a^T / sqrt((N1 - 1)(N2 - 1)) and no D x D matrix is formed; otherwise
+    it comes from the D x D covariances (:func:`trace_sqrt_product`).
     """
     f1 = _check_features(features1, "features1")
     f2 = _check_features(features2, "features2")
@@ -358,7 +351,8 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     diff = mu1 - mu2
     tr1 = float(np.einsum("nd,nd->", a, a)) / (len(a) - 1)
     tr2 = float(np.einsum("nd,nd->", b, b)) / (len(b) - 1)
-    return float(diff @ diff + tr1 + tr2 - 2.0 * _trace_sqrt_product_low_rank(a, b))
+    h1, h2 = a.T / math.sqrt(len(a) - 1), b.T / math.sqrt(len(b) - 1)
+    return float(diff @ diff + tr1 + tr2 - 2.0 * _trace_sqrt_from_factors(h1, h2))
 
 
 def kid_from_features(
