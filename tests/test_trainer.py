@@ -208,6 +208,11 @@ def test_validation_plots_and_log(tmp_path: Path) -> None:
 
 
 def _ddp_worker(out: str) -> None:
+    from accelerate.state import AcceleratorState
+
+    # The forked worker inherits the parent's single-process Accelerate state (a singleton set
+    # by earlier tests); drop it so this process joins the two-process group.
+    AcceleratorState._reset_state(reset_partial_state=True)
     torch.set_num_threads(1)
     obj = _stacked(0)
     tr = Trainer(obj, _cfg(steps=3, checkpoint_every=3), _data(obj), out, progress=False)
