@@ -384,3 +384,34 @@ def test_paired_set_flips_images_and_landmarks_together() -> None:
             assert np.allclose(item["landmarks"].numpy()[:, 0], 31 - pts[2][FLIP_68, 0])
         assert int(item["label"]) == 1
     assert flipped and plain
+
+
+def test_feature_extractor_keeps_pre_relu_outputs() -> None:
+    torch.manual_seed(0)
+    feats = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3, padding=1))
+    ext = FeatureExtractor(feats, [0, 2])
+    x = torch.rand(1, 3, 8, 8) * 2 - 1
+    a, b = ext(x)
+    from facegen.models.layers import IMAGENET_MEAN, IMAGENET_STD
+
+    norm = ((x + 1) / 2 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    assert torch.allclose(a, feats[0](norm), atol=1e-6) and float(a.min()) < 0  # not overwritten by the ReLU
+    assert torch.allclose(b, feats[2](torch.relu(feats[0](norm))), atol=1e-6)
+    assert all(not p.requires_grad for p in ext.parameters())
+
+
+@pytest.mark.slow
+def test_training_pairs_never_hold_test_subjects(data_root) -> None:
+    from facegen.data.splits import TEST_SUBJECTS
+    from facegen.train import expression_data as ed
+
+    held = set(TEST_SUBJECTS["jaffe", "expression"]) | set(TEST_SUBJECTS["rafd_subset", "expression"])
+    train = ed.paired_faces(data_root, "train", progress=False)
+    val = ed.paired_faces(data_root, "val", progress=False)
+    assert not (set(train.subjects) | set(val.subjects)) & held
+    assert not set(train.subjects) & set(val.subjects)
+    assert len(train.subjects) > 300 and np.isfinite(train.target_landmarks).all()
+    template = ed.template_displacements(train, ("neutral", "happy", "surprise"))
+    # Smiles widen the mouth (corners 48 and 54 move apart); surprise drops the jaw (point 8 moves down).
+    assert template[1, 54, 0] - template[1, 48, 0] > 0.05 and template[2, 8, 1] > 0.05
+    assert np.allclose(template[0], 0)

@@ -36,6 +36,10 @@ Logs = dict[str, float]
 
 #: torchvision ``vgg16().features`` indices of the convolutions conv1_2, conv2_2, conv3_2, conv4_2, conv5_2.
 VGG16_CONV = {"conv1_2": 2, "conv2_2": 7, "conv3_2": 12, "conv4_2": 19, "conv5_2": 26}
+#: beta_l of eq. 1 for those layers. The released ExprGAN divides each layer's mean absolute
+#: difference by H_l * W_l of a 224-pixel VGG-Face pass (224^2, 112^2, 56^2, 28^2, 14^2) on 0-255
+#: inputs; ours are ImageNet-normalised, about 1 / (255 * 0.226) = 1 / 58 of that scale, hence 58 / (H_l W_l).
+EXPRGAN_ID_WEIGHTS = tuple(58.0 / s**2 for s in (224, 112, 56, 28, 14))
 
 
 class FeatureExtractor(nn.Module):
@@ -103,7 +107,7 @@ class ExprGANObjective:
     the objective counts its own generator steps.
 
     L_id compares the features of the synthesised and the target image at conv1_2 ... conv5_2
-    (weights ``id_weights``) of ``identity_net`` (default: ImageNet VGG16, standing in for
+    (weights ``id_weights``, default :data:`EXPRGAN_ID_WEIGHTS`) of ``identity_net`` (default: ImageNet VGG16, standing in for
     VGG-Face). L_Q is the squared error of Q's estimate of the expression code, summed over
     classes. ``id_size`` resizes both images before the identity network (the lite recipe uses 64 px:
     the VGG16 pass at 128 px dominates a CPU step). L_tv is :func:`facegen.losses.total_variation` (the released code uses a squared
@@ -113,7 +117,7 @@ class ExprGANObjective:
     name = "exprgan"
 
     def __init__(self, config: ExprGANConfig, *, stage1_steps: int = 0, weights: Sequence[float] = (1.0, 1.0, 0.01, 0.01, 0.001),
-                 id_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
+                 id_weights: Sequence[float] = EXPRGAN_ID_WEIGHTS,
                  identity_net: nn.Module | None = None, id_size: int | None = None) -> None:
         self.config = config
         self.name = "exprgan-msd" if config.encoder == "msd" else "exprgan"

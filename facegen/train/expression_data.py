@@ -61,7 +61,7 @@ def flip_landmarks(points: np.ndarray, width: int) -> np.ndarray:
 
 
 def _to_tensor(img: np.ndarray, channels: int) -> Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(255.0)
+    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)  # a copy: crops may be read-only memmaps
     if channels == 1:
         x = (0.299 * x[0:1] + 0.587 * x[1:2] + 0.114 * x[2:3])
     return x
