@@ -415,3 +415,26 @@ def test_training_pairs_never_hold_test_subjects(data_root) -> None:
     # Smiles widen the mouth (corners 48 and 54 move apart); surprise drops the jaw (point 8 moves down).
     assert template[1, 54, 0] - template[1, 48, 0] > 0.05 and template[2, 8, 1] > 0.05
     assert np.allclose(template[0], 0)
+
+
+@pytest.mark.slow
+def test_photo_and_crop_landmarks_agree(data_root) -> None:
+    from facegen import faces
+    from facegen.data import load_image, split
+
+    record = split("jaffe", "judge", data_root).train[0]
+    photo = load_image(record)
+    crop = faces.align(photo, faces.detect_faces(photo)[0], 128, "expression").image
+    a, b = heatmaps.photo_landmarks(photo), heatmaps.crop_landmarks(crop)
+    assert a.shape == b.shape == (68, 2)
+    assert float(np.abs(a - b).mean()) < 1.0  # pixels at 128: two routes to the same points
+
+
+def test_model_card_names_the_substitutions() -> None:
+    from facegen.train import expression as ex
+
+    for model_id, needle in (("exprgan", "VGG-Face"), ("lmk-guided", "VGG19")):
+        cfg, obj, train, deviations = ex.build(model_id, "tiny", steps=4)
+        card = ex.model_card(model_id, "tiny", cfg, steps_done=4, train=train, data_desc="test faces",
+                             deviations=deviations, history=[{"step": 4.0, "psnr": 20.0}])
+        assert needle in card and "psnr 20" in card and f"{model_id} (tiny, expression)" in card

@@ -118,3 +118,19 @@ def landmarks_of_batch(x: Tensor) -> Tensor:
     rgb = x if x.shape[1] == 3 else x.expand(-1, 3, -1, -1)
     arr = (rgb.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return torch.from_numpy(np.stack([crop_landmarks(np.ascontiguousarray(a)) for a in arr])).to(x.device)
+
+
+def photo_landmarks(photo: np.ndarray, size: int = 128, template: str = "expression") -> np.ndarray:
+    """68 landmarks of the largest face of a uint8 RGB photo, in pixels of its aligned ``size`` crop.
+
+    For a reference photo in the app: the points are found on the photo itself (dlib on the
+    full-resolution face) and mapped by the same similarity transform that :func:`facegen.faces.align`
+    uses, so they land where they would in the reference's own aligned crop. Raises
+    :class:`facegen.faces.FaceNotFoundError` when the photo has no face.
+    """
+    from facegen import faces
+
+    face = faces.detect_faces(photo)[0]
+    matrix = faces.alignment_matrix(face.points, size, template)
+    pts = faces.landmarks68(photo, face).astype(np.float64)
+    return (pts @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)

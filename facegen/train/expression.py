@@ -372,3 +372,41 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
     if train_overrides:
         train = dataclasses.replace(train, **train_overrides)
     return cfg, objective, train, tuple(deviations)
+
+
+def model_card(model_id: str, preset: str, config: ExprGANConfig | LmkGuidedConfig, *, steps_done: int, train,
+               data_desc: str, deviations: Sequence[str], history: list[dict[str, float]] | None = None) -> str:
+    """Markdown model card of a trained expression generator (``train``: its :class:`TrainConfig`)."""
+    import dataclasses
+
+    from facegen.models.layers import count_parameters
+
+    gen = ExprGANGenerator(config) if isinstance(config, ExprGANConfig) else LmkGuidedGenerator(config)
+    grey = config.channels == 1
+    lines = [
+        f"# {model_id} ({preset}, expression)",
+        "",
+        f"Paper: {PAPERS[model_id]}.",
+        "",
+        f"- input -> output: {config.size} -> {config.size} aligned faces (facegen.faces template 'expression'), "
+        + ("luminance (BT.601 Y); chroma from the input" if grey else "RGB"),
+        f"- expressions: {', '.join(config.expressions)}",
+        "- conditioning: " + ("expression label + intensity in [0, 1] (the expression code's magnitude)"
+                              if isinstance(config, ExprGANConfig) else
+                              "expression label + target 68-point landmarks (ground truth, a reference photo, or the "
+                              "stored per-expression template fitted to the input face, scaled by the intensity)"),
+        f"- generator parameters at inference: {count_parameters(gen):,}",
+        f"- training data: {data_desc}",
+        f"- training: {steps_done} steps, batch {train.batch_size}, {train.optimizer} (G lr {train.g_lr}, "
+        f"D lr {train.d_lr}, betas {tuple(train.betas)}), EMA {train.ema_decay} (weights shipped)",
+        "",
+        "Deviations from the paper:",
+        "",
+        *[f"- {d}" for d in deviations],
+    ]
+    if history:
+        last = history[-1]
+        lines += ["", f"Validation at step {int(last['step'])} (pairs of held-out training subjects): "
+                  + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")]
+    lines += ["", "Config:", "", "```", *[f"{k} = {v}" for k, v in dataclasses.asdict(config).items()], "```", ""]
+    return "\n".join(lines)
