@@ -275,7 +275,6 @@ def test_paste_back_is_feathered_and_local(photos):
     assert np.sum((ramp > 0.05) & (ramp < 0.95)) >= 4  # the fade spans several pixels
 
 
-@pytest.mark.slow
 def test_celeba_template_constants_remeasured(data_root):
     """The 'celeba' template is the mean detected 5 points over the 1,000 CelebA-FSRNet faces."""
     pts = []

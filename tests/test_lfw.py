@@ -193,14 +193,15 @@ def test_cli_end_to_end_on_a_few_pairs(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_sface_lfw_accuracy_on_a_600_pair_subset(data_root, tmp_path):
-    """SFace on our alignment, 600 of the committed pairs (30 + 30 per fold).
+def test_sface_lfw_accuracy_on_a_1000_pair_subset(data_root, tmp_path):
+    """SFace on our alignment, 1,000 of the committed pairs (50 + 50 per fold, about 1,600 images,
+    about 2 minutes on 2 busy CPU cores).
 
-    The full 3,000 pairs (``python -m benchmarks.lfw``) measured 99.20 +- 0.34 %; this subset
-    is held to the same >= 98.5 % bound.
+    Measured: 99.10 +- 0.83 % on this subset, 99.20 +- 0.34 % on all 3,000 pairs
+    (``python -m benchmarks.lfw``); held to the >= 98.5 % target (at most 15 errors).
     """
-    r = lfw.run(data_root, "sface", lfw.PAIRS_FILE, tmp_path, limit=600, progress=False)
-    assert r["n_pairs"] == 600
+    r = lfw.run(data_root, "sface", lfw.PAIRS_FILE, tmp_path, limit=1000, progress=False)
+    assert r["n_pairs"] == 1000
     assert r["accuracy_mean"] >= 0.985
     assert r["tar_at_far_1e-2"] >= 0.97
     assert r["images_without_face"] == []
