@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app makes no calls to outside services
+
 import gradio as gr
 import numpy as np
 import pandas as pd
