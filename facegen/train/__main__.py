@@ -1,8 +1,9 @@
 """``python -m facegen.train --model ID --preset PRESET --data-root DIR [...]``.
 
-Trains with :class:`facegen.train.trainer.Trainer` (the same command works under
-``accelerate launch``), then exports the EMA generator to ``OUT/export`` as a checkpoint folder
-(:func:`facegen.checkpoint.save`) with its model card.
+Trains any model of :data:`facegen.train.recipes.RECIPES` (super-resolution, smile, expression)
+with :class:`facegen.train.trainer.Trainer` (the same command works under ``accelerate launch``),
+then exports the EMA generator's inference network to ``OUT/export`` (or ``--export``) as a
+checkpoint folder (:func:`facegen.checkpoint.save`) with its model card.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from facegen.train.trainer import Trainer, seed_everything
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m facegen.train", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=recipes.MODEL_IDS)
-    p.add_argument("--preset", default="lite", help="lite | paper | tiny | (stackedgan) res<m>x<n> ablation")
-    p.add_argument("--task", default=None, help="sr-x2 | sr-x4 | sr-x8 (default: sr-x4 for stackedgan, sr-x2 for psgan)")
+    p.add_argument("--preset", default="lite",
+                   help="; ".join(f"{f.name} models: {f.presets}" for f in (recipes.SR, recipes.SMILE, recipes.EXPRESSION)))
+    p.add_argument("--task", default=None,
+                   help="sr-x2 | sr-x4 | sr-x8 | smile | expression (default: sr-x4 for stackedgan, sr-x2 for psgan, "
+                   "smile for p2p-*, expression for exprgan, exprgan-msd, lmk-guided)")
     p.add_argument("--data-root", default=None, help="face data root (default: $FACEGEN_DATA)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="per process")
-    p.add_argument("--lr-size", type=int, default=None, help="input size override (e.g. 16 or 32 for the paper's 4x variants)")
-    p.add_argument("--l1-weight", type=float, default=None, help="override the paper's L1 weight (stackedgan 100, psgan 0)")
-    p.add_argument("--degradation", default=None, choices=("bicubic", "blur"), help="override the paper's LR degradation")
+    p.add_argument("--lr-size", type=int, default=None,
+                   help="SR only: input size override (e.g. 16 or 32 for the paper's 4x variants)")
+    p.add_argument("--l1-weight", type=float, default=None, help="SR only: override the paper's L1 weight (stackedgan 100, psgan 0)")
+    p.add_argument("--degradation", default=None, choices=("bicubic", "blur"), help="SR only: override the paper's LR degradation")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<preset>-<task>)")
+    p.add_argument("--export", default=None, help="checkpoint folder to write at the end (default: OUT/export)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
@@ -38,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--cache-root", default=None, help="aligned-crop cache folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs still go to OUT/log.jsonl)")
     return p.parse_args(argv)
 
 
@@ -45,32 +52,32 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    task = a.task or ("sr-x4" if a.model == "stackedgan" else "sr-x2")
-    overrides = {k: v for k, v in {
-        "checkpoint_every": a.checkpoint_every, "val_every": a.val_every, "num_workers": a.num_workers,
-    }.items() if v is not None}
-    seed_everything(a.seed)  # model initialisation
     try:
+        task = a.task or recipes.default_task(a.model)
+        overrides = {k: v for k, v in {
+            "checkpoint_every": a.checkpoint_every, "val_every": a.val_every, "num_workers": a.num_workers,
+        }.items() if v is not None}
+        seed_everything(a.seed)  # model initialisation
         recipe = recipes.build(a.model, a.preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
                                lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation, **overrides)
     except recipes.RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(a.out or f"runs/{a.model}-{a.preset}-{task}")
-    train_set, val_set = recipes.datasets(recipe, a.data_root, a.cache_root)
-    trainer = Trainer(recipe.objective, recipe.train, train_set, out, val_set=val_set, device=a.device,
-                      run_info=recipes.train_summary(recipe))
+    progress = not a.no_progress
+    data = recipes.datasets(recipe, a.data_root, a.cache_root, progress=progress)
+    trainer = Trainer(recipe.objective, recipe.train, data.train, out, val_set=data.val, device=a.device,
+                      run_info=recipes.train_summary(recipe), progress=progress)
     if trainer.is_main:
-        c = recipe.model_config
-        print(f"{a.model} {a.preset} {task}: {c.lr_size}->{c.hr_size}, generator {recipe.parameter_count():,} "
-              f"parameters; {len(train_set):,} training faces, {len(val_set):,} validation; out {out}")
+        n_in, n_out = recipe.sizes
+        print(f"{a.model} {a.preset} {task}: {n_in}->{n_out}, generator {recipe.parameter_count():,} parameters "
+              f"at inference; {len(data.train):,} training items, {len(data.val):,} validation; out {out}")
     ema = trainer.fit(resume=a.resume)
     if trainer.is_main:
-        data_desc = (f"{len(train_set):,} aligned faces (LFW minus {recipes.VAL_IDENTITIES} held-out identities, "
-                     "plus the lfw_expressions colour crops); never the celeba_fsrnet test faces")
-        card = recipes.model_card(recipe, trainer.step, data_desc, trainer.history)
-        folder = checkpoint.save(ema.cpu(), out / "export", model_id=a.model, card=card)
-        print(f"exported the EMA generator to {folder}")
+        card = recipes.model_card(recipe, trainer.step, data.description, trainer.history)
+        model = recipes.inference_model(ema.cpu())
+        folder = checkpoint.save(model, Path(a.export) if a.export else out / "export", model_id=a.model, card=card)
+        print(f"exported the EMA generator ({type(model).__name__}) to {folder}")
     return 0
 
 

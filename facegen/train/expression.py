@@ -86,6 +86,14 @@ def feature_l1(net: Callable[[Tensor], list[Tensor]], a: Tensor, b: Tensor, weig
     return sum(w * losses.l1(x, y) for w, x, y in zip(weights, fa, fb))  # type: ignore[return-value]
 
 
+def _frozen_net(make: Callable[[], nn.Module]) -> nn.Module:
+    """Build a pretrained loss network without touching the global RNG: it is built lazily, at the
+    first generator step of a process, and its random initialisation (overwritten by the loaded
+    weights) must not shift the training's random stream, or a resumed run would differ."""
+    with torch.random.fork_rng(devices=[]):
+        return make()
+
+
 def _device_of(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -155,7 +163,7 @@ class ExprGANObjective:
     @property
     def identity_net(self) -> nn.Module:
         if self._identity is None:
-            self._identity = vgg16_extractor(tuple(VGG16_CONV))
+            self._identity = _frozen_net(lambda: vgg16_extractor(tuple(VGG16_CONV)))
         return self._identity.to(_device_of(self.G))
 
     def _q_loss(self, q: Tensor, code: Tensor) -> Tensor:
@@ -246,7 +254,7 @@ class LmkGuidedObjective:
     @property
     def perceptual_net(self) -> nn.Module:
         if self._perceptual is None:
-            self._perceptual = vgg16_extractor(("conv1_2",))
+            self._perceptual = _frozen_net(lambda: vgg16_extractor(("conv1_2",)))
         return self._perceptual.to(_device_of(self.G))
 
     def d_loss(self, batch: Batch) -> tuple[Tensor, Logs]:

@@ -1,5 +1,15 @@
 """Training recipes: model + objective + optimisation settings + data, per (model id, preset, task).
 
+Every model trains with the one :class:`facegen.train.trainer.Trainer`; what differs per model
+family is how its recipe is built, where its data comes from and what its model card says.
+:data:`RECIPES` is the one table: model id -> (family, default task). The families:
+
+- ``sr`` (stackedgan, psgan; tasks ``sr-x2/x4/x8``): built here, see below;
+- ``smile`` (paper 000's five ``p2p-*`` methods; task ``smile``): :mod:`facegen.train.smile`,
+  data :mod:`facegen.train.smile_data`;
+- ``expression`` (exprgan, exprgan-msd, lmk-guided; task ``expression``):
+  :mod:`facegen.train.expression`, data :mod:`facegen.train.expression_data`.
+
 Super-resolution data: the test faces (``celeba_fsrnet``, all 1,000) are never read here. The
 training faces are LFW's 13,233 images plus the 924 colour crops of ``lfw_expressions``, aligned
 by :mod:`facegen.faces` with the ``celeba`` template into crops like the CelebA test faces. LFW
@@ -13,10 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from facegen.models.layers import count_parameters
@@ -30,7 +44,6 @@ PAPERS = {
     "Generative Adversarial Network, Neurocomputing 2020 (doi:10.1016/j.neucom.2020.03.107)",
     "psgan": "Jiang, Xu, Sun: Image super resolution of Human face images using GAN (pixel-shuffle GAN)",
 }
-MODEL_IDS = tuple(PAPERS)
 TASK_SCALE = {"sr-x2": 2, "sr-x4": 4, "sr-x8": 8}
 VAL_IDENTITIES = 40  # LFW identities held out for validation (the last ones in label order)
 
@@ -47,23 +60,73 @@ class Recipe:
     model_config: Any
     objective: Objective
     train: TrainConfig
-    degradation: str  # "bicubic" | "blur"
+    degradation: str | None  # SR and smile inputs: "bicubic" | "blur"; None for expression models (no LR input)
     deviations: tuple[str, ...]
 
     @property
+    def family(self) -> str:
+        return family(self.model_id)
+
+    @property
     def scale(self) -> int:
+        if not hasattr(self.model_config, "scale"):
+            raise RecipeError(f"{self.model_id} keeps the input size; it has no scale factor")
         return self.model_config.scale
 
     @property
     def luminance(self) -> bool:
         return self.model_config.channels == 1
 
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """(input, output) side in pixels."""
+        c = self.model_config
+        if hasattr(c, "lr_size"):
+            return c.lr_size, c.hr_size
+        return c.size, c.size
+
+    def inference_model(self) -> nn.Module:
+        """The (untrained) network that gets exported: the generator without training-only parts."""
+        return inference_model(self.objective.modules()["G"])
+
     def parameter_count(self) -> int:
-        return count_parameters(self.objective.modules()["G"])
+        """Parameters of the exported network (the smile multitask models' SR stream is training-only)."""
+        return count_parameters(self.inference_model())
 
 
-def model_config(model_id: str, preset: str, task: str, lr_size: int | None = None) -> Any:
-    """The model config of ``preset`` for ``task`` (``lr_size`` overrides the input size where allowed)."""
+def inference_model(generator: nn.Module) -> nn.Module:
+    """What to export of a trained generator: ``generator.inference_model()`` where the generator
+    carries training-only parts (the smile models' :class:`facegen.models.smile.SmileTrainNet`),
+    else the generator itself."""
+    get = getattr(generator, "inference_model", None)
+    return get() if callable(get) else generator
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The data of a recipe: training and validation sets and a line for the model card."""
+
+    train: Dataset
+    val: Dataset
+    description: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """How the recipes of one model family are built, fed and described."""
+
+    name: str
+    tasks: tuple[str, ...]
+    presets: str  # for help and error messages
+    build: Callable[..., Recipe]
+    datasets: Callable[[Recipe, Any, Any, bool], TrainingData]
+    model_card: Callable[[Recipe, int, str, Any], str]
+
+
+# -- super-resolution ---------------------------------------------------------------------------------
+
+
+def _sr_config(model_id: str, preset: str, task: str, lr_size: int | None) -> Any:
     if task not in TASK_SCALE:
         raise RecipeError(f"unknown task {task!r}; SR tasks: {sorted(TASK_SCALE)}")
     scale = TASK_SCALE[task]
@@ -90,17 +153,13 @@ def model_config(model_id: str, preset: str, task: str, lr_size: int | None = No
         if preset == "tiny":
             return PSGANConfig.tiny(scale, lr_size or 16)
         raise RecipeError(f"psgan has presets paper, lite and tiny; got {preset!r}")
-    raise RecipeError(f"unknown model {model_id!r}; SR models: {list(MODEL_IDS)}")
+    raise RecipeError(f"{model_id!r} is not an SR model")
 
 
-def build(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
-          seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
-          degradation: str | None = None, **train_overrides: Any) -> Recipe:
-    """Model config, objective and optimisation settings of a recipe (no data is read).
-
-    ``l1_weight`` and ``degradation`` override the paper's choices (recorded as deviations).
-    """
-    cfg = model_config(model_id, preset, task, lr_size)
+def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
+              seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
+              degradation: str | None = None, **train_overrides: Any) -> Recipe:
+    cfg = _sr_config(model_id, preset, task, lr_size)
     if model_id == "stackedgan":
         # The paper gives no optimiser: Pix2Pix's (Adam 2e-4, beta1 0.5), which it builds on.
         objective: Objective = StackedSRObjective(cfg, l1_weight=100.0 if l1_weight is None else l1_weight)
@@ -108,7 +167,7 @@ def build(model_id: str, preset: str, task: str, *, steps: int | None = None, ba
                             g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=seed)
         deviations = [
             "optimiser, lambda and widths not given by the paper: Pix2Pix's Adam 2e-4 (beta1 0.5), "
-            f"lambda = {objective.l1_weight:g}, ngf = ndf = 64 (lite: 32, channel multiplier capped at 4)",
+            f"lambda = {objective.l1_weight:g}, ngf = ndf = 64 (lite: ngf 16, ndf 32, channel multiplier capped at 4)",
             "the up-sampling stages pass feature maps and emit each stage's image through a 1x1 conv + tanh",
         ]
         if cfg.residual_input:
@@ -155,9 +214,9 @@ def training_records(root: str | Path | None) -> tuple[list, list]:
     return train, val
 
 
-def datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None = None,
-             progress: bool = True) -> tuple[Dataset, Dataset]:
-    """(train, validation) :class:`facegen.data.SRPairs` of ``recipe``, from cached aligned crops."""
+def _sr_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None,
+                 progress: bool) -> TrainingData:
+    """:class:`facegen.data.SRPairs` of ``recipe``, from cached aligned crops."""
     from facegen.data import Augment, SRPairs, aligned_crops
 
     train_rec, val_rec = training_records(root)
@@ -167,11 +226,13 @@ def datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | N
     train = SRPairs(train_crops.images, recipe.scale, recipe.degradation, recipe.luminance, Augment(),
                     seed=recipe.train.seed)
     val = SRPairs(val_crops.images, recipe.scale, recipe.degradation, recipe.luminance, None)
-    return train, val
+    desc = (f"{len(train):,} aligned faces (LFW minus {VAL_IDENTITIES} held-out identities, "
+            "plus the lfw_expressions colour crops); never the celeba_fsrnet test faces")
+    return TrainingData(train, val, desc)
 
 
-def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[dict[str, float]] | None = None) -> str:
-    """Markdown model card of a trained generator."""
+def _sr_model_card(recipe: Recipe, steps_done: int, data_desc: str,
+                   history: list[dict[str, float]] | None = None) -> str:
     c = recipe.model_config
     lines = [
         f"# {recipe.model_id} ({recipe.preset}, {recipe.task})",
@@ -200,9 +261,192 @@ def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[di
     return "\n".join(lines)
 
 
+# -- smile (paper 000) ------------------------------------------------------------------------------
+
+
+def _sr_only(model_id: str, lr_size: int | None, l1_weight: float | None, degradation: str | None) -> None:
+    given = [name for name, v in (("lr_size", lr_size), ("l1_weight", l1_weight), ("degradation", degradation))
+             if v is not None]
+    if given:
+        raise RecipeError(f"{', '.join(given)} can be overridden for the SR models only, not for {model_id}")
+
+
+def _build_smile(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
+                 seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
+                 degradation: str | None = None, **train_overrides: Any) -> Recipe:
+    from facegen.train.smile import smile_pieces
+
+    _sr_only(model_id, lr_size, l1_weight, degradation)
+    pc = smile_pieces(model_id, preset, steps=steps, batch_size=batch_size, seed=seed, **train_overrides)
+    # The input is the neutral crop PIL-bicubic down-sampled 2x (smile_data), as the benchmark makes it.
+    return Recipe(model_id, preset, task, pc.model_config, pc.objective, pc.train, "bicubic", pc.deviations)
+
+
+def _smile_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None,
+                    progress: bool) -> TrainingData:
+    from facegen.train import smile_data
+
+    cfg = recipe.model_config
+    train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root, seed=recipe.train.seed,
+                                     progress=progress)
+    return TrainingData(train, val, smile_data.data_description(train, val))
+
+
+def _smile_model_card(recipe: Recipe, steps_done: int, data_desc: str,
+                      history: list[dict[str, float]] | None = None) -> str:
+    from facegen.train.smile import SmileRecipePieces, smile_model_card
+
+    pieces = SmileRecipePieces(recipe.model_id, recipe.preset, recipe.model_config, recipe.objective,  # type: ignore[arg-type]
+                               recipe.train, recipe.deviations)
+    return smile_model_card(pieces, steps_done, data_desc, history)
+
+
+# -- expression (papers 001 and 004) --------------------------------------------------------------------
+
+
+def _build_expression(model_id: str, preset: str, task: str, *, steps: int | None = None,
+                      batch_size: int | None = None, seed: int = 0, lr_size: int | None = None,
+                      l1_weight: float | None = None, degradation: str | None = None,
+                      **train_overrides: Any) -> Recipe:
+    from facegen.train import expression
+
+    _sr_only(model_id, lr_size, l1_weight, degradation)
+    cfg, objective, train, deviations = expression.build(model_id, preset, steps=steps, batch_size=batch_size,
+                                                         seed=seed, **train_overrides)
+    return Recipe(model_id, preset, task, cfg, objective, train, None, deviations)
+
+
+def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None,
+                         progress: bool) -> TrainingData:
+    """The expression sets; for ``lmk-guided`` this also stores the expression template fitted to
+    the training pairs in the recipe's generator (it is exported with the weights)."""
+    from facegen.train import expression_data
+
+    data = expression_data.datasets(recipe.model_id, recipe.model_config, root, cache_root, seed=recipe.train.seed,
+                                    progress=progress)
+    if data.template is not None:
+        recipe.objective.G.set_template(torch.from_numpy(np.asarray(data.template, dtype=np.float32)))  # type: ignore[attr-defined]
+    return TrainingData(data.train, data.val, data.description)
+
+
+def _expression_model_card(recipe: Recipe, steps_done: int, data_desc: str,
+                           history: list[dict[str, float]] | None = None) -> str:
+    from facegen.train import expression
+
+    return expression.model_card(recipe.model_id, recipe.preset, recipe.model_config, steps_done=steps_done,
+                                 train=recipe.train, data_desc=data_desc, deviations=recipe.deviations,
+                                 history=history)
+
+
+# -- the table ----------------------------------------------------------------------------------------
+
+SR = Family("sr", tuple(TASK_SCALE), "paper, lite, tiny (stackedgan also res<m>x<n>, m, n in 1..4)",
+            _build_sr, _sr_datasets, _sr_model_card)
+SMILE = Family("smile", ("smile",), "paper, lite, tiny (p2p-sge also the Table IV ablations sge-pix2pix-side, "
+               "sge-sr-side, sge-no-skips at lite size, or paper:/tiny: + ablation)",
+               _build_smile, _smile_datasets, _smile_model_card)
+EXPRESSION = Family("expression", ("expression",), "paper, lite, tiny (exprgan-msd also no-unsharp, "
+                    "paper-no-unsharp; lmk-guided also no-feature-init, no-label and their paper- forms)",
+                    _build_expression, _expression_datasets, _expression_model_card)
+
+#: Model id -> (family, default task). The one table of trainable models.
+RECIPES: dict[str, tuple[Family, str]] = {
+    "stackedgan": (SR, "sr-x4"),
+    "psgan": (SR, "sr-x2"),
+    "p2p-bilinear": (SMILE, "smile"),
+    "p2p-two-step": (SMILE, "smile"),
+    "p2p-serial": (SMILE, "smile"),
+    "p2p-parallel": (SMILE, "smile"),
+    "p2p-sge": (SMILE, "smile"),
+    "exprgan": (EXPRESSION, "expression"),
+    "exprgan-msd": (EXPRESSION, "expression"),
+    "lmk-guided": (EXPRESSION, "expression"),
+}
+MODEL_IDS = tuple(RECIPES)
+
+
+def _entry(model_id: str) -> tuple[Family, str]:
+    try:
+        return RECIPES[model_id]
+    except KeyError:
+        raise RecipeError(f"unknown model {model_id!r}; trainable models: {', '.join(MODEL_IDS)}") from None
+
+
+def family(model_id: str) -> str:
+    """``sr``, ``smile`` or ``expression``."""
+    return _entry(model_id)[0].name
+
+
+def default_task(model_id: str) -> str:
+    return _entry(model_id)[1]
+
+
+def model_config(model_id: str, preset: str, task: str, lr_size: int | None = None) -> Any:
+    """The model config of ``preset`` for ``task`` (``lr_size`` overrides the input size of SR models)."""
+    fam = _entry(model_id)[0]
+    if task not in fam.tasks:
+        raise RecipeError(f"{model_id} serves {', '.join(fam.tasks)}; got task {task!r}")
+    if fam is SR:
+        return _sr_config(model_id, preset, task, lr_size)
+    _sr_only(model_id, lr_size, None, None)
+    try:
+        if fam is SMILE:
+            from facegen.train.smile import smile_config
+
+            return smile_config(model_id, preset)
+        from facegen.train import expression
+
+        return expression.model_config(model_id, preset)
+    except ValueError as e:
+        raise RecipeError(str(e)) from None
+
+
+def build(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
+          seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
+          degradation: str | None = None, **train_overrides: Any) -> Recipe:
+    """Model config, objective and optimisation settings of a recipe (no data is read).
+
+    ``l1_weight``, ``degradation`` and ``lr_size`` override the SR papers' choices (recorded as
+    deviations); other families refuse them. ``train_overrides`` replace :class:`TrainConfig` fields.
+    """
+    model_config(model_id, preset, task, lr_size)  # clear errors for a bad model/preset/task first
+    fam = _entry(model_id)[0]
+    try:
+        return fam.build(model_id, preset, task, steps=steps, batch_size=batch_size, seed=seed, lr_size=lr_size,
+                         l1_weight=l1_weight, degradation=degradation, **train_overrides)
+    except RecipeError:
+        raise
+    except ValueError as e:  # e.g. an out-of-range TrainConfig setting
+        raise RecipeError(f"{model_id} {preset}: {e}") from None
+
+
+def datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None = None,
+             progress: bool = True) -> TrainingData:
+    """Training and validation sets of ``recipe`` (subject-disjoint; never a test subject)."""
+    return _entry(recipe.model_id)[0].datasets(recipe, root, cache_root, progress)
+
+
+def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[dict[str, float]] | None = None) -> str:
+    """Markdown model card of a trained generator."""
+    return _entry(recipe.model_id)[0].model_card(recipe, steps_done, data_desc, history)
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
 def train_summary(recipe: Recipe) -> dict[str, Any]:
     """Scalars recorded in the checkpoint so a resume can check it continues the same recipe."""
-    return {"model_id": recipe.model_id, "preset": recipe.preset, "task": recipe.task,
-            "model_config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe.model_config).items()},
-            "degradation": recipe.degradation, "l1_weight": recipe.objective.l1_weight}
-
+    summary: dict[str, Any] = {
+        "model_id": recipe.model_id, "preset": recipe.preset, "task": recipe.task,
+        "model_config": {k: _plain(v) for k, v in dataclasses.asdict(recipe.model_config).items()},
+        "degradation": recipe.degradation,
+    }
+    if recipe.family == "sr":
+        summary["l1_weight"] = recipe.objective.l1_weight  # type: ignore[attr-defined]
+        return summary
+    # Loss settings of the other objectives (ExprGAN's stage switch follows --steps, so it may change).
+    for name in ("l1_weight", "sr_weight", "guide_fallback", "weights", "id_weights", "id_size"):
+        if hasattr(recipe.objective, name):
+            summary[name] = _plain(getattr(recipe.objective, name))
+    return summary

@@ -119,6 +119,21 @@ class SmileObjective:
         cond = bicubic_resize(batch["lr"], c.hr_size) * 2 - 1
         return cond, batch["hr"] * 2 - 1, out["hr_fake"]
 
+    # -- validation (trainer hook) -----------------------------------------------------------------
+    @torch.no_grad()
+    def preview(self, g: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """(bicubic up-sampled neutral input, generated smile, real smile), float [0, 1] at 2x.
+
+        An SGE model trained only with the HR neutral face as guidance (``guide_fallback`` 0, the
+        paper's setting) is validated with it; one that also learnt the fallback is validated
+        without it, as the benchmark and the app run it.
+        """
+        lr, hr = batch["lr"], batch["hr"]
+        guide = batch.get("hr_neutral") if self.config.method == "sge" and self.guide_fallback == 0 else None
+        out = g.infer(lr, guide)
+        base = torch.nn.functional.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False)
+        return base.clamp(0, 1), out, hr
+
     # -- losses ------------------------------------------------------------------------------------
     def d_loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         self._check(batch)

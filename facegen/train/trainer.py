@@ -82,7 +82,8 @@ class Objective(Protocol):
     objectives define their own keys. Optional hooks: ``set_step(step)`` (called before each
     ``d_loss``; for staged objectives) and ``preview(ema_generator, val_batch) -> (baseline,
     output, target)`` float [0, 1] NCHW for the validation images when ``infer(batch["lr"])``
-    does not apply. ``d_loss`` is called first in a step and
+    does not apply (a generator with ``infer_batch(batch)`` is run on the whole validation
+    batch instead of ``infer(batch["lr"])``). ``d_loss`` is called first in a step and
     may cache the generator's output for ``g_loss`` (the Pix2Pix order: one generator forward
     per step, discriminator updated before the generator's loss is taken).
     """
@@ -379,7 +380,8 @@ class Trainer:
             base, sr, hr = self.objective.preview(g, batch)  # type: ignore[attr-defined]
         else:
             lr, hr = batch["lr"], batch["hr"]
-            sr = g.infer(lr)
+            # Conditioned generators (expression label, landmarks) read what they need from the batch.
+            sr = g.infer_batch(batch) if hasattr(g, "infer_batch") else g.infer(lr)
             if sr.shape[1] != hr.shape[1]:
                 sr = sr[:, :1] if hr.shape[1] == 1 else sr
             base = torch.nn.functional.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
