@@ -20,22 +20,12 @@ training one task must not be a test face of the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from facegen.data.pairs import ExpressionPair, read_pairs
 from facegen.data.records import FaceRecord
-from facegen.data.sets import (
-    read_att_orl,
-    read_celeba_fsrnet,
-    read_ckplus48,
-    read_fer2013_partial,
-    read_jaffe,
-    read_lfw,
-    read_lfw_expressions,
-    read_rafd,
-)
+from facegen.data.sets import read, read_lfw_expressions
 
 JAFFE_TEST_SUBJECTS: tuple[str, ...] = ("KR", "NA", "YM")
 RAFD_TEST_SUBJECTS: tuple[str, ...] = ("04", "07", "14", "20", "22", "28", "31", "38", "49", "57")
@@ -70,16 +60,6 @@ WHOLE_SETS: dict[tuple[str, str], str] = {
 
 TASKS: tuple[str, ...] = ("smile", "expression", "sr", "judge")
 
-_READERS: dict[str, Callable[..., list[FaceRecord]]] = {
-    "jaffe": read_jaffe,
-    "rafd_subset": read_rafd,
-    "ckplus48": read_ckplus48,
-    "lfw": read_lfw,
-    "lfw_expressions": read_lfw_expressions,
-    "celeba_fsrnet": read_celeba_fsrnet,
-    "fer2013_partial": read_fer2013_partial,
-    "att_orl": read_att_orl,
-}
 
 
 class SplitError(KeyError):
@@ -111,7 +91,7 @@ def _records(dataset: str, task: str, root: str | Path | None) -> list[FaceRecor
     if dataset == "lfw_expressions" and task == "sr":
         # SR trains on the colour crops only; the LFW images come through the `lfw` set.
         return [r for r in read_lfw_expressions(root) if r.get("source") == "other_images"]
-    return _READERS[dataset](root)
+    return read(dataset, root)
 
 
 def split(dataset: str, task: str, root: str | Path | None = None) -> Split:
