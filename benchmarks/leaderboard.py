@@ -74,6 +74,47 @@ def leaderboard_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dic
     return list(ID_COLUMNS) + used, rows
 
 
+def calibration_markdown(root: Path = RESULTS_DIR) -> list[str]:
+    """Lines of the judges' calibration section: LFW verification of the identity encoders
+    (``calibration/lfw-*.json``) and the expression judges on each task's real test images."""
+    lines: list[str] = []
+    lfw_rows = []
+    for path in sorted((root / "calibration").glob("lfw-*.json")):
+        try:
+            r = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        lfw_rows.append(f"| {r['encoder']} | {r['n_pairs']} | {100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} "
+                        f"| {100 * r['tar_at_far_1e-2']:.2f} | {100 * r['tar_at_far_1e-3']:.2f} | {r['auc']:.4f} |")
+    expr_rows = []
+    for task in TASKS:
+        path = root / task / "real.json"
+        if not path.is_file():
+            continue
+        try:
+            cal = json.loads(path.read_text(encoding="utf-8")).get("calibration")
+        except (OSError, json.JSONDecodeError):
+            continue
+        for judge in ("fer2013", "domain"):
+            if not cal or judge not in cal:
+                continue
+            c = cal[judge]
+            per = ", ".join(f"{d} {v['accuracy']:.1f}" for d, v in c["per_dataset"].items())
+            cls = ", ".join(f"{k} {v['accuracy']:.0f}" for k, v in c["per_class"].items())
+            expr_rows.append(f"| {task} | {judge} | {c['n']} | {c['accuracy']:.1f} | {per} | {cls} |")
+    if lfw_rows or expr_rows:
+        lines += ["## Judge calibration", ""]
+    if lfw_rows:
+        lines += ["Identity encoders, LFW verification (`calibration/lfw-*.json`, 10-fold accuracy):", "",
+                  "| encoder | pairs | accuracy (%) | TAR@FAR 1% | TAR@FAR 0.1% | AUC |", "|---|---|---|---|---|---|",
+                  *lfw_rows, ""]
+    if expr_rows:
+        lines += ["Expression judges on the real test images (the `real` row's ceiling; accuracy %):", "",
+                  "| task | judge | n | accuracy | per dataset | per class |", "|---|---|---|---|---|---|",
+                  *expr_rows, ""]
+    return lines
+
+
 def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
     """Regenerate leaderboard.csv and leaderboard.md from the result files under ``root``."""
     columns, rows = leaderboard_rows(read_results(root))
@@ -99,6 +140,7 @@ def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
             name = f"*{r['model']}* (reference)" if r["model"] in REFERENCE_ROWS else r["model"]
             md.append("| " + " | ".join([name] + [_fmt(r.get(c)) for c in cols[1:]]) + " |")
         md.append("")
+    md += calibration_markdown(root)
     md_path = root / "leaderboard.md"
     atomic_write_bytes(md_path, "\n".join(md).encode())
     return csv_path, md_path

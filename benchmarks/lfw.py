@@ -12,7 +12,12 @@ subject (LFW photos are centred on the named person and often hold bystanders); 
 encoder's own crop; its embedding. Pairs are scored by cosine similarity. Accuracy follows
 LFW's protocol: for each fold, the threshold that maximises accuracy on the other nine folds
 is tested on it; mean and standard deviation over the ten folds. The ROC over all pairs gives
-TAR at FAR 1 % and 0.1 % and the AUC. Results: ``lfw-<encoder>.json`` and ``lfw-<encoder>-roc.png``.
+TAR at FAR 1 % and 0.1 % and the AUC. The maths is :mod:`benchmarks.metrics`
+(``verification_accuracy_10fold``, ``roc_curve``, ``tar_at_far``). Results:
+``lfw-<encoder>.json`` and ``lfw-<encoder>-roc.png``.
+
+:func:`calibrate` is what ``python -m benchmarks.run`` calls: it rescores an encoder only when
+the pairs, the encoder's version or the code that produces the numbers changed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import csv
 import datetime
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -32,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import metrics
 
 PAIRS_FILE = Path(__file__).with_name("lfw_pairs.txt")
 PAIRS_SEED = 20180101
@@ -53,97 +61,6 @@ LFW_MEAN_POINTS = np.array(
     ],
     dtype=np.float32,
 )
-
-
-# ============================================================================================
-# Pure verification maths (scores: higher = more alike; labels: True = same person)
-
-
-def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels).astype(bool).reshape(-1)
-    if s.shape != y.shape or s.size == 0:
-        raise ValueError(f"scores and labels must be equally long and non-empty, got {s.shape} and {y.shape}")
-    if not np.isfinite(s).all():
-        raise ValueError("scores must be finite")
-    return s, y
-
-
-def accuracy_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
-    """Fraction of pairs classified right when 'same' means score >= threshold."""
-    s, y = _check(scores, labels)
-    return float(np.mean((s >= threshold) == y))
-
-
-def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The threshold with the highest accuracy on these pairs (midpoints between sorted scores;
-    the lowest such threshold on ties)."""
-    s, y = _check(scores, labels)
-    u = np.unique(s)
-    candidates = np.concatenate([[u[0] - 1.0], (u[:-1] + u[1:]) / 2.0, [u[-1] + 1.0]])
-    # Accuracy of every candidate at once: positives at or above, negatives below.
-    order = np.sort(s[y])
-    neg = np.sort(s[~y])
-    tp = len(order) - np.searchsorted(order, candidates, side="left")
-    tn = np.searchsorted(neg, candidates, side="left")
-    acc = (tp + tn) / len(s)
-    return float(candidates[int(np.argmax(acc))])
-
-
-def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """LFW protocol: per fold, the threshold chosen on the other folds, tested on this one.
-
-    Returns (accuracy per fold, threshold per fold), in the order of ``np.unique(folds)``.
-    """
-    s, y = _check(scores, labels)
-    folds = np.asarray(folds).reshape(-1)
-    if folds.shape != s.shape:
-        raise ValueError("folds must be as long as scores")
-    accs, thrs = [], []
-    for k in np.unique(folds):
-        test = folds == k
-        if test.all():
-            raise ValueError("k-fold accuracy needs at least two folds")
-        thr = best_threshold(s[~test], y[~test])
-        accs.append(accuracy_at(s[test], y[test], thr))
-        thrs.append(thr)
-    return np.array(accs), np.array(thrs)
-
-
-@dataclass(frozen=True)
-class Roc:
-    """ROC points from the strictest threshold down: (FAR, TAR) start at (0, 0), end at (1, 1)."""
-
-    far: np.ndarray
-    tar: np.ndarray
-    thresholds: np.ndarray  # accept when score >= threshold (inf for the first point)
-
-
-def roc(scores: np.ndarray, labels: np.ndarray) -> Roc:
-    """The ROC curve; tied scores form one point (no interpolation inside ties)."""
-    s, y = _check(scores, labels)
-    if y.all() or not y.any():
-        raise ValueError("an ROC needs both same-person and different-person pairs")
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each run of equal scores
-    tp = np.cumsum(y)[last]
-    fp = np.cumsum(~y)[last]
-    far = np.r_[0.0, fp / (~y).sum()]
-    tar = np.r_[0.0, tp / y.sum()]
-    return Roc(far=far, tar=tar, thresholds=np.r_[np.inf, s[last]])
-
-
-def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
-    """The highest true-accept rate over thresholds whose false-accept rate is <= ``far``."""
-    r = roc(scores, labels)
-    return float(r.tar[r.far <= far + 1e-12].max())
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC (trapezoids; equals P(same score > different score) + P(tie) / 2)."""
-    r = roc(scores, labels)
-    return float(np.trapezoid(r.tar, r.far))
 
 
 # ============================================================================================
@@ -275,7 +192,9 @@ def embed_images(names: list[str], lfw_dir: Path, encoder, *, progress: bool = T
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(names), desc=f"LFW {encoder.name}", unit="img", file=sys.stderr)
+        # Few updates when stderr is a log file rather than a terminal.
+        bar = tqdm(total=len(names), desc=f"LFW {encoder.name}", unit="img", file=sys.stderr,
+                   mininterval=5 if sys.stderr.isatty() else 60)
     t0, c0 = time.perf_counter(), time.process_time()
     for name in names:
         img = read_image(lfw_dir / name)
@@ -301,29 +220,34 @@ def embed_images(names: list[str], lfw_dir: Path, encoder, *, progress: bool = T
 
 
 def evaluate(pairs: list[Pair], emb: dict[str, np.ndarray]) -> dict:
-    """Verification numbers for these pairs from unit embeddings."""
+    """Verification numbers for these pairs from unit embeddings (pairs in folds of equal size)."""
+    pairs = sorted(pairs, key=lambda p: p.fold)  # stable: each fold stays in the file's order
+    folds = np.array([p.fold for p in pairs])
+    sizes = np.unique(folds, return_counts=True)[1]
+    if len(sizes) < 2 or (sizes != sizes[0]).any():
+        raise ValueError(f"LFW pairs must form at least two folds of equal size; got fold sizes {sizes.tolist()}")
     a = np.stack([emb[p.a] for p in pairs])
     b = np.stack([emb[p.b] for p in pairs])
     scores = np.sum(a * b, axis=1)
-    labels = np.array([p.same for p in pairs])
-    folds = np.array([p.fold for p in pairs])
-    accs, thrs = kfold_accuracy(scores, labels, folds)
-    r = roc(scores, labels)
+    labels = np.array([p.same for p in pairs], dtype=int)
+    # Folds are contiguous and equally long, so metrics' contiguous k-fold split is the pairs' folds.
+    v = metrics.verification_accuracy_10fold(scores, labels, n_folds=len(sizes))
+    r = metrics.roc_curve(scores, labels)
     return {
-        "accuracy_mean": float(accs.mean()),
-        "accuracy_std": float(accs.std()),
-        "accuracy_per_fold": [float(x) for x in accs],
-        "threshold_per_fold": [float(x) for x in thrs],
-        "tar_at_far_1e-2": tar_at_far(scores, labels, 1e-2),
-        "tar_at_far_1e-3": tar_at_far(scores, labels, 1e-3),
-        "auc": auc(scores, labels),
+        "accuracy_mean": v.accuracy,
+        "accuracy_std": v.std,
+        "accuracy_per_fold": list(v.fold_accuracies),
+        "threshold_per_fold": list(v.thresholds),
+        "tar_at_far_1e-2": metrics.tar_at_far(scores, labels, 1e-2),
+        "tar_at_far_1e-3": metrics.tar_at_far(scores, labels, 1e-3),
+        "auc": r.auc,
         "_scores": scores,
         "_labels": labels,
         "_roc": r,
     }
 
 
-def plot_roc(curves: dict[str, Roc], file: Path, title: str = "LFW verification") -> None:
+def plot_roc(curves: dict[str, metrics.RocCurve], file: Path, title: str = "LFW verification") -> None:
     """ROC curves (TAR against FAR on a log axis) as a PNG, written atomically."""
     import io
 
@@ -353,6 +277,41 @@ def plot_roc(curves: dict[str, Roc], file: Path, title: str = "LFW verification"
     _atomic_write(file, buf.getvalue())
 
 
+def code_fingerprint(encoder) -> str:
+    """sha256 (16 hex) of the code behind a calibration: this module, the metrics, the face
+    detector/aligner and the encoder's class source."""
+    from facegen import faces
+
+    h = hashlib.sha256()
+    for src in (Path(__file__), Path(metrics.__file__), Path(faces.__file__)):
+        h.update(src.read_bytes())
+    h.update(inspect.getsource(type(encoder)).encode())
+    return h.hexdigest()[:16]
+
+
+def calibrate(data_root: Path, encoder_name: str, out_dir: Path, *, pairs_file: Path = PAIRS_FILE,
+              threads: int = 2, progress: bool = True) -> tuple[dict, bool]:
+    """``lfw-<encoder>.json`` (+ ROC PNG) under ``out_dir``, recomputed only when the pairs file,
+    the encoder's version or the code changed. Returns (result, recomputed)."""
+    from benchmarks.judges import identity_encoder
+
+    encoder = identity_encoder(encoder_name)
+    file = Path(out_dir) / f"lfw-{encoder.name}.json"
+    want = {
+        "pairs_sha256": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest(),
+        "encoder_version": encoder.version,
+        "code_sha256": code_fingerprint(encoder),
+    }
+    if file.is_file() and (Path(out_dir) / f"lfw-{encoder.name}-roc.png").is_file():
+        try:
+            old = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if all(old.get(k) == v for k, v in want.items()) and old.get("n_pairs") == len(read_pairs(pairs_file)):
+            return old, False
+    return run(data_root, encoder_name, pairs_file, out_dir, threads=threads, progress=progress), True
+
+
 def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, limit: int | None = None,
         threads: int = 2, progress: bool = True) -> dict:
     """Score the pairs with one encoder; write JSON + ROC PNG under ``out_dir``; return the result."""
@@ -380,10 +339,13 @@ def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, 
         "detector": "YuNet face_detection_yunet_2023mar_int8bq, score >= 0.6; face nearest the image centre",
         "pairs_file": pairs_file.name,
         "pairs_sha256": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest(),
+        "code_sha256": code_fingerprint(encoder),
         "n_pairs": len(pairs),
         "n_same": int(sum(p.same for p in pairs)),
         "n_images": len(names),
-        "protocol": "cosine similarity; 10-fold accuracy, threshold chosen on 9 folds and tested on the 10th; ROC over all pairs",
+        "protocol": "cosine similarity; 10-fold accuracy, threshold chosen on 9 folds and tested on the 10th; "
+        "ROC over all pairs; TAR at FAR f: accept score > the (floor(f * impostors) + 1)-th highest impostor score "
+        "(benchmarks.metrics)",
         **{k: v for k, v in res.items() if not k.startswith("_")},
         "images_low_score_face": emb.low_score,
         "images_without_face": emb.fallback,

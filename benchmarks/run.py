@@ -9,6 +9,11 @@ leaderboard.csv and leaderboard.md from all result files.
 Model outputs and judge features are cached (FACEGEN_CACHE/bench), keyed by the test set, the
 checkpoint hashes and the row, so adding a model does not recompute the others and a killed run
 resumes where it stopped.
+
+The `calibration` pseudo-task (part of the default run; also `--calibrate`) scores the identity
+encoders on LFW verification (benchmarks.lfw) into benchmarks/results/calibration/, recomputed
+only when the pairs, the encoder version or the code changed. The expression judges'
+calibration (accuracy on each paired task's real test images) is in that task's `real` result.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import inspect
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -31,7 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmarks import leaderboard, metrics
+from benchmarks import judges as J
+from benchmarks import leaderboard, lfw, metrics
 from benchmarks.tasks import TASKS, Task
 from facegen import assets, checkpoint, registry
 from facegen import faces as F
@@ -43,7 +51,16 @@ from facegen.inference import load_runner
 REPO = Path(__file__).resolve().parent.parent
 LATENCY_FACES = 16  # faces timed one by one (batch 1) for the latency column
 DISTRACTORS = 1000  # LFW faces added to every identity gallery and impostor set
-SCHEMA = 1
+EIGENFACES = 10  # paper 001's k
+CALIBRATION = "calibration"  # the pseudo-task of judge calibrations
+CALIBRATION_ENCODERS = ("sface", "dlib")
+SCHEMA = 2
+
+
+def _bar(**kw: Any) -> tqdm:
+    """A progress bar on stderr that does not flood logs: a refresh every 5 s on a terminal,
+    every 60 s when stderr is a file."""
+    return tqdm(file=sys.stderr, mininterval=5 if sys.stderr.isatty() else 60, leave=False, **kw)
 
 
 class BenchmarkError(RuntimeError):
@@ -65,7 +82,12 @@ class TestSet:
     names: list[str]  # stable item names (dataset:path)
     dataset: str
     split: str
+    item_datasets: list[str] = field(default_factory=list)  # source set of each item
+    neutral_keys: list[str] | None = None  # paired tasks: the record key of each item's neutral face
+    guides: list[np.ndarray] | None = None  # smile: the neutral face at the output size (the SGE guide)
+    info: dict[str, Any] = field(default_factory=dict)  # counts and skipped items, recorded in results
     fingerprint: str = ""
+    targets_fingerprint: str = ""  # the ground truth alone (shared by tasks with the same targets)
 
     def __post_init__(self) -> None:
         h = hashlib.sha256()
@@ -75,13 +97,20 @@ class TestSet:
             h.update(hashlib.sha256(x.tobytes()).digest())
             h.update(hashlib.sha256(y.tobytes()).digest())
         self.fingerprint = h.hexdigest()[:16]
+        t = hashlib.sha256()
+        for name, y in zip(self.names, self.targets):
+            t.update(name.encode())
+            t.update(hashlib.sha256(y.tobytes()).digest())
+        self.targets_fingerprint = t.hexdigest()[:16]
+        if not self.item_datasets:
+            self.item_datasets = [self.dataset] * len(self.names)
 
 
 def _sr_testset(task: Task, root: Path, limit: int | None) -> TestSet:
     from facegen.data.sets import read_celeba_fsrnet
 
     records = read_celeba_fsrnet(root)[:limit]
-    targets = [load_image(r, root) for r in tqdm(records, desc=f"{task.id}: reading", leave=False)]
+    targets = [load_image(r, root) for r in _bar(iterable=records, desc=f"{task.id}: reading")]
     bad = [r.key for r, t in zip(records, targets) if t.shape != (task.out_size, task.out_size, 3)]
     if bad:
         raise BenchmarkError(f"{task.id}: {len(bad)} test faces are not {task.out_size}x{task.out_size} (e.g. {bad[0]})")
@@ -89,13 +118,62 @@ def _sr_testset(task: Task, root: Path, limit: int | None) -> TestSet:
     names = [r.key for r in records]
     # The FSRNet faces carry no identity labels: each face is its own identity.
     return TestSet(task, inputs, targets, subjects=names, labels=[None] * len(names), names=names,
-                   dataset=task.dataset, split=task.split)
+                   dataset=task.dataset, split=task.split, info={"n_records": len(records)})
+
+
+def _paired_testset(task: Task, root: Path, limit: int | None) -> TestSet:
+    """Neutral -> target pairs of the held-out subjects (``task_pairs(task).test``: JAFFE then RaFD),
+    both faces aligned with the task's template at the output size (aligned-crop cache); the input
+    is the neutral crop, PIL-bicubic down-sampled when the task's input is smaller."""
+    from facegen.data import aligned_crops
+    from facegen.data.splits import task_pairs
+
+    pairs = task_pairs(task.id, root).test[:limit]
+    if not pairs:
+        raise BenchmarkError(f"{task.id}: no test pairs under {root}")
+    records = list({r.key: r for p in pairs for r in (p.neutral, p.target)}.values())
+    crops = aligned_crops(records, task.out_size, task.template, progress=sys.stderr.isatty())
+    row = {k: i for i, k in enumerate(crops.keys)}
+    kept = [p for p in pairs if p.neutral.key in row and p.target.key in row]
+    if not kept:
+        raise BenchmarkError(f"{task.id}: no face found in any test pair")
+    neutral = [np.asarray(crops.images[row[p.neutral.key]]) for p in kept]
+    targets = [np.asarray(crops.images[row[p.target.key]]) for p in kept]
+    inputs = neutral if task.scale == 1 else [degrade.bicubic_down(x, task.scale) for x in neutral]
+    per_set: dict[str, int] = {}
+    for p in kept:
+        per_set[p.neutral.dataset] = per_set.get(p.neutral.dataset, 0) + 1
+    per_label: dict[str, int] = {}
+    for p in kept:
+        per_label[p.expression] = per_label.get(p.expression, 0) + 1
+    info = {
+        "n_pairs": len(pairs),
+        "pairs_per_dataset": per_set,
+        "pairs_per_expression": per_label,
+        "test_subjects": sorted({f"{p.neutral.dataset}:{p.subject}" for p in kept}),
+        "unique_neutral_images": len({p.neutral.key for p in kept}),
+        "pairs_without_face": [f"{p.neutral.key}->{p.target.key}" for p in pairs if p not in kept],
+        "alignment": f"facegen.faces.align template '{task.template}' at {task.out_size} px (largest YuNet face)",
+    }
+    return TestSet(
+        task, inputs, targets,
+        subjects=[f"{p.neutral.dataset}:{p.subject}" for p in kept],
+        labels=[p.expression for p in kept],
+        names=[f"{p.neutral.key}->{p.target.key}" for p in kept],
+        dataset=task.dataset, split=task.split,
+        item_datasets=[p.neutral.dataset for p in kept],
+        neutral_keys=[p.neutral.key for p in kept],
+        guides=neutral if task.scale > 1 else None,
+        info=info,
+    )
 
 
 TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "sr-x8": _sr_testset,
     "sr-x4": _sr_testset,
     "sr-x2": _sr_testset,
+    "smile": _paired_testset,
+    "expression": _paired_testset,
 }
 
 
@@ -141,6 +219,7 @@ class RowOutput:
     latency_ms: float | None
     key: str  # cache key of the outputs (what produced them)
     checkpoint: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # recorded in the result (conditions given)
 
 
 def _identity_row(ts: TestSet) -> list[np.ndarray]:
@@ -156,53 +235,135 @@ def _checkpoint_hashes(spec: registry.ModelSpec, task: str) -> dict[str, str]:
     return {"folder": f"checkpoints/{folder.name}", **manifest.get("sha256", {})}
 
 
-def _conditions(ts: TestSet, i: int) -> dict[str, Any]:
-    return {} if ts.labels[i] is None else {"expression": ts.labels[i]}
+def _accepted_conditions(runner) -> set[str] | None:
+    """Keyword arguments the model's ``infer`` takes (None: any, it has ``**kwargs``)."""
+    infer = getattr(runner.model, "infer", None)
+    if infer is None:
+        return set()  # plain callables (baselines) take the images only
+    params = inspect.signature(infer).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
+
+
+def target_landmarks(ts: TestSet) -> np.ndarray:
+    """(n, 68, 2) float32 landmarks of each ground-truth target in crop pixels (NaN where none is
+    found): what `lmk-guided` is given at test time. Cached per test set."""
+    from facegen.models.heatmaps import LandmarkError, crop_landmarks
+
+    path = cache_root() / ts.task.id / f"landmarks-{ts.fingerprint}.npz"
+    cached = _load_npz(path)
+    if cached is not None and len(cached["lm"]) == len(ts.targets):
+        return cached["lm"]
+    lm = np.full((len(ts.targets), 68, 2), np.nan, np.float32)
+    for i, t in enumerate(_bar(iterable=ts.targets, desc=f"{ts.task.id}: target landmarks")):
+        try:
+            lm[i] = crop_landmarks(t)
+        except LandmarkError:
+            pass
+    _save_npz(path, lm=lm)
+    return lm
+
+
+def item_conditions(ts: TestSet, accepted: set[str] | None) -> list[dict[str, Any]]:
+    """Per-item conditions for a model whose ``infer`` takes ``accepted`` keywords (None: any).
+
+    ``expression``: the target label (paired tasks); ``guide``: the neutral face at the output
+    size (smile: the SGE guide, uint8 HWC); ``landmarks``: the ground-truth target's 68 points
+    ((68, 2) float32; items whose target has none get no landmarks, and the model fits its own).
+    Arrays are stacked into tensors per batch by :func:`batch_conditions`.
+    """
+    def want(k: str) -> bool:
+        return accepted is None or k in accepted
+
+    conds: list[dict[str, Any]] = [{} for _ in ts.inputs]
+    if want("expression"):
+        for c, label in zip(conds, ts.labels):
+            if label is not None:
+                c["expression"] = label
+    if ts.guides is not None and want("guide"):
+        for c, g in zip(conds, ts.guides):
+            c["guide"] = g
+    if ts.task.id == "expression" and want("landmarks"):
+        for c, lm in zip(conds, target_landmarks(ts)):
+            if np.isfinite(lm).all():
+                c["landmarks"] = lm
+    return conds
+
+
+def _group_key(cond: dict[str, Any]) -> tuple:
+    scalars = tuple(sorted((k, v) for k, v in cond.items() if not isinstance(v, np.ndarray)))
+    arrays = tuple(sorted(k for k, v in cond.items() if isinstance(v, np.ndarray)))
+    return scalars, arrays
+
+
+def batch_conditions(conds: list[dict[str, Any]], device: str) -> dict[str, Any]:
+    """One batch's keyword arguments: scalars as they are (equal within a batch), arrays stacked
+    into tensors (uint8 HWC images -> float NCHW in [0, 1]; other arrays -> float32)."""
+    out: dict[str, Any] = {}
+    for k, v in conds[0].items():
+        if not isinstance(v, np.ndarray):
+            out[k] = v
+            continue
+        arr = np.stack([c[k] for c in conds])
+        if arr.dtype == np.uint8 and arr.ndim == 4:
+            out[k] = torch.from_numpy(arr).to(device).permute(0, 3, 1, 2).float().div(255.0)
+        else:
+            out[k] = torch.from_numpy(arr.astype(np.float32)).to(device)
+    return out
 
 
 def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: int) -> RowOutput:
     """The model's outputs on the test set (from the cache when the same model already ran)."""
     ckpt = _checkpoint_hashes(spec, ts.task.id)
-    key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(ts.task.id))]).encode()).hexdigest()[:16]
-    path = cache_root() / ts.task.id / f"{spec.id}-{key}.npz"
     runner = load_runner(spec.id, ts.task.id, device=device)
+    accepted = _accepted_conditions(runner)
+    tag = "conditions-v1:" + ",".join(sorted(accepted)) if accepted is not None else "conditions-v1:any"
+    key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(ts.task.id)), tag]).encode()).hexdigest()[:16]
+    path = cache_root() / ts.task.id / f"{spec.id}-{key}.npz"
     cached = _load_npz(path)
+    conds = item_conditions(ts, accepted)
     if cached is not None and len(cached["outputs"]) == len(ts.inputs):
         outputs = list(cached["outputs"])
         latency = float(cached["latency_ms"])
     else:
-        outputs = []
         groups: dict[tuple, list[int]] = {}
-        for i in range(len(ts.inputs)):
-            groups.setdefault(tuple(sorted(_conditions(ts, i).items())), []).append(i)
+        for i, c in enumerate(conds):
+            groups.setdefault(_group_key(c), []).append(i)
         result: list[np.ndarray | None] = [None] * len(ts.inputs)
-        bar = tqdm(total=len(ts.inputs), desc=f"{ts.task.id}: {spec.id}", leave=False)
-        for cond, idx in groups.items():
+        bar = _bar(total=len(ts.inputs), desc=f"{ts.task.id}: {spec.id}")
+        for idx in groups.values():
             for j in range(0, len(idx), batch_size):
                 chunk = idx[j:j + batch_size]
-                outs = runner([ts.inputs[i] for i in chunk], batch_size=batch_size, **dict(cond))
+                kw = batch_conditions([conds[i] for i in chunk], device)
+                outs = runner([ts.inputs[i] for i in chunk], batch_size=len(chunk), **kw)
                 for i, o in zip(chunk, outs):
                     result[i] = o
                 bar.update(len(chunk))
         bar.close()
         outputs = [o for o in result if o is not None]
-        latency = _latency_ms(runner, ts)
+        latency = _latency_ms(runner, ts, conds, device)
         _save_npz(path, outputs=np.stack(outputs), latency_ms=np.float64(latency))
     bad = [o.shape for o in outputs if o.shape != (ts.task.out_size, ts.task.out_size, 3)]
     if bad:
         raise BenchmarkError(f"{spec.id} produced {bad[0]} images for {ts.task.id}, expected {ts.task.out_size}^2 RGB")
     kind = "baseline" if spec.family == "baseline" else "model"
-    return RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt)
+    row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt)
+    row.notes = {"conditions": sorted({k for c in conds for k in c}),
+                 "items_without_target_landmarks": int(sum("landmarks" not in c for c in conds))
+                 if any("landmarks" in c for c in conds) else None}
+    return row
 
 
-def _latency_ms(runner, ts: TestSet) -> float:
+def _latency_ms(runner, ts: TestSet, conds: list[dict[str, Any]], device: str) -> float:
     """Median wall time of one face (batch 1) over the first LATENCY_FACES faces, after a warm-up."""
     n = min(LATENCY_FACES, len(ts.inputs))
-    runner([ts.inputs[0]], batch_size=1, **_conditions(ts, 0))
+    runner([ts.inputs[0]], batch_size=1, **batch_conditions([conds[0]], device))
     times = []
     for i in range(n):
+        kw = batch_conditions([conds[i]], device)
         t0 = time.perf_counter()
-        runner([ts.inputs[i]], batch_size=1, **_conditions(ts, i))
+        runner([ts.inputs[i]], batch_size=1, **kw)
         times.append((time.perf_counter() - t0) * 1000)
     return float(np.median(times))
 
@@ -230,6 +391,38 @@ class Judges:
         self._encoder = None
         self._target_faces: list[F.Face | None] | None = None
         self._cache = cache_root() / ts.task.id
+        self._expr: dict[str, J.ExpressionJudge] = {}
+
+    def _path(self, kind: str, row_key: str) -> Path:
+        """Cache file of one judge's output on one row; the ground truth's (`real`) is keyed by
+        the targets alone, so sr-x2/x4/x8 (same 1,000 faces) compute it once."""
+        if row_key == "real":
+            return cache_root() / "real" / f"{kind}-{self.ts.targets_fingerprint}.npz"
+        return self._cache / f"{kind}-{self.ts.fingerprint}-{row_key}.npz"
+
+    # Expression judges -----------------------------------------------------------------------
+    @property
+    def expression_judges(self) -> dict[str, J.ExpressionJudge]:
+        if not self._expr:
+            self._expr = {name: J.expression_judge(name) for name in ("fer2013", "domain")}
+        return self._expr
+
+    def expressions(self, row_key: str, images: list[np.ndarray]) -> dict[str, Any]:
+        """Both judges' probabilities on the row's outputs and whether a face was found in each."""
+        versions = json.dumps({n: j.version for n, j in self.expression_judges.items()})
+        vkey = hashlib.sha256(versions.encode()).hexdigest()[:12]
+        path = self._path(f"expr-{vkey}", row_key)
+        cached = _load_npz(path)
+        if cached is None or len(cached["found"]) != len(images):
+            crops, found = J.face_box_crops(images)
+            probs = {n: j.predict_crops(crops)[1] for n, j in self.expression_judges.items()}
+            _save_npz(path, found=found, **{f"p_{n}": p for n, p in probs.items()})
+            cached = _load_npz(path)
+            assert cached is not None
+        out: dict[str, Any] = {"found": cached["found"].astype(bool)}
+        for n, j in self.expression_judges.items():
+            out[n] = [j.classes[i] for i in cached[f"p_{n}"].argmax(1)]
+        return out
 
     # FID/KID features ------------------------------------------------------------------------
     @property
@@ -240,7 +433,7 @@ class Judges:
 
     def features(self, row_key: str, images: list[np.ndarray]) -> np.ndarray:
         name = self.fid_backbone.name
-        path = self._cache / f"feat-{name}-{self.ts.fingerprint}-{row_key}.npz"
+        path = self._path(f"feat-{name}", row_key)
         cached = _load_npz(path)
         if cached is not None and len(cached["f"]) == len(images):
             return cached["f"]
@@ -259,17 +452,28 @@ class Judges:
 
     def target_faces(self) -> list[F.Face | None]:
         """Faces detected on the ground truth; outputs are pixel-aligned with it, so the same
-        landmarks crop both (a poor output cannot dodge the identity check by hiding its face)."""
+        landmarks crop both (a poor output cannot dodge the identity check by hiding its face).
+        Cached by the targets' fingerprint."""
         if self._target_faces is None:
-            found = []
-            for t in self.ts.targets:
-                fs = F.detect(t)
-                found.append(fs[0] if fs else None)
-            self._target_faces = found
+            path = cache_root() / "real" / f"faces-{self.ts.targets_fingerprint}.npz"
+            cached = _load_npz(path)
+            if cached is None or len(cached["found"]) != len(self.ts.targets):
+                rows = np.full((len(self.ts.targets), 15), np.nan)
+                for i, t in enumerate(_bar(iterable=self.ts.targets, desc=f"{self.ts.task.id}: detecting")):
+                    fs = F.detect(t)
+                    if fs:
+                        rows[i] = [*fs[0].box, fs[0].score, *np.asarray(fs[0].points).ravel()]
+                _save_npz(path, found=~np.isnan(rows[:, 0]), rows=rows)
+                cached = {"found": ~np.isnan(rows[:, 0]), "rows": rows}
+            self._target_faces = [
+                F.Face(box=tuple(float(v) for v in r[:4]), score=float(r[4]), points=r[5:].reshape(5, 2).astype(np.float32))
+                if ok else None
+                for ok, r in zip(cached["found"], cached["rows"])
+            ]
         return self._target_faces
 
     def embeddings(self, row_key: str, images: list[np.ndarray]) -> np.ndarray:
-        path = self._cache / f"emb-{self.encoder.name}-{self.ts.fingerprint}-{row_key}.npz"
+        path = self._path(f"emb-{self.encoder.name}", row_key)
         cached = _load_npz(path)
         if cached is not None and len(cached["e"]) == len(images):
             return cached["e"]
@@ -294,7 +498,7 @@ class Judges:
         rng = np.random.default_rng(0)
         pick = rng.choice(len(records), size=min(DISTRACTORS, len(records)), replace=False)
         embs = []
-        for i in tqdm(sorted(pick), desc="LFW distractors", leave=False):
+        for i in _bar(iterable=sorted(pick), desc="LFW distractors"):
             img = load_image(records[i], self.root)
             fs = F.detect(img)
             if not fs:
@@ -348,9 +552,50 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     m.update(dist.columns())
     if {"id_cosine", "tar_far1"} & keys:
         m.update(identity_metrics(ts, judges, judges.embeddings(row.key, outs), judges.embeddings("real", gts)))
+    details: dict[str, Any] = {}
+    if {"expr_acc_fer", "expr_acc_domain"} & keys:
+        pred = judges.expressions(row.key, outs)
+        labels = [str(x) for x in ts.labels]
+        m["expr_acc_fer"] = 100 * float(np.mean([p == t for p, t in zip(pred["fer2013"], labels)]))
+        m["expr_acc_domain"] = 100 * float(np.mean([p == t for p, t in zip(pred["domain"], labels)]))
+        m["expr_faces"] = int(pred["found"].sum())
+        details["expression"] = {
+            name: {**J.classification_report(pred[name], labels, ts.item_datasets, list(j.classes)),
+                   "version": j.version}
+            for name, j in judges.expression_judges.items()
+        }
+        details["expression"]["no_face_found"] = {
+            "count": int((~pred["found"]).sum()),
+            "items": [n for n, f in zip(ts.names, pred["found"]) if not f],
+            "rule": "the whole image is judged when YuNet finds no face",
+        }
+    if "eigenface_acc" in keys:
+        m["eigenface_acc"] = eigenface_metric(ts, outs)
     m["params"] = row.params
     m["latency_ms"] = row.latency_ms
-    return {k: v for k, v in m.items() if k in keys or k == "id_faces"}
+    return {"metrics": {k: v for k, v in m.items() if k in keys or k in ("id_faces", "expr_faces")}, **details}
+
+
+def eigenface_gallery(ts: TestSet) -> tuple[list[np.ndarray], list[str]]:
+    """Paper 001's eigenface training set: every distinct real neutral face (the inputs) of the
+    test subjects, at the output size, labelled by subject."""
+    if ts.neutral_keys is None:
+        raise BenchmarkError(f"{ts.task.id}: eigenface accuracy needs paired test items")
+    seen: dict[str, int] = {}
+    for i, k in enumerate(ts.neutral_keys):
+        seen.setdefault(k, i)
+    s = ts.task.scale
+    images = [ts.inputs[i] if s == 1 else ts.guides[i] for i in seen.values()]  # type: ignore[index]
+    return images, [ts.subjects[i] for i in seen.values()]
+
+
+def eigenface_metric(ts: TestSet, outputs: list[np.ndarray]) -> float | None:
+    """Eigenface (k = EIGENFACES) recognition accuracy (%) of the outputs by subject; None when
+    the gallery is too small for k eigenfaces (smoke runs with --limit)."""
+    images, ids = eigenface_gallery(ts)
+    if len(images) <= EIGENFACES:
+        return None
+    return 100 * metrics.eigenface_accuracy(images, ids, outputs, ts.subjects, k=EIGENFACES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +615,9 @@ def _git_commit() -> str:
 
 def hardware(device: str) -> str:
     cpu = platform.processor() or platform.machine()
-    text = f"{cpu}, {torch.get_num_threads()} torch threads"
+    text = f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+    if hasattr(os, "getloadavg"):
+        text += f", load average {os.getloadavg()[0]:.1f} at start"
     if device.startswith("cuda") and torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name(0)}"
     return text
@@ -394,7 +641,7 @@ def provenance(device: str) -> dict[str, Any]:
 
 
 def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
-    return {
+    out = {
         "psnr_ssim": "BasicSR convention: Y of ITU-R BT.601 YCbCr (and RGB), crop_border 0, SSIM 11x11 Gaussian sigma 1.5",
         "lpips": "lpips package, AlexNet, v0.1 heads (offline weights from facegen.assets)",
         "fid_kid": f"clean-fid 'clean' resize, backbone {judges.fid_backbone.name}, KID subsets of min(1000, n)",
@@ -404,6 +651,20 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
         "input": ts.task.degradation,
         "latency": f"median wall time per face at batch 1 over {LATENCY_FACES} faces",
     }
+    if ts.neutral_keys is not None:
+        out["test_set"] = (f"task_pairs('{ts.task.id}').test: neutral -> target pairs of the held-out subjects "
+                           f"(facegen.data.splits.TEST_SUBJECTS), both aligned with template '{ts.task.template}' at "
+                           f"{ts.task.out_size} px; subjects are person ids (dataset:subject)")
+    if any(m.key == "expr_acc_fer" for m in ts.task.metrics):
+        out["expression"] = (f"accuracy (%) of each judge's prediction against the target label; judges read "
+                             f"benchmarks.judges.face_box_crop ({J.CROP_RULE}); the whole image when no face is found "
+                             f"(counted in expression.no_face_found)")
+    if any(m.key == "eigenface_acc" for m in ts.task.metrics):
+        out["eigenface"] = (f"paper 001: k = {EIGENFACES} eigenfaces (PCA of BT.601 grey pixels) of the distinct real "
+                            f"neutral faces of the test subjects (the task inputs, {ts.task.out_size} px, "
+                            f"{ts.info.get('unique_neutral_images')} images), each output classified by subject with the "
+                            f"minimum-distance (class-mean) classifier; accuracy (%) against its subject")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,11 +694,22 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
         start = time.perf_counter()
         try:
             row = make()
-            scores = score_row(ts, row, judges)
+            scored = score_row(ts, row, judges)
         except Exception as e:  # one failed entry must not hide the others
             errors.append(f"{task_id}/{name}: {type(e).__name__}: {e}")
             print(f"FAILED {task_id}/{name}: {e}", file=sys.stderr)
             continue
+        scores = scored.pop("metrics")
+        judge_versions = {"fid_kid": judges.fid_backbone.name, "identity": f"{judges.encoder.name}: {judges.encoder.version}"}
+        if "expression" in scored:
+            judge_versions.update({f"expression_{n}": j.version for n, j in judges.expression_judges.items()})
+            detail = scored.pop("expression")
+            if row.model == "real":
+                # The judges' own accuracy on the real test images: each judge's ceiling.
+                scored["calibration"] = {"what": "expression judges on the real test images (targets) of this task",
+                                         **detail}
+            else:
+                scored["expression_detail"] = detail
         result = {
             "schema": SCHEMA,
             "task": task_id,
@@ -449,22 +721,47 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
             "split": ts.split,
             "limit": limit,
             "test_set_fingerprint": ts.fingerprint,
+            "test_set": ts.info,
             "metrics": scores,
+            **scored,
             "protocol": protocol(ts, judges),
-            "judges": {"fid_kid": judges.fid_backbone.name, "identity": f"{judges.encoder.name}: {judges.encoder.version}"},
+            "judges": judge_versions,
             "checkpoint": row.checkpoint,
+            "notes": row.notes,
             "seconds": round(time.perf_counter() - start, 2),
             **prov,
         }
         leaderboard.write_result(result, results_dir)
-        print(f"{task_id}/{row.model}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if isinstance(v, float)))
+        print(f"{task_id}/{row.model}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if isinstance(v, float)),
+              flush=True)
     print(f"{task_id}: done in {time.perf_counter() - t0:.0f} s")
+    return errors
+
+
+def run_calibration(root: Path, results_dir: Path) -> list[str]:
+    """LFW verification of each identity encoder into ``results_dir/calibration`` (cached)."""
+    errors = []
+    out = results_dir / CALIBRATION
+    for enc in CALIBRATION_ENCODERS:
+        t0 = time.perf_counter()
+        try:
+            r, fresh = lfw.calibrate(root, enc, out, threads=2, progress=True)
+        except Exception as e:
+            errors.append(f"{CALIBRATION}/lfw-{enc}: {type(e).__name__}: {e}")
+            print(f"FAILED {CALIBRATION}/lfw-{enc}: {e}", file=sys.stderr)
+            continue
+        print(f"{CALIBRATION}/lfw-{enc}: 10-fold accuracy {100 * r['accuracy_mean']:.2f} % "
+              f"(+- {100 * r['accuracy_std']:.2f}), TAR@FAR1% {100 * r['tar_at_far_1e-2']:.2f} %, "
+              f"TAR@FAR0.1% {100 * r['tar_at_far_1e-3']:.2f} %, {r['n_pairs']} pairs "
+              + (f"(computed in {time.perf_counter() - t0:.0f} s)" if fresh else "(up to date, not recomputed)"))
     return errors
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", nargs="*", choices=sorted(TASKS), help="tasks to run (default: all)")
+    p.add_argument("--task", nargs="*", choices=sorted(TASKS) + [CALIBRATION],
+                   help=f"tasks to run (default: all, and '{CALIBRATION}')")
+    p.add_argument("--calibrate", action="store_true", help=f"also run '{CALIBRATION}' (LFW verification of the identity encoders)")
     p.add_argument("--model", nargs="*", help="model ids (and/or 'identity', 'real') to run (default: all)")
     p.add_argument("--data-root", help="face data root (default: $FACEGEN_DATA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
@@ -484,7 +781,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: unknown model(s) {unknown}; known: {sorted(known)}", file=sys.stderr)
             return 2
     errors = []
-    for task_id in args.task or list(TASKS):
+    # The default run includes the calibration; choosing tasks or models leaves it to --calibrate.
+    tasks = list(args.task) if args.task else list(TASKS) + ([] if args.model else [CALIBRATION])
+    if args.calibrate and CALIBRATION not in tasks:
+        tasks.append(CALIBRATION)
+    for task_id in tasks:
+        if task_id == CALIBRATION:
+            errors += run_calibration(root, args.results)
+            continue
         try:
             errors += run_task(task_id, args.model, root, args.device, args.limit, args.batch_size, args.results)
         except Exception as e:

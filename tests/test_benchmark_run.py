@@ -78,3 +78,109 @@ def test_leaderboard_from_result_files(tmp_path):
     rows = list(csv.DictReader(open(csv_path)))
     assert [r["model"] for r in rows] == ["a", "identity"] and rows[0]["psnr_y"] == "30.0000"
     assert "*identity* (reference)" in md_path.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired tasks (smile, expression)
+
+
+def _copy_rows(src, dst, name, keep):
+    rows = list(csv.DictReader(open(src / name)))
+    kept = [r for r in rows if keep(r)]
+    with open(dst / name, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(kept)
+    return kept
+
+
+@pytest.fixture
+def paired_root(tiny_root, data_root):
+    """JAFFE and RaFD reduced to one held-out and one training subject each (+ the tiny LFW)."""
+    for folder, subjects in (("jaffe", {"KR", "KA"}), ("rafd_subset", {"04", "01"})):
+        src, dst = data_root / folder, tiny_root / folder
+        dst.mkdir()
+        rows = _copy_rows(src, dst, "labels.csv", lambda r: r["subject"] in subjects)
+        _copy_rows(src, dst, "pairs_neutral_to_expression.csv", lambda r: r["subject"] in subjects)
+        for r in rows:
+            (dst / r["image"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / r["image"], dst / r["image"])
+    return tiny_root
+
+
+@pytest.mark.slow
+def test_smile_run_on_a_temporary_root(paired_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bench, "DISTRACTORS", 4)
+    results = tmp_path / "results"
+    assert bench.main(["--task", "smile", "--data-root", str(paired_root), "--results", str(results)]) == 0
+    assert sorted(p.name for p in (results / "smile").iterdir()) == ["identity.json", "real.json"]
+    real = json.loads((results / "smile" / "real.json").read_text())
+    ident = json.loads((results / "smile" / "identity.json").read_text())
+    # only the held-out subjects (KR of JAFFE: 6 neutral->happy pairs; 04 of RaFD: 1 pair)
+    assert real["n"] == 7 and real["test_set"]["pairs_per_dataset"] == {"jaffe": 6, "rafd_subset": 1}
+    assert real["test_set"]["test_subjects"] == ["jaffe:KR", "rafd_subset:04"]
+    for r in (real, ident):
+        for key in ("expr_acc_fer", "expr_acc_domain", "id_cosine", "tar_far1", "rank1", "psnr_y", "lpips_alex"):
+            assert key in r["metrics"], key
+        assert {"expression_fer2013", "expression_domain", "identity", "fid_kid"} <= set(r["judges"])
+        assert "expression" in r["protocol"] and "test_set" in r["protocol"]
+    cal = real["calibration"]
+    assert cal["fer2013"]["n"] == 7 and set(cal["fer2013"]["per_dataset"]) == {"jaffe", "rafd_subset"}
+    assert cal["domain"]["per_class"]["happy"]["n"] == 7
+    assert real["metrics"]["expr_acc_fer"] == pytest.approx(cal["fer2013"]["accuracy"])
+    assert real["metrics"]["rank1"] == 100 and real["metrics"]["id_cosine"] == pytest.approx(1, abs=1e-5)
+    # the input is the neutral face: a happy judge should mostly disagree
+    assert ident["metrics"]["expr_acc_fer"] < real["metrics"]["expr_acc_fer"]
+    assert "expression_detail" in ident and ident["metrics"]["psnr_y"] > 10
+    assert "smile" in (results / "leaderboard.md").read_text()
+
+
+def test_paired_test_sets_are_held_out_and_stable(data_root, tmp_path, monkeypatch):
+    from facegen.data.splits import TEST_SUBJECTS, task_pairs
+
+    for task_id, n in (("smile", 34), ("expression", 182)):
+        task = bench.TASKS[task_id]
+        ts = bench.TESTSETS[task_id](task, data_root, None)
+        assert len(ts.targets) == n and ts.info["pairs_without_face"] == []
+        held = {f"{d}:{s}" for (d, t), subs in TEST_SUBJECTS.items() if t == task_id for s in subs}
+        train = {f"{p.neutral.dataset}:{p.subject}" for p in task_pairs(task_id, data_root).train}
+        assert set(ts.subjects) == held and not set(ts.subjects) & train
+        assert ts.inputs[0].shape == (task.in_size, task.in_size, 3) and ts.targets[0].shape == (128, 128, 3)
+        again = bench.TESTSETS[task_id](task, data_root, None)
+        assert again.fingerprint == ts.fingerprint and again.names == ts.names
+        if task_id == "expression":
+            assert {"happy", "sad", "surprise", "fear", "disgust", "angry"} == set(ts.labels)
+            imgs, ids = bench.eigenface_gallery(ts)
+            assert len(imgs) == 19 and set(ids) == held
+
+
+class _FakeModel:
+    def infer(self, x, expression, intensity=1.0, landmarks=None):
+        return x
+
+
+def test_item_conditions_batch_landmarks_and_labels(monkeypatch):
+    import numpy as np
+    import torch
+
+    task = bench.TASKS["expression"]
+    imgs = [np.full((128, 128, 3), i, np.uint8) for i in range(3)]
+    ts = bench.TestSet(task, imgs, imgs, subjects=["a", "b", "c"], labels=["happy", "sad", "happy"],
+                       names=["x", "y", "z"], dataset="d", split="s", neutral_keys=["x", "y", "z"])
+    lm = np.random.default_rng(0).random((3, 68, 2)).astype(np.float32)
+    lm[1] = np.nan  # no landmarks found on this target
+    monkeypatch.setattr(bench, "target_landmarks", lambda _ts: lm)
+    accepted = bench._accepted_conditions(type("R", (), {"model": _FakeModel()})())
+    assert accepted == {"x", "expression", "intensity", "landmarks"}
+    conds = bench.item_conditions(ts, accepted)
+    assert [c["expression"] for c in conds] == ["happy", "sad", "happy"]
+    assert "landmarks" not in conds[1] and np.array_equal(conds[2]["landmarks"], lm[2])
+    assert bench._group_key(conds[0]) == bench._group_key(conds[2]) != bench._group_key(conds[1])
+    kw = bench.batch_conditions([conds[0], conds[2]], "cpu")
+    assert kw["expression"] == "happy" and kw["landmarks"].shape == (2, 68, 2) and kw["landmarks"].dtype == torch.float32
+    # a model without these keywords gets none; a smile guide becomes a float NCHW tensor
+    assert bench.item_conditions(ts, set()) == [{}, {}, {}]
+    ts.guides = imgs
+    g = bench.batch_conditions(bench.item_conditions(ts, {"guide"})[:2], "cpu")["guide"]
+    assert g.shape == (2, 3, 128, 128) and float(g[1].max()) == pytest.approx(1 / 255)

@@ -12,92 +12,63 @@ from scipy.stats import mannwhitneyu
 from benchmarks import lfw
 
 # ------------------------------------------------------------------------------- maths
+# The ROC / TAR / k-fold maths is benchmarks.metrics (tested in test_metrics.py); here: that
+# lfw.evaluate feeds it the pairs' own folds and reports what it computes.
 
 
-def test_hand_computed_roc():
-    # genuine 0.9 0.8 0.4; impostor 0.7 0.3 0.2 0.1
-    s = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
-    y = np.array([1, 1, 1, 0, 0, 0, 0], bool)
-    r = lfw.roc(s, y)
-    assert np.allclose(r.far, [0, 0, 0, 0.25, 0.25, 0.5, 0.75, 1.0])
-    assert np.allclose(r.tar, [0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1, 1])
-    assert lfw.tar_at_far(s, y, 0.0) == pytest.approx(2 / 3)
-    assert lfw.tar_at_far(s, y, 0.24) == pytest.approx(2 / 3)
-    assert lfw.tar_at_far(s, y, 0.25) == pytest.approx(1.0)
-    # P(genuine > impostor): 4 + 4 + 3 of 12 pairs
-    assert lfw.auc(s, y) == pytest.approx(11 / 12)
-    # best single threshold: accept >= 0.4..0.7 gives 6/7 right (only 0.7 wrong)
-    thr = lfw.best_threshold(s, y)
-    assert 0.3 < thr <= 0.4
-    assert lfw.accuracy_at(s, y, thr) == pytest.approx(6 / 7)
+def _embed(pairs: list[lfw.Pair], scores: list[float]) -> dict[str, np.ndarray]:
+    """Unit 2-d embeddings giving each pair (a, b) cosine = its score (a on the x axis)."""
+    emb = {}
+    for p, s in zip(pairs, scores):
+        emb[p.a] = np.array([1.0, 0.0])
+        emb[p.b] = np.array([s, np.sqrt(1.0 - s * s)])
+    return emb
 
 
-def test_separable_and_uninformative_scores():
-    y = np.r_[np.ones(50, bool), np.zeros(50, bool)]
-    s = np.r_[np.linspace(0.6, 1.0, 50), np.linspace(-1.0, 0.5, 50)]
-    assert lfw.auc(s, y) == 1.0 and lfw.tar_at_far(s, y, 0.0) == 1.0
-    assert lfw.accuracy_at(s, y, lfw.best_threshold(s, y)) == 1.0
-    tied = np.zeros(100)
-    assert lfw.auc(tied, y) == pytest.approx(0.5)
-    assert lfw.tar_at_far(tied, y, 0.5) == 0.0  # accepting anything accepts every impostor
-    assert lfw.accuracy_at(tied, y, lfw.best_threshold(tied, y)) == pytest.approx(0.5)
-    reversed_ = -s
-    assert lfw.auc(reversed_, y) == 0.0
+def _pairs(same: list[bool], folds: list[int]) -> list[lfw.Pair]:
+    return [lfw.Pair(f, s, f"a{i}.jpg", f"b{i}.jpg") for i, (s, f) in enumerate(zip(same, folds))]
 
 
-def test_auc_equals_mann_whitney_with_ties():
-    rng = np.random.default_rng(3)
-    g = np.round(rng.normal(1.0, 1.0, 300), 1)  # rounding makes many ties
-    i = np.round(rng.normal(0.0, 1.0, 500), 1)
-    s, y = np.r_[g, i], np.r_[np.ones(300, bool), np.zeros(500, bool)]
-    u = mannwhitneyu(g, i).statistic
-    assert lfw.auc(s, y) == pytest.approx(u / (300 * 500), abs=1e-12)
-
-
-def test_tar_at_far_against_brute_force():
-    rng = np.random.default_rng(4)
-    s = np.r_[rng.normal(2, 1, 400), rng.normal(0, 1, 1000)]
-    y = np.r_[np.ones(400, bool), np.zeros(1000, bool)]
-    for far in (0.001, 0.01, 0.1):
-        best = 0.0
-        for t in np.unique(s):
-            if np.mean(s[~y] >= t) <= far:
-                best = max(best, np.mean(s[y] >= t))
-        assert lfw.tar_at_far(s, y, far) == pytest.approx(best)
-
-
-def test_best_threshold_against_brute_force():
-    rng = np.random.default_rng(5)
-    s = np.r_[rng.normal(1, 1, 70), rng.normal(0, 1, 90)]
-    y = np.r_[np.ones(70, bool), np.zeros(90, bool)]
-    brute = max(np.mean((s >= t) == y) for t in np.r_[np.unique(s), np.inf])
-    assert lfw.accuracy_at(s, y, lfw.best_threshold(s, y)) == pytest.approx(brute)
-
-
-def test_kfold_threshold_comes_from_the_other_folds():
-    # Folds 0-8 are separated at 0.5; fold 9 alone would pick another threshold, but is
-    # tested with 0.5: its pairs at 0.45 (same) and 0.55 (different) both come out wrong.
-    s, y, f = [], [], []
+def test_evaluate_uses_the_pairs_folds_not_their_order():
+    # Folds 0-8 separate at 0.5; fold 9 alone would pick another threshold but is tested with
+    # the one from folds 0-8: its pairs at 0.45 (same) and 0.55 (different) both come out wrong.
+    same, folds, scores = [], [], []
     for k in range(9):
-        s += [0.6, 0.7, 0.3, 0.4]
-        y += [1, 1, 0, 0]
-        f += [k] * 4
-    s += [0.45, 0.9, 0.55, 0.1]
-    y += [1, 1, 0, 0]
-    f += [9] * 4
-    accs, thrs = lfw.kfold_accuracy(np.array(s), np.array(y), np.array(f))
-    assert len(accs) == 10
-    assert np.allclose(accs[:9], 1.0)
-    assert 0.4 < thrs[9] <= 0.6 and accs[9] == pytest.approx(0.5)
+        same += [True, True, False, False]
+        folds += [k] * 4
+        scores += [0.6, 0.7, 0.3, 0.4]
+    same += [True, True, False, False]
+    folds += [9] * 4
+    scores += [0.45, 0.9, 0.55, 0.1]
+    pairs = _pairs(same, folds)
+    order = np.random.default_rng(0).permutation(len(pairs))  # interleave the folds
+    shuffled = [pairs[i] for i in order]
+    r = lfw.evaluate(shuffled, _embed(pairs, scores))
+    assert np.allclose(r["accuracy_per_fold"][:9], 1.0)
+    assert r["accuracy_per_fold"][9] == pytest.approx(0.5)
+    assert 0.4 < r["threshold_per_fold"][9] <= 0.6
+    assert r["accuracy_mean"] == pytest.approx(0.95)
 
 
-def test_maths_rejects_bad_input():
-    with pytest.raises(ValueError):
-        lfw.roc(np.array([0.1, 0.2]), np.array([1, 1]))
-    with pytest.raises(ValueError):
-        lfw.auc(np.array([0.1, np.nan]), np.array([1, 0]))
-    with pytest.raises(ValueError):
-        lfw.kfold_accuracy(np.array([0.1, 0.2]), np.array([1, 0]), np.array([0, 0]))
+def test_evaluate_separable_and_mann_whitney_auc():
+    rng = np.random.default_rng(3)
+    n = 200
+    same = [True] * (n // 2) + [False] * (n // 2)
+    folds = [i % 10 for i in range(n)]
+    g = np.round(np.clip(rng.normal(0.6, 0.2, n // 2), -0.99, 0.99), 1)  # rounding makes ties
+    i = np.round(np.clip(rng.normal(0.2, 0.2, n // 2), -0.99, 0.99), 1)
+    pairs = _pairs(same, folds)
+    r = lfw.evaluate(pairs, _embed(pairs, list(g) + list(i)))
+    assert r["auc"] == pytest.approx(mannwhitneyu(g, i).statistic / (len(g) * len(i)), abs=1e-9)
+    sep = lfw.evaluate(pairs, _embed(pairs, [0.9] * (n // 2) + [0.1] * (n // 2)))
+    assert sep["accuracy_mean"] == 1.0 and sep["auc"] == 1.0
+    assert sep["tar_at_far_1e-2"] == 1.0 and sep["tar_at_far_1e-3"] == 1.0
+
+
+def test_evaluate_rejects_unequal_folds():
+    pairs = _pairs([True, False, True], [0, 0, 1])
+    with pytest.raises(ValueError, match="equal size"):
+        lfw.evaluate(pairs, _embed(pairs, [0.9, 0.1, 0.8]))
 
 
 # ------------------------------------------------------------------------------- pairs
