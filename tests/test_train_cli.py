@@ -116,8 +116,8 @@ def synthetic(monkeypatch):
     monkeypatch.setattr(expression_data, "datasets", _expression_sets)
     monkeypatch.setattr(expression, "vgg16_extractor", _tiny_vgg)
     monkeypatch.setattr(recipes, "training_records", lambda root: (list(range(8)), list(range(2))))
-    monkeypatch.setattr(facegen.data, "aligned_crops",
-                        lambda records, size, template, cache_root=None, progress=True: _SRCrops(_faces(len(records), size, 5)))
+    monkeypatch.setattr(facegen.data, "aligned_crops", lambda records, size, template, cache_root=None,
+                        progress=True: _SRCrops(_faces(len(records), size, 5)))
 
 
 def _run(model_id: str, out: Path, *extra: str) -> int:
@@ -271,7 +271,6 @@ def test_lite_recipe_counts_the_inference_model(model_id: str) -> None:
     assert json.loads(json.dumps(summary)) == summary  # storable in a training checkpoint as it is
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method", list(PAPER_PARAMETERS))
 def test_paper_smile_recipes_report_table_iii(method: str) -> None:
     model_id = f"p2p-{method}"

@@ -23,7 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m facegen.train", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=recipes.MODEL_IDS)
     p.add_argument("--preset", default="lite",
-                   help="; ".join(f"{f.name} models: {f.presets}" for f in (recipes.SR, recipes.SMILE, recipes.EXPRESSION)))
+                   help="; ".join(f"{f.name} models: {f.presets}"
+                                  for f in (recipes.SR, recipes.SMILE, recipes.EXPRESSION)))
     p.add_argument("--task", default=None,
                    help="sr-x2 | sr-x4 | sr-x8 | smile | expression (default: sr-x4 for stackedgan, sr-x2 for psgan, "
                    "smile for p2p-*, expression for exprgan, exprgan-msd, lmk-guided)")

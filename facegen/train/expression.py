@@ -414,7 +414,9 @@ def model_card(model_id: str, preset: str, config: ExprGANConfig | LmkGuidedConf
     ]
     if history:
         last = history[-1]
-        lines += ["", f"Validation at step {int(last['step'])} (pairs of held-out training subjects): "
-                  + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")]
+        # The trainer's baseline ("bicubic") is the unchanged input face here: same size in and out.
+        lines += ["", f"Validation at step {int(last['step'])} (pairs of held-out training subjects, "
+                  "against the target expression; PSNR on luminance; `_input`: the unchanged input face): "
+                  + ", ".join(f"{k.replace('_bicubic', '_input')} {v:.4g}" for k, v in last.items() if k != "step")]
     lines += ["", "Config:", "", "```", *[f"{k} = {v}" for k, v in dataclasses.asdict(config).items()], "```", ""]
     return "\n".join(lines)

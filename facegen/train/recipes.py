@@ -296,8 +296,8 @@ def _smile_model_card(recipe: Recipe, steps_done: int, data_desc: str,
                       history: list[dict[str, float]] | None = None) -> str:
     from facegen.train.smile import SmileRecipePieces, smile_model_card
 
-    pieces = SmileRecipePieces(recipe.model_id, recipe.preset, recipe.model_config, recipe.objective,  # type: ignore[arg-type]
-                               recipe.train, recipe.deviations)
+    pieces = SmileRecipePieces(recipe.model_id, recipe.preset, recipe.model_config,
+                               recipe.objective, recipe.train, recipe.deviations)  # type: ignore[arg-type]
     return smile_model_card(pieces, steps_done, data_desc, history)
 
 
@@ -325,7 +325,8 @@ def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: st
     data = expression_data.datasets(recipe.model_id, recipe.model_config, root, cache_root, seed=recipe.train.seed,
                                     progress=progress)
     if data.template is not None:
-        recipe.objective.G.set_template(torch.from_numpy(np.asarray(data.template, dtype=np.float32)))  # type: ignore[attr-defined]
+        template = torch.from_numpy(np.asarray(data.template, dtype=np.float32))
+        recipe.objective.G.set_template(template)  # type: ignore[attr-defined]
     return TrainingData(data.train, data.val, data.description)
 
 
