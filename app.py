@@ -432,7 +432,7 @@ def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str
             rows.append({"model": model_id, **_face_scores(result.outputs, result.references)})
         notes.extend(n for n in result.notes if n not in notes)
     progress(1.0)
-    table = pd.DataFrame(rows).round(4) if rows else pd.DataFrame()
+    table = gr.Dataframe(pd.DataFrame(rows).round(4) if rows else None, visible=bool(rows))
     gallery, compare, pair, download, state = _present(shown, extra)
     return gallery, compare, pair, download, table, _status(len(chosen), notes), state
 
@@ -557,7 +557,7 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
 
 ID_TITLES = {"model": "model", "paper": "paper", "kind": "type", "n": "n"}
 _QUALITY_PREFERENCE = ("psnr_y", "expr_acc_domain", "expr_acc_fer", "lpips_alex", "ssim_y")
-NO_PAPER = "none (baseline / reference)"
+NO_PAPER = "—"  # baselines and reference rows
 
 
 def metric_title(task: Task, key: str) -> str:
@@ -791,7 +791,8 @@ def _photo_controls(prefix: str, examples: list[str]) -> _PhotoControls:
     gr.Examples(examples=[[p] for p in examples], inputs=[photo], api_name=f"{prefix}_load_example",
                 example_labels=["astronaut", "two faces", "small photo"][: len(examples)])
     with gr.Accordion("Faces", open=True):
-        faces = gr.Gallery(label="Detected faces (largest first)", columns=6, height=140, allow_preview=False)
+        faces = gr.Gallery(label="Detected faces (largest first)", columns=6, height=150, allow_preview=False,
+                           object_fit="contain")
         which = gr.Radio([ALL_FACES, PICKED_FACES], value=ALL_FACES, label="Which faces")
         # Every possible face name until a photo is read, so an API call may pick faces straight away.
         picked = gr.CheckboxGroup([face_label(i) for i in range(MAX_FACES)], value=[],
@@ -803,9 +804,10 @@ def _photo_controls(prefix: str, examples: list[str]) -> _PhotoControls:
 
 def _result_panel(prefix: str):
     """Labelled results, the before/after slider of a chosen one, and its full-resolution PNG."""
-    gallery = gr.Gallery(label="Results", columns=3, height=420, format="png", object_fit="contain")
+    gallery = gr.Gallery(label="Results", columns=3, height=420, format="png", object_fit="contain",
+                         elem_id=f"{prefix}-results")
     compare = gr.Dropdown([], label="Compare before / after", interactive=True)
-    slider = gr.ImageSlider(label="Before / after", type="filepath", height=420)
+    slider = gr.ImageSlider(label="Before / after", type="filepath", height=420, elem_id=f"{prefix}-slider")
     download = gr.DownloadButton("Download the full-resolution PNG", value=None)
     info = gr.Markdown()
     state = gr.State([])
@@ -829,7 +831,8 @@ def _sr_tab(examples: list[str]) -> None:
             go = gr.Button("Super-resolve", variant="primary")
         with gr.Column():
             gallery, compare, slider, download, info, state = _result_panel("sr")
-            scores = gr.Dataframe(label="Scores against the original (sharp-photo mode)", interactive=False)
+            scores = gr.Dataframe(label="Scores against the original (sharp-photo mode)", interactive=False,
+                                  visible=False)
     task.change(lambda t: _models_picker_update(t), task, models, api_name="sr_models")
     go.click(run_super_resolution, [pc.photo, pc.which, pc.picked, task, models, mode, paste],
              [gallery, compare, slider, download, scores, info, state], api_name="super_resolve")
@@ -898,7 +901,7 @@ def _leaderboard_panel(results_dir: Path, task: Task) -> None:
     gr.Markdown(f"**{task.title}** — {task.dataset}, {task.split}; inputs: {task.degradation}.")
     with gr.Row():
         search = gr.Textbox(label="Search models", placeholder="model name", scale=2)
-        paper = gr.CheckboxGroup(papers, value=papers, label="Paper", scale=2)
+        paper = gr.CheckboxGroup(papers, value=papers, label=f"Paper ({NO_PAPER}: baseline or reference)", scale=2)
         kind = gr.CheckboxGroup(kinds, value=kinds, label="Model type", scale=2)
     columns = gr.CheckboxGroup(metric_titles, value=metric_titles, label="Columns")
     view = leaderboard_view(results_dir, task.id)
