@@ -59,6 +59,8 @@ MAX_UPLOAD = "25mb"  # launch(max_file_size=...): larger uploads are refused by 
 MAX_PIXELS = 40_000_000  # larger pictures are refused from their header, before decoding
 MAX_FACES = 8  # faces processed per photo; the rest are left as they are (with a note)
 RESULT_TTL_S = 3600  # per-request result files older than this are removed
+CONCURRENCY = 2  # requests processed at once; the rest wait in a queue of at most QUEUE_SIZE
+QUEUE_SIZE = 32
 SHARP = "I have a sharp photo (make the low-res input, compare with the original)"
 ENLARGE = "Enlarge this photo"
 ALL_FACES = "All faces"
@@ -216,21 +218,21 @@ def show_comparison(label: str | None, state: list[dict] | None):
 def detect_faces_view(photo_file):
     """Crops of the detected faces for the picker (largest first), the face choices and a status line."""
     if photo_file is None:
-        return [], gr.CheckboxGroup(choices=[], value=[]), ""
+        return [], gr.CheckboxGroup(value=[], visible=False), ""
     photo = _load_photo(photo_file)
     try:
         found = F.detect(photo)
     except ValueError as e:
         raise gr.Error(str(e)) from None
     if not found:
-        return [], gr.CheckboxGroup(choices=[], value=[]), (
+        return [], gr.CheckboxGroup(choices=[], value=[], visible=False), (
             "No face was found in this picture. Please use a photo where a face is clearly visible, "
             "roughly frontal, and at least about 20 pixels wide.")
     shown = found[:MAX_FACES]
     crops = [(F.align(photo, f, 128, "celeba").image, face_label(i)) for i, f in enumerate(shown)]
     labels = [face_label(i) for i in range(len(shown))]
     more = f" Only the {MAX_FACES} largest are processed." if len(found) > MAX_FACES else ""
-    return crops, gr.CheckboxGroup(choices=labels, value=labels), f"{len(found)} face(s) found.{more}"
+    return crops, gr.CheckboxGroup(choices=labels, value=labels, visible=True), f"{len(found)} face(s) found.{more}"
 
 
 def _check_models(task_id: str, model_ids: list[str] | None) -> list[str]:
@@ -505,6 +507,7 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
     files = RequestFiles()
     extra, shown = [], []
     lmk_cache: dict[int, np.ndarray] = {}
+    befores: dict[tuple[int, ...], str] = {}  # the input photo at each output size, written once
     steps = len(model_ids) * len(targets)
     for k, model_id in enumerate(model_ids):
         runner = _runner(model_id, "expression")
@@ -513,10 +516,13 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
         landmarks = _reference_landmarks(reference, model_input_size(runner, TASKS["expression"]), lmk_cache)
         per_expr: dict[str, list[np.ndarray]] = {}
         inputs: list[np.ndarray] = []
+        unknown = [t for t in targets if t not in known]
+        if unknown:
+            notes.append(f"{model_id} knows only {', '.join(known)}, so {', '.join(unknown)} "
+                         f"{'was' if len(unknown) == 1 else 'were'} skipped.")
         for j, target in enumerate(targets):
             progress((k * len(targets) + j) / steps, desc=f"{model_id}: {target}")
             if target not in known:
-                notes.append(f"{model_id} does not know '{target}'.")
                 continue
             try:
                 result = expression_photo(photo, chosen, runner, target, intensity=intensity,
@@ -531,8 +537,10 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
             inputs = result.inputs
             per_expr[target] = result.outputs
             if paste:
+                if result.image.shape not in befores:
+                    befores[result.image.shape] = files.png(_same_size(photo, result.image), "before-photo")
                 shown.append(Shown(f"{title}: {target}, photo", files.png(result.image, f"{model_id}-{target}"),
-                                   files.png(_same_size(photo, result.image), "before-photo")))
+                                   befores[result.image.shape]))
             if len(targets) == 1:
                 for i, (inp, out) in enumerate(zip(result.inputs, result.outputs)):
                     shown.append(Shown(f"{title}: {target}, {face_label(i)}",
@@ -673,17 +681,15 @@ def models_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def model_cards() -> str:
-    cards = sorted(registry.CHECKPOINT_ROOT.glob("*/README.md"))
-    if not cards:
-        return "No trained checkpoints are shipped yet; the `bicubic` baseline needs none."
-    parts = []
-    for card in cards:
+def model_cards() -> dict[str, str]:
+    """Checkpoint folder name -> its model card (Markdown, YAML header dropped)."""
+    cards = {}
+    for card in sorted(registry.CHECKPOINT_ROOT.glob("*/README.md")):
         text = card.read_text(encoding="utf-8")
         if text.startswith("---"):  # drop the YAML header of the Hub model card
             text = text.split("---", 2)[-1]
-        parts.append(f"## {card.parent.name}\n\n{text.strip()}")
-    return "\n\n---\n\n".join(parts)
+        cards[card.parent.name] = text.strip()
+    return cards
 
 
 PAPERS = (
@@ -792,10 +798,10 @@ def _photo_controls(prefix: str, examples: list[str]) -> _PhotoControls:
                 example_labels=["astronaut", "two faces", "small photo"][: len(examples)])
     with gr.Accordion("Faces", open=True):
         faces = gr.Gallery(label="Detected faces (largest first)", columns=6, height=150, allow_preview=False,
-                           object_fit="contain")
+                           object_fit="contain", fit_columns=False)
         which = gr.Radio([ALL_FACES, PICKED_FACES], value=ALL_FACES, label="Which faces")
         # Every possible face name until a photo is read, so an API call may pick faces straight away.
-        picked = gr.CheckboxGroup([face_label(i) for i in range(MAX_FACES)], value=[],
+        picked = gr.CheckboxGroup([face_label(i) for i in range(MAX_FACES)], value=[], visible=False,
                                   label="Faces to process (when 'only the faces ticked')")
         found = gr.Markdown()
     photo.change(detect_faces_view, photo, [faces, picked, found], api_name=f"{prefix}_faces")
@@ -945,7 +951,12 @@ def _leaderboard_tab(results_dir: Path) -> None:
 
 def _models_tab() -> None:
     gr.Dataframe(models_table(), label="Registered models", interactive=False)
-    gr.Markdown(model_cards())
+    cards = model_cards()
+    if not cards:
+        gr.Markdown("No trained checkpoints are shipped yet; the `bicubic` baseline needs none.")
+    for name, text in cards.items():
+        with gr.Accordion(f"Model card: {name}", open=False):
+            gr.Markdown(text)
 
 
 def build_demo(results_dir: Path | None = None) -> gr.Blocks:
@@ -969,12 +980,15 @@ def build_demo(results_dir: Path | None = None) -> gr.Blocks:
             _models_tab()
         with gr.Tab("About"):
             gr.Markdown(about())
-    demo.queue(default_concurrency_limit=2, max_size=32)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
+    # One share of the cores per concurrent request: more threads than cores made a CPU model run
+    # 100x slower on a busy 2-core machine (spinning threads), fewer leave cores idle.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     build_demo().launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
