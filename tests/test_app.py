@@ -444,3 +444,10 @@ def test_example_photos_have_faces(tmp_path):
 
     paths = app.example_photos(tmp_path)
     assert [len(detect(read_image(p))) for p in paths] == [1, 2, 1]
+
+
+def test_upload_over_the_size_limit_is_refused(client, tmp_path):
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(26 * 1024 * 1024))  # over MAX_UPLOAD (25 MB)
+    msg = error_of(lambda: sr(client, str(big))).lower()
+    assert "too large" in msg or "exceed" in msg or "413" in msg, msg
