@@ -721,13 +721,7 @@ def verification_accuracy_10fold(scores: np.ndarray, labels: np.ndarray, n_folds
     accuracy on the other folds (candidates: midpoints between distinct scores; accept
     score >= t) is applied to it. Pass the pairs interleaved or shuffled deterministically.
     """
-    s = np.asarray(scores, np.float64).ravel()
-    y = np.asarray(labels).ravel()
-    if s.shape != y.shape:
-        raise MetricError(f"{s.size} scores but {y.size} labels")
-    if not np.isin(y, (0, 1)).all():
-        raise MetricError("labels must be 1 (genuine: same identity) or 0 (impostor)")
-    y = y.astype(bool)
+    s, y = _scores_labels(scores, labels)
     if n_folds < 2 or s.size < n_folds:
         raise MetricError(f"{n_folds}-fold verification needs at least {max(n_folds, 2)} pairs and 2 folds")
     folds = np.array_split(np.arange(s.size), n_folds)
