@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegen.models.bicubic import Bicubic, BicubicConfig
+from facegen.models.smile import SmileGenerator
 
 CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -48,6 +49,15 @@ REGISTRY: dict[str, ModelSpec] = {
         family="baseline",
         checkpoints={"sr-x2": None, "sr-x4": None, "sr-x8": None},
         configs={"sr-x2": BicubicConfig(2), "sr-x4": BicubicConfig(4), "sr-x8": BicubicConfig(8)},
+    ),
+    "p2p-bilinear": ModelSpec(
+        id="p2p-bilinear",
+        title="Pix2Pix + bilinear 2x (paper 000, method [2])",
+        model_class=SmileGenerator,
+        preset="lite",
+        paper="000",
+        family="smile",
+        checkpoints={"smile": "p2p-bilinear"},
     ),
 }
 

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import leaderboard
 from benchmarks import run as bench
+from facegen import registry
 
 
 @pytest.fixture
@@ -114,7 +115,8 @@ def test_smile_run_on_a_temporary_root(paired_root, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "DISTRACTORS", 4)
     results = tmp_path / "results"
     assert bench.main(["--task", "smile", "--data-root", str(paired_root), "--results", str(results)]) == 0
-    assert sorted(p.name for p in (results / "smile").iterdir()) == ["identity.json", "real.json"]
+    models = [f"{spec.id}.json" for spec in registry.models_for("smile")]
+    assert sorted(p.name for p in (results / "smile").iterdir()) == sorted(["identity.json", "real.json", *models])
     real = json.loads((results / "smile" / "real.json").read_text())
     ident = json.loads((results / "smile" / "identity.json").read_text())
     # only the held-out subjects (KR of JAFFE: 6 neutral->happy pairs; 04 of RaFD: 1 pair)
