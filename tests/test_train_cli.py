@@ -25,7 +25,7 @@ from facegen.models.smile import MODEL_METHODS, PAPER_PARAMETERS, SmileGenerator
 from facegen.models.stackedgan import StackedSRGenerator
 from facegen.train import expression, expression_data, recipes, smile_data
 from facegen.train import state as ckpt
-from facegen.train.__main__ import main
+from facegen.train.__main__ import main, parse_args
 from facegen.train.trainer import Trainer, seed_everything
 
 torch.set_num_threads(1)
@@ -289,6 +289,15 @@ def test_sr_recipes_unchanged() -> None:
         checkpoint_every=250, val_every=500))
     p = recipes.build("psgan", "lite", "sr-x2")
     assert (p.degradation, p.train.optimizer, p.train.lr_milestones) == ("blur", "sgd", (0.75,))
+    assert not any("optimiser" in d for d in p.deviations)
+
+
+def test_optimizer_override_is_a_recorded_deviation() -> None:
+    a = parse_args(["--model", "psgan", "--optimizer", "adam"])
+    assert (a.optimizer, a.lr) == ("adam", None)
+    p = recipes.build("psgan", "lite", "sr-x2", optimizer="adam", g_lr=2e-4, d_lr=2e-4)
+    assert (p.train.optimizer, p.train.g_lr, p.train.lr_milestones) == ("adam", 2e-4, (0.75,))
+    assert "optimiser adam (G lr 0.0002, D lr 0.0002) instead of the paper's sgd (lr 0.02)" in p.deviations
 
 
 # -- the real data path (slow: reads the shared faces, real VGG16) ------------------------------------------

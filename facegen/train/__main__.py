@@ -19,6 +19,9 @@ from facegen.train import recipes
 from facegen.train.trainer import Trainer, seed_everything
 
 
+DEFAULT_LR = {"adam": 2e-4, "sgd": 0.02}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m facegen.train", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=recipes.MODEL_IDS)
@@ -35,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="SR only: input size override (e.g. 16 or 32 for the paper's 4x variants)")
     p.add_argument("--l1-weight", type=float, default=None, help="SR only: override the paper's L1 weight (stackedgan 100, psgan 0)")
     p.add_argument("--degradation", default=None, choices=("bicubic", "blur"), help="SR only: override the paper's LR degradation")
+    p.add_argument("--optimizer", default=None, choices=("adam", "sgd"),
+                   help="override the paper's optimiser (recorded as a deviation in the model card)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of G and D (default with --optimizer: adam 2e-4, sgd 0.02)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<preset>-<task>)")
     p.add_argument("--export", default=None, help="checkpoint folder to write at the end (default: OUT/export)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
@@ -57,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         task = a.task or recipes.default_task(a.model)
         overrides = {k: v for k, v in {
             "checkpoint_every": a.checkpoint_every, "val_every": a.val_every, "num_workers": a.num_workers,
+            "optimizer": a.optimizer,
         }.items() if v is not None}
+        lr = a.lr if a.lr is not None else (DEFAULT_LR[a.optimizer] if a.optimizer else None)
+        if lr is not None:
+            overrides.update(g_lr=lr, d_lr=lr)
         seed_everything(a.seed)  # model initialisation
         recipe = recipes.build(a.model, a.preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
                                lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation, **overrides)

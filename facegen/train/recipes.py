@@ -191,7 +191,11 @@ def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None
     if model_id == "stackedgan":
         degradation = degradation or "bicubic"
     if train_overrides:
+        paper_opt = (train.optimizer, train.g_lr, train.d_lr)
         train = dataclasses.replace(train, **train_overrides)
+        if (train.optimizer, train.g_lr, train.d_lr) != paper_opt:
+            deviations.append(f"optimiser {train.optimizer} (G lr {train.g_lr:g}, D lr {train.d_lr:g}) instead of "
+                              f"the paper's {paper_opt[0]} (lr {paper_opt[1]:g})")
     if getattr(cfg, "channels", 3) == 1:
         deviations.append(
             "trained on luminance (BT.601 Y) of grey LFW faces and colour crops; chroma from bicubic up-sampling"
