@@ -21,6 +21,9 @@ __all__ = ["ImageReadError", "read_image", "DEFAULT_MAX_PIXELS"]
 
 DEFAULT_MAX_PIXELS = 50_000_000
 
+_DAMAGED = ("The picture file is damaged or cut short (truncated) and cannot be decoded; "
+            "please upload the complete file.")
+
 # Transparent pixels are shown on white, as a browser shows them on a page.
 _BACKGROUND = 255.0
 
@@ -112,6 +115,9 @@ def _decode(fh, head: bytes, max_pixels: int) -> np.ndarray:
         ) from exc
     except OSError as exc:
         raise ImageReadError(f"The picture could not be opened: {exc}.") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow's parsers raise many types on hostile headers
+        # (ValueError, SyntaxError, struct.error, TypeError ... found by fuzzing): all mean a broken file.
+        raise ImageReadError(_DAMAGED) from exc
     with im:
         # Pillow has only read the header so far: refuse huge images before decoding.
         _check_size(im.size, max_pixels)
@@ -121,12 +127,17 @@ def _decode(fh, head: bytes, max_pixels: int) -> np.ndarray:
             im.load()
         except Image.DecompressionBombError as exc:
             raise ImageReadError("The picture is too large to open safely.") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageReadError(
-                "The picture file is damaged or cut short (truncated) and cannot be decoded; "
-                "please upload the complete file."
-            ) from exc
-        return _from_pil(im)
+        except MemoryError as exc:
+            raise ImageReadError("The picture is too large to open safely.") from exc
+        except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, EOFError, and from fuzzed TIFF
+            # headers also TypeError and OverflowError: a damaged file either way.
+            raise ImageReadError(_DAMAGED) from exc
+        try:
+            return _from_pil(im)
+        except MemoryError as exc:
+            raise ImageReadError("The picture is too large to open safely.") from exc
+        except Exception as exc:  # noqa: BLE001 - a mode or header Pillow decoded but cannot convert
+            raise ImageReadError(_DAMAGED) from exc
 
 
 def _from_pil(im: Image.Image) -> np.ndarray:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -129,3 +131,103 @@ def test_atomic_write_bytes(tmp_path):
     checkpoint.atomic_write_bytes(target, b"[1]")
     assert target.read_bytes() == b"[1]"
     assert [p.name for p in target.parent.iterdir()] == ["b.json"]
+
+
+# --------------------------------------------------------------------------- untrusted files
+
+
+class _Exploit:
+    """Unpickling this creates ``marker``: proof that a pickle ran code."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_manifest_naming_an_unknown_class_refused(tmp_path):
+    _, folder = _saved(tmp_path)
+    manifest = json.loads((folder / "facegen.json").read_text())
+    manifest["class"] = "os.system"
+    (folder / "facegen.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="holds a 'os.system', not a 'TinyNet'"):
+        checkpoint.load(folder, TinyNet)
+
+
+def test_config_naming_a_class_refused(tmp_path):
+    """A config cannot pick the class to build (no `_target_`/`architectures` style field)."""
+    _, folder = _saved(tmp_path)
+    (folder / "config.json").write_text(json.dumps({"channels": 4, "kernel": [3, 3], "_target_": "os.system"}))
+    _rehash(folder)
+    with pytest.raises(CheckpointError, match=r"unknown config fields for TinyConfig: \['_target_'\]"):
+        checkpoint.load(folder, TinyNet)
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt"])
+def test_pickle_weights_instead_of_safetensors_refused_unopened(tmp_path, name):
+    import pickle
+
+    _, folder = _saved(tmp_path)
+    marker = tmp_path / "pwned"
+    (folder / "model.safetensors").unlink()
+    (folder / name).write_bytes(pickle.dumps({"conv.weight": _Exploit(marker)}))
+    manifest = json.loads((folder / "facegen.json").read_text())
+    manifest["sha256"] = {"config.json": checkpoint.sha256_file(folder / "config.json"),
+                          name: checkpoint.sha256_file(folder / name)}
+    (folder / "facegen.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="model.safetensors: file is missing"):
+        checkpoint.load(folder, TinyNet)
+    assert not marker.exists()
+
+
+def test_pickle_with_code_named_safetensors_never_runs(tmp_path):
+    import pickle
+
+    _, folder = _saved(tmp_path)
+    marker = tmp_path / "pwned"
+    (folder / "model.safetensors").write_bytes(pickle.dumps({"conv.weight": _Exploit(marker)}))
+    _rehash(folder)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        checkpoint.load(folder, TinyNet)
+    assert not marker.exists()
+
+
+def test_a_stray_pickle_beside_a_good_checkpoint_is_ignored(tmp_path):
+    import pickle
+
+    model, folder = _saved(tmp_path)
+    marker = tmp_path / "pwned"
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Exploit(marker)))
+    loaded = checkpoint.load(folder, TinyNet)
+    assert torch.equal(loaded.conv.weight, model.conv.weight) and not marker.exists()
+
+
+# Ways Python code can unpickle; each needs weights_only / allow_pickle=False or the restricted unpickler.
+_PICKLE_CALLS = re.compile(
+    r"torch\.load\((?![^)]*weights_only\s*=\s*True)|torch\.jit\.load|pickle\.loads?\(|Unpickler|cPickle|dill|joblib"
+    r"|allow_pickle\s*=\s*True|np\.load\((?![^)]*allow_pickle\s*=\s*False)|numpy\.load\((?![^)]*allow_pickle\s*=\s*False)"
+    r"|pd\.read_pickle|from_pretrained\([^)]*use_safetensors\s*=\s*False"
+)
+
+
+def test_no_pickle_in_the_load_path():
+    """No product code can unpickle, except facegen/assets.py's numpy-only unpickler (third-party
+    asset conversion at install time), which is tested to refuse code in tests/test_assets.py."""
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "app.py", *sorted((root / "facegen").rglob("*.py")), *sorted((root / "benchmarks").rglob("*.py"))]
+    found = []
+    for path in files:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if _PICKLE_CALLS.search(code):
+                found.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    allowed = [f for f in found if f.startswith("facegen/assets.py:") and "_NumpyOnlyUnpickler" in f]
+    assert sorted(set(found) - set(allowed)) == [], found
+    assert allowed, "the restricted unpickler moved; check this test still guards it"
+    # The restricted unpickler hands out a fixed table of callables and refuses everything else.
+    from facegen import assets
+
+    assert set(assets._numpy_globals()) == {("numpy.core.multiarray", "_reconstruct"),
+                                            ("numpy._core.multiarray", "_reconstruct"),
+                                            ("numpy", "ndarray"), ("numpy", "dtype")}

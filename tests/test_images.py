@@ -242,3 +242,13 @@ def test_sixteen_bit_colour_png_and_tiff():
     ok, tif = cv2.imencode(".tiff", np.full((4, 4, 3), 40000, np.uint16))
     assert ok
     assert tuple(read_image(tif.tobytes())[0, 0]) == (round(40000 / 257),) * 3
+
+
+def test_hostile_headers_give_the_damaged_sentence():
+    """Headers that made Pillow raise ValueError/TypeError/OverflowError (found by fuzzing)."""
+    sig = b"\x89PNG\r\n\x1a\n"
+    short_ihdr = sig + struct.pack(">I", 5) + b"IHDR" + b"\x00" * 5 + b"\x00\x00\x00\x00"
+    bad_ppm = b"P6\n5\x9b 5\n255\n" + b"\x00" * 75
+    for data in (short_ihdr, bad_ppm):
+        with pytest.raises(ImageReadError, match="damaged or cut short"):
+            read_image(data)
