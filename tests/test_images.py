@@ -252,3 +252,22 @@ def test_hostile_headers_give_the_damaged_sentence():
     for data in (short_ihdr, bad_ppm):
         with pytest.raises(ImageReadError, match="damaged or cut short"):
             read_image(data)
+
+
+def test_alpha_composite_is_exact_and_small_in_memory():
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (300, 257, 4), dtype=np.uint8)
+    a = rgba[..., 3:4].astype(np.float64) / 255.0
+    expected = np.rint(rgba[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
+    assert np.array_equal(read_image(rgba), expected)
+    big = np.zeros((4000, 4000, 4), np.uint8)  # 16 megapixels, 64 MB
+    tracemalloc.start()
+    try:
+        out = read_image(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (4000, 4000, 3) and (out == 255).all()
+    assert peak < 48e6 + 16e6  # the 48 MB output plus bands, not float copies of the whole picture
