@@ -11,15 +11,29 @@ import csv
 import io
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from benchmarks.tasks import TASKS
 from facegen.checkpoint import atomic_write_bytes
 
+REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REFERENCE_ROWS = ("identity", "real")  # input returned unchanged (up-sampled) / the ground truth
 ID_COLUMNS = ("task", "model", "paper", "kind", "n")
+
+
+def git_commit() -> str:
+    """The checkout's commit, with ``-dirty`` when tracked files other than the results differ from it
+    (result files the run itself rewrites do not count); ``unknown`` outside a git checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+                               cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def result_path(task: str, model: str, root: Path = RESULTS_DIR) -> Path:

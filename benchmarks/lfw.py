@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import metrics
+from benchmarks.leaderboard import git_commit
 
 PAIRS_FILE = Path(__file__).with_name("lfw_pairs.txt")
 PAIRS_SEED = 20180101
@@ -277,14 +278,22 @@ def plot_roc(curves: dict[str, metrics.RocCurve], file: Path, title: str = "LFW 
     _atomic_write(file, buf.getvalue())
 
 
+# The benchmarks.metrics functions a calibration's numbers come from (see evaluate()).
+VERIFICATION_METRICS = ("_scores_labels", "RocCurve", "roc_curve", "tar_at_far", "VerificationResult",
+                        "_best_threshold", "verification_accuracy_10fold")
+
+
 def code_fingerprint(encoder) -> str:
-    """sha256 (16 hex) of the code behind a calibration: this module, the metrics, the face
-    detector/aligner and the encoder's class source."""
+    """sha256 (16 hex) of the code behind a calibration: this module, the face detector/aligner,
+    the encoder's class source and the verification metrics it scores with (only those: a change
+    to, say, FID does not make the calibration stale)."""
     from facegen import faces
 
     h = hashlib.sha256()
-    for src in (Path(__file__), Path(metrics.__file__), Path(faces.__file__)):
+    for src in (Path(__file__), Path(faces.__file__)):
         h.update(src.read_bytes())
+    for fn in VERIFICATION_METRICS:
+        h.update(inspect.getsource(getattr(metrics, fn)).encode())
     h.update(inspect.getsource(type(encoder)).encode())
     return h.hexdigest()[:16]
 
@@ -357,6 +366,7 @@ def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, 
         "cpu_threads": threads,
         "hardware": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
     }
     stem = f"lfw-{encoder.name}" + (f"-{len(pairs)}" if limit is not None else "")
     _atomic_write(out_dir / f"{stem}.json", (json.dumps(result, indent=2) + "\n").encode())

@@ -25,7 +25,6 @@ import inspect
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -54,7 +53,7 @@ DISTRACTORS = 1000  # LFW faces added to every identity gallery and impostor set
 EIGENFACES = 10  # paper 001's k
 CALIBRATION = "calibration"  # the pseudo-task of judge calibrations
 CALIBRATION_ENCODERS = ("sface", "dlib")
-SCHEMA = 2
+SCHEMA = 3  # 3: FID/KID fallback backbone alexnet224 (was vgg16 at 299), its definition and timing recorded
 
 
 def _bar(**kw: Any) -> tqdm:
@@ -432,14 +431,25 @@ class Judges:
         return self._fid_backbone
 
     def features(self, row_key: str, images: list[np.ndarray]) -> np.ndarray:
-        name = self.fid_backbone.name
-        path = self._path(f"feat-{name}", row_key)
+        path = self._path(feature_cache_kind(self.fid_backbone), row_key)
         cached = _load_npz(path)
         if cached is not None and len(cached["f"]) == len(images):
             return cached["f"]
         f = metrics.extract_features(images, self.fid_backbone)
         _save_npz(path, f=f)
         return f
+
+    # LPIPS -----------------------------------------------------------------------------------
+    def lpips(self, row_key: str, images: list[np.ndarray]) -> np.ndarray:
+        """LPIPS (AlexNet) of each output to its ground truth, cached by the outputs' content (rows
+        with identical outputs, such as `identity` and `bicubic` on the SR tasks, are scored once)."""
+        path = self._path("lpips-alex-v0.1", row_key)
+        cached = _load_npz(path)
+        if cached is not None and len(cached["d"]) == len(images):
+            return cached["d"]
+        d = np.asarray(metrics.lpips_distances(images, self.ts.targets), np.float64)
+        _save_npz(path, d=d)
+        return d
 
     # Identity --------------------------------------------------------------------------------
     @property
@@ -511,6 +521,13 @@ class Judges:
         return e
 
 
+def feature_cache_kind(backbone: metrics.FeatureBackbone) -> str:
+    """Cache file prefix of one FID/KID backbone's features: its name and a hash of its definition,
+    so features computed another way (another network, layer, or input size) are never reused."""
+    digest = hashlib.sha256(f"{backbone.name}|{backbone.dim}|{backbone.size}|{backbone.definition}".encode()).hexdigest()[:12]
+    return f"feat-{backbone.name}-{digest}"
+
+
 def identity_metrics(ts: TestSet, judges: Judges, emb_out: np.ndarray, emb_real: np.ndarray) -> dict[str, float]:
     """Cosine to the real image, TAR at FAR 1% / 0.1% and Rank-1 (distractors in gallery and impostors)."""
     ok = ~np.isnan(emb_out).any(1) & ~np.isnan(emb_real).any(1)
@@ -555,16 +572,17 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     m["ssim_y"] = float(np.mean([metrics.ssim(o, t, test_y_channel=True) for o, t in zip(outs, gts)]))
     m["psnr_rgb"] = float(np.mean([metrics.psnr(o, t) for o, t in zip(outs, gts)])) if row.model != "real" else None
     m["ssim_rgb"] = float(np.mean([metrics.ssim(o, t) for o, t in zip(outs, gts)]))
-    m["lpips_alex"] = float(np.mean(metrics.lpips_distances(outs, gts)))
+    m["lpips_alex"] = float(np.mean(judges.lpips(ck, outs)))
     backbone = judges.fid_backbone.name
+    real_f, out_f = judges.features("real", gts), judges.features(ck, outs)
+    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the result records n; the leaderboard shows it
-        dist = metrics.fid_kid_from_features(judges.features("real", gts), judges.features(ck, outs), backbone,
-                                             kid_subset_size=min(1000, len(outs)))
+        dist = metrics.fid_kid_from_features(real_f, out_f, backbone, kid_subset_size=min(1000, len(outs)))
     m.update(dist.columns())
+    details: dict[str, Any] = {"fid_kid_seconds": round(time.perf_counter() - t0, 3)}
     if {"id_cosine", "tar_far1"} & keys:
         m.update(identity_metrics(ts, judges, judges.embeddings(ck, outs), judges.embeddings("real", gts)))
-    details: dict[str, Any] = {}
     if {"expr_acc_fer", "expr_acc_domain"} & keys:
         pred = judges.expressions(ck, outs)
         labels = [str(x) for x in ts.labels]
@@ -615,16 +633,6 @@ def eigenface_metric(ts: TestSet, outputs: list[np.ndarray]) -> float | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def hardware(device: str) -> str:
     cpu = platform.processor() or platform.machine()
     text = f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
@@ -644,7 +652,7 @@ def _version(dist: str) -> str:
 
 def provenance(device: str) -> dict[str, Any]:
     return {
-        "commit": _git_commit(),
+        "commit": leaderboard.git_commit(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "hardware": hardware(device),
         "device": device,
@@ -656,7 +664,9 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
     out = {
         "psnr_ssim": "BasicSR convention: Y of ITU-R BT.601 YCbCr (and RGB), crop_border 0, SSIM 11x11 Gaussian sigma 1.5",
         "lpips": "lpips package, AlexNet, v0.1 heads (offline weights from facegen.assets)",
-        "fid_kid": f"clean-fid 'clean' resize, backbone {judges.fid_backbone.name}, KID subsets of min(1000, n)",
+        "fid_kid": (f"backbone {judges.fid_backbone.name}: {judges.fid_backbone.definition}; FID from the features' "
+                    f"means and covariances (trace term by eigh + SVD, benchmarks.metrics.fid_from_features, equal to "
+                    f"scipy sqrtm to 1e-6 relative); KID: cubic polynomial kernel, 100 subsets of min(1000, n)"),
         "identity": (f"{judges.encoder.name} embeddings of crops from the landmarks detected on the ground truth; "
                      f"genuine = (output, its ground truth); impostors = (output, ground truth of every other subject) "
                      f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors"),
@@ -712,7 +722,8 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
             print(f"FAILED {task_id}/{name}: {e}", file=sys.stderr)
             continue
         scores = scored.pop("metrics")
-        judge_versions = {"fid_kid": judges.fid_backbone.name, "identity": f"{judges.encoder.name}: {judges.encoder.version}"}
+        judge_versions = {"fid_kid": judges.fid_backbone.name, "fid_kid_definition": judges.fid_backbone.definition,
+                          "identity": f"{judges.encoder.name}: {judges.encoder.version}"}
         if "expression" in scored:
             judge_versions.update({f"expression_{n}": j.version for n, j in judges.expression_judges.items()})
             detail = scored.pop("expression")

@@ -37,8 +37,10 @@ SSIM_RGB = Metric("ssim_rgb", "SSIM (RGB)", True)
 LPIPS = Metric("lpips_alex", "LPIPS (AlexNet)", False)
 FID_INCEPTION = Metric("fid_inception", "FID (Inception)", False)
 KID_INCEPTION = Metric("kid_inception", "KID (Inception)", False)
-FID_VGG = Metric("fid_vgg16", "FID (VGG16 fallback)", False)
-KID_VGG = Metric("kid_vgg16", "KID (VGG16 fallback)", False)
+# The fallback when Inception's weights cannot be had (benchmarks.metrics.alexnet_backbone:
+# AlexNet ImageNet conv5 features at 224x224, pooled): its own columns, never mixed with Inception's.
+FID_ALEX = Metric("fid_alexnet224", "FID (AlexNet-224 fallback)", False)
+KID_ALEX = Metric("kid_alexnet224", "KID (AlexNet-224 fallback)", False)
 ID_COS = Metric("id_cosine", "Identity cosine", True)
 TAR_1 = Metric("tar_far1", "TAR@FAR 1%", True, "%")
 TAR_01 = Metric("tar_far01", "TAR@FAR 0.1%", True, "%")
@@ -49,9 +51,9 @@ EIGENFACE = Metric("eigenface_acc", "Eigenface recognition acc. (k=10)", True, "
 PARAMS = Metric("params", "Parameters (inference)", False)
 LATENCY = Metric("latency_ms", "Latency per face", False, "ms")
 
-_SR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_VGG, KID_VGG,
+_SR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_ALEX, KID_ALEX,
                ID_COS, TAR_1, TAR_01, PARAMS, LATENCY)
-_EXPR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_VGG, KID_VGG,
+_EXPR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_ALEX, KID_ALEX,
                  EXPR_FER, EXPR_DOMAIN, ID_COS, TAR_1, TAR_01, RANK1, PARAMS, LATENCY)
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from benchmarks import leaderboard
@@ -37,7 +38,8 @@ def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkey
     monkeypatch.setattr(bench, "DISTRACTORS", 4)
     monkeypatch.setattr(bench, "LATENCY_FACES", 2)
     results = tmp_path / "results"
-    code = bench.main(["--task", "sr-x4", "--data-root", str(tiny_root), "--results", str(results)])
+    rows = ["--model", "bicubic", "identity", "real"]  # the harness, whatever else is registered
+    code = bench.main(["--task", "sr-x4", "--data-root", str(tiny_root), "--results", str(results), *rows])
     assert code == 0
     files = sorted(p.name for p in (results / "sr-x4").iterdir())
     assert files == ["bicubic.json", "identity.json", "real.json"]
@@ -46,6 +48,12 @@ def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkey
                 "hardware", "seconds", "test_set_fingerprint"):
         assert key in r, key
     assert r["n"] == 2 and r["metrics"]["params"] == 0 and r["metrics"]["latency_ms"] > 0
+    # FID/KID: the backbone's columns, name and exact definition, and the time the computation took
+    backbone = bench.metrics.fid_backbone()
+    assert f"fid_{backbone.name}" in r["metrics"] and f"kid_{backbone.name}" in r["metrics"]
+    assert r["judges"]["fid_kid"] == backbone.name and r["judges"]["fid_kid_definition"] == backbone.definition
+    assert backbone.definition in r["protocol"]["fid_kid"]
+    assert 0 <= r["fid_kid_seconds"] < 60 and r["schema"] == bench.SCHEMA
     assert 15 < r["metrics"]["psnr_y"] < 40 and 0 < r["metrics"]["ssim_y"] < 1
     real = json.loads((results / "sr-x4" / "real.json").read_text())["metrics"]
     assert real["lpips_alex"] == 0 and real["ssim_y"] == pytest.approx(1) and real["id_cosine"] == pytest.approx(1, abs=1e-5)
@@ -54,9 +62,86 @@ def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkey
     assert {row["model"] for row in table} == {"bicubic", "identity", "real"}
     assert "sr-x4" in (results / "leaderboard.md").read_text()
     # a second run reuses the cached outputs and rewrites the same numbers
-    assert bench.main(["--task", "sr-x4", "--data-root", str(tiny_root), "--results", str(results)]) == 0
+    assert bench.main(["--task", "sr-x4", "--data-root", str(tiny_root), "--results", str(results), *rows]) == 0
     again = json.loads((results / "sr-x4" / "bicubic.json").read_text())
     assert again["metrics"]["psnr_y"] == r["metrics"]["psnr_y"]
+
+
+def _counting_backbone(name: str, calls: list, definition: str = "mean colour of 2x2 cells at 32 px") -> "object":
+    """A cheap feature net that records each batch it is given."""
+    import torch
+
+    def extract(batch):
+        calls.append((name, definition, int(batch.shape[0])))
+        return torch.nn.functional.adaptive_avg_pool2d(batch, 2).flatten(1)
+
+    return bench.metrics.FeatureBackbone(name, 12, extract, 32, definition)
+
+
+def _judges(ts, root, backbone):
+    j = bench.Judges(ts, root, "cpu")
+    j._fid_backbone = backbone
+    return j
+
+
+def test_ground_truth_features_are_computed_once_for_tasks_sharing_it(tiny_root, tmp_path, monkeypatch):
+    # sr-x2, sr-x4 and sr-x8 score the same HR faces: their features are extracted once.
+    from benchmarks.tasks import TASKS
+
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    calls: list = []
+    backbone = _counting_backbone("count", calls)
+    sets = [bench.TESTSETS[t](TASKS[t], tiny_root, None) for t in ("sr-x2", "sr-x4", "sr-x8")]
+    assert len({ts.fingerprint for ts in sets}) == 3 and len({ts.targets_fingerprint for ts in sets}) == 1
+    feats = [_judges(ts, tiny_root, backbone).features("real", ts.targets) for ts in sets]
+    assert len(calls) == 1
+    for f in feats[1:]:
+        np.testing.assert_array_equal(f, feats[0])
+    # each task's outputs differ (other inputs): computed per task; the same outputs twice in a
+    # task (the identity row and the bicubic baseline) are computed once
+    for ts in sets:
+        j = _judges(ts, tiny_root, backbone)
+        outs = bench.reference_rows(ts)[0].outputs
+        key = "out" + bench.content_key(outs)
+        j.features(key, outs)
+        j.features("out" + bench.content_key([o.copy() for o in outs]), [o.copy() for o in outs])
+    assert len(calls) == 1 + len(sets)
+
+
+def test_feature_cache_key_changes_with_the_backbone(tiny_root, tmp_path, monkeypatch):
+    from benchmarks.tasks import TASKS
+
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    ts = bench.TESTSETS["sr-x4"](TASKS["sr-x4"], tiny_root, None)
+    calls: list = []
+    a = _counting_backbone("a", calls)
+    fa = _judges(ts, tiny_root, a).features("real", ts.targets)
+    _judges(ts, tiny_root, a).features("real", ts.targets)
+    assert len(calls) == 1  # cached
+    b = _counting_backbone("b", calls)
+    _judges(ts, tiny_root, b).features("real", ts.targets)
+    assert [c[0] for c in calls] == ["a", "b"]  # another name: not the cached features of "a"
+    a2 = _counting_backbone("a", calls, definition="another layer")
+    fa2 = _judges(ts, tiny_root, a2).features("real", ts.targets)
+    assert len(calls) == 3  # same name, other definition: recomputed, never mixed
+    np.testing.assert_array_equal(fa, fa2)  # (same network here, so same numbers)
+    kinds = {bench.feature_cache_kind(x) for x in (a, b, a2)}
+    assert len(kinds) == 3 and all(k.startswith("feat-") for k in kinds)
+
+
+def test_lpips_is_cached_by_output_content(tiny_root, tmp_path, monkeypatch):
+    from benchmarks.tasks import TASKS
+
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    ts = bench.TESTSETS["sr-x4"](TASKS["sr-x4"], tiny_root, None)
+    outs = bench.reference_rows(ts)[0].outputs
+    n = []
+    real = bench.metrics.lpips_distances
+    monkeypatch.setattr(bench.metrics, "lpips_distances", lambda p, t: n.append(1) or real(p, t))
+    j = bench.Judges(ts, tiny_root, "cpu")
+    d1 = j.lpips("out" + bench.content_key(outs), outs)
+    d2 = j.lpips("out" + bench.content_key([o.copy() for o in outs]), [o.copy() for o in outs])
+    assert len(n) == 1 and (d1 == d2).all() and (d1 > 0).all()
 
 
 def test_missing_data_root_is_one_clear_line(tmp_path, capsys):

@@ -160,7 +160,31 @@ def test_cli_end_to_end_on_a_few_pairs(data_root, tmp_path):
     assert result["n_pairs"] == 8 and result["images_without_face"] == []
     assert 0.0 <= result["accuracy_mean"] <= 1.0 and result["auc"] > 0.9
     assert (out / "lfw-sface-roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # provenance: the commit that computed it, as in the task results
+    from benchmarks.leaderboard import git_commit
+
+    assert result["commit"] == git_commit() and result["commit"] != ""
     assert lfw.main(["--data-root", str(tmp_path / "nowhere"), "--pairs", str(pf), "--out", str(out)]) == 1
+
+
+def test_calibration_fingerprint_ignores_unrelated_metrics(monkeypatch):
+    # The calibration is recomputed when the code behind its numbers changes, not when, say, FID does.
+    from benchmarks import metrics as M
+
+    class Enc:
+        pass
+
+    before = lfw.code_fingerprint(Enc())
+    monkeypatch.setattr(M, "fid_from_features", lambda a, b: 0.0)
+    assert lfw.code_fingerprint(Enc()) == before
+    for name in lfw.VERIFICATION_METRICS:
+        assert hasattr(M, name), name
+    src = {"tar_at_far": "def tar_at_far(): return 0\n"}
+    import inspect
+
+    real = inspect.getsource
+    monkeypatch.setattr(lfw.inspect, "getsource", lambda obj: src.get(getattr(obj, "__name__", ""), None) or real(obj))
+    assert lfw.code_fingerprint(Enc()) != before
 
 
 @pytest.mark.slow

@@ -179,6 +179,29 @@ def test_lpips_plumbing(random_lpips_net):
         M.lpips_distances([a], [c], random_lpips_net)
 
 
+def test_lpips_identical_pairs_are_zero_without_the_net(random_lpips_net):
+    # The shortcut's premise: the lpips module itself gives exactly 0 for identical images.
+    import torch
+
+    a, b = _textured(4, (64, 64, 3)), _textured(5, (64, 64, 3))
+    ta = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        assert float(random_lpips_net(ta, ta.clone())) == 0.0
+
+    class Refuses(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, y):
+            raise AssertionError("identical pairs must not reach the network")
+
+    assert M.lpips_distances([a, b], [a.copy(), b.copy()], Refuses()) == [0.0, 0.0]
+    # a mixed list runs the network on the differing pairs only, in order
+    mixed = M.lpips_distances([a, a, b], [a, b, b], random_lpips_net)
+    assert mixed[0] == 0.0 and mixed[2] == 0.0 and mixed[1] == pytest.approx(M.lpips_distance(a, b, random_lpips_net))
+
+
 def _data_root() -> Path:
     env = os.environ.get("FACEGEN_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
@@ -389,13 +412,70 @@ def test_vgg16_backbone_normalises_and_pools():
 def test_default_backbone_comes_from_assets():
     from facegen import assets
 
-    for name in ("inception_available", "vgg16_features"):
-        if not hasattr(assets, name):
-            pytest.skip(f"facegen.assets.{name} is not implemented yet: the FID backbones come from it")
     backbone = M.fid_backbone()
-    assert backbone.name == ("inception" if assets.inception_available() else "vgg16")
+    if assets.inception_available():
+        assert (backbone.name, backbone.size) == ("inception", 299)
+    else:
+        assert (backbone.name, backbone.dim, backbone.size) == ("alexnet224", 256, 224)
+        assert "224x224" in backbone.definition and "conv5" in backbone.definition
     feats = M.extract_features([_textured(0, (64, 64, 3))], backbone)
     assert feats.shape == (1, backbone.dim) and np.isfinite(feats).all()
+
+
+def test_alexnet_backbone_is_the_lpips_alexnet_conv5_pooled():
+    # The fallback's trunk is the LPIPS AlexNet (ImageNet weights) through conv5 + ReLU: its
+    # features are the mean over space of LPIPS' relu5 activations of the normalised input.
+    import torch
+
+    from facegen import assets
+
+    backbone = M.alexnet_backbone()
+    assert (backbone.name, backbone.dim, backbone.size) == ("alexnet224", 256, 224)
+    batch = torch.rand(2, 3, 224, 224) * 255
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        relu5 = assets.lpips_network("alex").net((batch / 255 - mean) / std).relu5
+    torch.testing.assert_close(backbone.extract(batch), relu5.mean(dim=(2, 3)))
+    # the shared LPIPS network is copied, not moved or changed
+    assert next(assets.lpips_network("alex").parameters()).requires_grad is False
+
+
+def test_alexnet_backbone_normalises_and_pools_a_given_trunk():
+    import torch
+
+    conv = torch.nn.Conv2d(3, 256, 3, stride=8)
+    torch.nn.init.normal_(conv.weight)
+    backbone = M.alexnet_backbone(features=conv)
+    batch = torch.rand(2, 3, 224, 224) * 255
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = conv((batch / 255 - mean) / std).mean(dim=(2, 3))
+    torch.testing.assert_close(backbone.extract(batch), expected)
+
+
+def test_extract_features_resizes_to_the_backbone_size_as_cleanfid():
+    # At a side other than 299 the pre-processing is clean-fid's PIL float bicubic resizer at that side.
+    from cleanfid.resize import build_resizer, make_resizer
+
+    seen = []
+
+    def extractor(batch):
+        seen.append(tuple(batch.shape))
+        return _tiny_extractor(batch)
+
+    images = [_textured(50, (128, 128, 3)), _textured(51, (40, 60))]
+    feats = M.extract_features(images, M.FeatureBackbone("tiny224", 48, extractor, 224), batch_size=2)
+    assert seen == [(2, 3, 224, 224)]
+    import torch
+
+    resize = make_resizer("PIL", False, "bicubic", (224, 224))
+    ref = np.stack([resize(images[0]), resize(np.repeat(images[1][..., None], 3, axis=2))])
+    expected = _tiny_extractor(torch.from_numpy(ref).permute(0, 3, 1, 2)).numpy()
+    np.testing.assert_allclose(feats, expected, rtol=1e-6)
+    np.testing.assert_array_equal(M.clean_resize(images[0], 299), build_resizer("clean")(images[0]))
+    np.testing.assert_array_equal(M.clean_resize(images[0]), M.clean_resize(images[0], 299))
 
 
 @pytest.mark.slow
