@@ -345,6 +345,7 @@ def test_fid_kid_scores_name_their_backbone_and_warn_on_small_sets():
     assert res.columns() == {"fid_vgg16": res.fid, "kid_vgg16": res.kid}
     assert (res.n_real, res.n_fake, res.backbone) == (40, 40, "vgg16")
     assert res.fid == pytest.approx(M.fid_from_features(f1, f2))
+    assert res.fid_seconds > 0 and res.kid_seconds > 0
     big1, big2 = rng.standard_normal((1000, 4)), rng.standard_normal((1000, 4))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -480,7 +481,8 @@ def test_extract_features_resizes_to_the_backbone_size_as_cleanfid():
 
 @pytest.mark.slow
 def test_fid_fast_path_at_inception_size_against_sqrtm():
-    """1,000 vs 1,000 features of 2,048 dims: fast path vs clean-fid's sqrtm (times printed, not asserted)."""
+    """1,000 vs 1,000 features of 2,048 dims: fast path vs clean-fid's sqrtm (times printed; measured
+    0.68-0.74 s against sqrtm's 20 s on the 2-core CPU at load ~5, under the 2 s target)."""
     from cleanfid.fid import fid_from_feats
 
     rng = np.random.default_rng(5)
@@ -496,6 +498,9 @@ def test_fid_fast_path_at_inception_size_against_sqrtm():
     print(f"fast FID {ours:.6f} in {t1 - t0:.2f} s; scipy sqrtm FID {ref:.6f} in {t2 - t1:.2f} s")
     assert abs(ours - ref) / ref < 1e-6
     assert abs(ours - M.fid_from_stats(*M.feature_stats(f1), *M.feature_stats(f2))) / ours < 1e-9
+    # The 2 s target holds on an idle-ish machine; under load both paths slow down alike, so the
+    # check is relative: the fast path must stay far below sqrtm (measured ~3.5 % of its time).
+    assert t1 - t0 < 0.2 * (t2 - t1)
 
 
 # ------------------------------------------------------------------------------ identity
