@@ -66,7 +66,10 @@ def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}"
+        text = f"{value:.4f}"
+        # A value that rounds to zero is shown as 0 whatever its sign (e.g. FID of the `real` row,
+        # 0 up to float rounding); the JSON files keep the exact number.
+        return "0.0000" if text == "-0.0000" else text
     return str(value)
 
 

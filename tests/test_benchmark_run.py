@@ -271,3 +271,8 @@ def test_item_conditions_batch_landmarks_and_labels(monkeypatch):
     ts.guides = imgs
     g = bench.batch_conditions(bench.item_conditions(ts, {"guide"})[:2], "cpu")["guide"]
     assert g.shape == (2, 3, 128, 128) and float(g[1].max()) == pytest.approx(1 / 255)
+
+
+def test_leaderboard_shows_rounding_level_negatives_as_zero():
+    assert leaderboard._fmt(-1e-14) == "0.0000"
+    assert leaderboard._fmt(-0.0004) == "-0.0004" and leaderboard._fmt(None) == ""
