@@ -818,6 +818,11 @@ def main(argv: list[str] | None = None) -> int:
             errors.append(f"{task_id}: {type(e).__name__}: {e}")
             print(f"FAILED {task_id}: {e}", file=sys.stderr)
     leaderboard.write_leaderboard(args.results)
+    if args.results.resolve() == leaderboard.RESULTS_DIR.resolve():
+        from benchmarks.cards import update_model_cards
+
+        for card in update_model_cards(args.results):
+            print(f"updated the benchmark section of {card.relative_to(leaderboard.REPO)}")
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     return 1 if errors else 0
