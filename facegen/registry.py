@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegen.models.bicubic import Bicubic, BicubicConfig
+from facegen.models.psgan import PSGANGenerator
 from facegen.models.smile import SmileGenerator
+from facegen.models.stackedgan import StackedSRGenerator
 
 CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -49,6 +51,24 @@ REGISTRY: dict[str, ModelSpec] = {
         family="baseline",
         checkpoints={"sr-x2": None, "sr-x4": None, "sr-x8": None},
         configs={"sr-x2": BicubicConfig(2), "sr-x4": BicubicConfig(4), "sr-x8": BicubicConfig(8)},
+    ),
+    "stackedgan": ModelSpec(
+        id="stackedgan",
+        title="Stacked GAN (paper 002)",
+        model_class=StackedSRGenerator,
+        preset="lite",
+        paper="002",
+        family="sr",
+        checkpoints={"sr-x4": "stackedgan-x4", "sr-x8": "stackedgan-x8"},
+    ),
+    "psgan": ModelSpec(
+        id="psgan",
+        title="Pixel-shuffle GAN (paper 003)",
+        model_class=PSGANGenerator,
+        preset="lite",
+        paper="003",
+        family="sr",
+        checkpoints={"sr-x2": "psgan-x2", "sr-x4": "psgan-x4"},
     ),
     "p2p-bilinear": ModelSpec(
         id="p2p-bilinear",

@@ -249,7 +249,10 @@ def _sr_model_card(recipe: Recipe, steps_done: int, data_desc: str,
         f"- training data: {data_desc}",
         f"- degradation: {'PIL-style bicubic down-sampling' if recipe.degradation == 'bicubic' else 'Gaussian blur 7x7 sigma 5, then bicubic resize'}",
         f"- training: {steps_done} steps, batch {recipe.train.batch_size}, {recipe.train.optimizer} "
-        f"(G lr {recipe.train.g_lr}, D lr {recipe.train.d_lr}), EMA {recipe.train.ema_decay} (weights shipped)",
+        f"(G lr {recipe.train.g_lr}, D lr {recipe.train.d_lr}"
+        + "".join(f", x{recipe.train.lr_gamma:g} at step {round(m * recipe.train.steps)}"
+                  for m in recipe.train.lr_milestones)
+        + f"), EMA {recipe.train.ema_decay} (weights shipped)",
         "",
         "Deviations from the paper:",
         "",
