@@ -477,12 +477,18 @@ def vgg16_backbone(device: str = "cpu", features: torch.nn.Module | None = None)
     convention ([0, 255] at 299x299); they are scaled to [0, 1] and normalised with the
     ImageNet mean and std first.
     """
-    import torch
-
     if features is None:
         from facegen import assets
 
         features = assets.vgg16_features()
+    return _pooled_imagenet_backbone("vgg16", 512, features, device, 299, VGG16_DEFINITION)
+
+
+def _pooled_imagenet_backbone(name: str, dim: int, features: torch.nn.Module, device: str, size: int,
+                              definition: str) -> FeatureBackbone:
+    """``features`` on [0, 255] batches scaled to [0, 1] and ImageNet-normalised, global-average-pooled."""
+    import torch
+
     features = features.to(device).eval()
     mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
@@ -492,7 +498,7 @@ def vgg16_backbone(device: str = "cpu", features: torch.nn.Module | None = None)
             x = (batch.to(device) / 255.0 - mean) / std
             return features(x).mean(dim=(2, 3))
 
-    return FeatureBackbone("vgg16", 512, extract, 299, VGG16_DEFINITION)
+    return FeatureBackbone(name, dim, extract, size, definition)
 
 
 def _alexnet_conv5() -> torch.nn.Module:
@@ -519,18 +525,9 @@ def alexnet_backbone(device: str = "cpu", features: torch.nn.Module | None = Non
     resize to AlexNet's training resolution); they are scaled to [0, 1] and normalised with
     the ImageNet mean and std first. About 10x cheaper per image than VGG16 at 299x299 on CPU.
     """
-    import torch
-
-    features = (_alexnet_conv5() if features is None else features).to(device).eval()
-    mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
-
-    def extract(batch: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            x = (batch.to(device) / 255.0 - mean) / std
-            return features(x).mean(dim=(2, 3))
-
-    return FeatureBackbone(f"alexnet{ALEXNET_SIZE}", 256, extract, ALEXNET_SIZE, ALEXNET_DEFINITION)
+    features = _alexnet_conv5() if features is None else features
+    return _pooled_imagenet_backbone(f"alexnet{ALEXNET_SIZE}", 256, features, device, ALEXNET_SIZE,
+                                     ALEXNET_DEFINITION)
 
 
 def fid_backbone(device: str = "cpu") -> FeatureBackbone:
