@@ -40,14 +40,14 @@ def save_curves(path: Path, history: list[dict[str, float]]) -> None:
     fig, axes = plt.subplots(1, 2 if has_lpips else 1, figsize=(10 if has_lpips else 5, 3.5), squeeze=False)
     ax = axes[0][0]
     ax.plot(steps, [h["psnr"] for h in history], marker="o", label="model (EMA)")
-    ax.plot(steps, [h["psnr_bicubic"] for h in history], ls="--", label="baseline (bicubic / input)")
+    ax.plot(steps, [h["psnr_bicubic"] for h in history], ls="--", marker="x", label="baseline (bicubic / input)")
     ax.set_xlabel("step")
     ax.set_ylabel("PSNR (dB, Y)")
     ax.legend()
     if has_lpips:
         ax = axes[0][1]
         ax.plot(steps, [h["lpips"] for h in history], marker="o", label="model (EMA)")
-        ax.plot(steps, [h["lpips_bicubic"] for h in history], ls="--", label="baseline (bicubic / input)")
+        ax.plot(steps, [h["lpips_bicubic"] for h in history], ls="--", marker="x", label="baseline (bicubic / input)")
         ax.set_xlabel("step")
         ax.set_ylabel("LPIPS (alex)")
         ax.legend()
