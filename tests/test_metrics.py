@@ -393,21 +393,24 @@ def test_fid_kid_on_images_uses_the_given_backbone():
     assert res.kid == pytest.approx(M.kid_from_features(f_real, f_fake), rel=1e-9)
 
 
-def test_vgg16_backbone_normalises_and_pools():
+@pytest.mark.parametrize("build, name, dim, size", [
+    (M.vgg16_backbone, "vgg16", 512, 299), (M.alexnet_backbone, "alexnet224", 256, 224),
+])
+def test_fallback_backbones_normalise_and_pool_a_given_trunk(build, name, dim, size):
     import torch
 
-    conv = torch.nn.Conv2d(3, 512, 3, stride=8)
+    conv = torch.nn.Conv2d(3, dim, 3, stride=8)
     torch.nn.init.normal_(conv.weight)
-    backbone = M.vgg16_backbone(features=conv)
-    assert (backbone.name, backbone.dim) == ("vgg16", 512)
-    batch = torch.rand(2, 3, 299, 299) * 255
+    backbone = build(features=conv)
+    assert (backbone.name, backbone.dim, backbone.size) == (name, dim, size)
+    batch = torch.rand(2, 3, size, size) * 255
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = conv((batch / 255 - mean) / std).mean(dim=(2, 3))
     torch.testing.assert_close(backbone.extract(batch), expected)
     feats = M.extract_features([_textured(0, (32, 32, 3))] * 2, backbone)
-    assert feats.shape == (2, 512)
+    assert feats.shape == (2, dim)
 
 
 def test_default_backbone_comes_from_assets():
@@ -440,20 +443,6 @@ def test_alexnet_backbone_is_the_lpips_alexnet_conv5_pooled():
     torch.testing.assert_close(backbone.extract(batch), relu5.mean(dim=(2, 3)))
     # the shared LPIPS network is copied, not moved or changed
     assert next(assets.lpips_network("alex").parameters()).requires_grad is False
-
-
-def test_alexnet_backbone_normalises_and_pools_a_given_trunk():
-    import torch
-
-    conv = torch.nn.Conv2d(3, 256, 3, stride=8)
-    torch.nn.init.normal_(conv.weight)
-    backbone = M.alexnet_backbone(features=conv)
-    batch = torch.rand(2, 3, 224, 224) * 255
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    with torch.no_grad():
-        expected = conv((batch / 255 - mean) / std).mean(dim=(2, 3))
-    torch.testing.assert_close(backbone.extract(batch), expected)
 
 
 def test_extract_features_resizes_to_the_backbone_size_as_cleanfid():
