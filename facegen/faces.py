@@ -134,6 +134,9 @@ TEMPLATES: dict[str, np.ndarray] = {
     ),
 }
 
+# Pictures are padded to at least this side before detection (see detect).
+_MIN_DETECT_SIDE = 64
+
 # Largest intermediate side used to supersample a crop before area down-sampling.
 _MAX_SUPERSAMPLE_SIDE = 4096
 
@@ -197,6 +200,11 @@ def detect(image: np.ndarray, *, min_score: float = 0.6, max_side: int = 1280) -
         sx, sy = sw / w, sh / h
     else:
         small, sx, sy = image, 1.0, 1.0
+    # YuNet reads past the input when a side is below its largest stride (32 px) and then
+    # reports faces at random coordinates; pad small pictures (bottom/right, black) instead.
+    pad_h, pad_w = max(0, _MIN_DETECT_SIDE - small.shape[0]), max(0, _MIN_DETECT_SIDE - small.shape[1])
+    if pad_h or pad_w:
+        small = cv2.copyMakeBorder(small, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     det = _detector()
     det.setInputSize((small.shape[1], small.shape[0]))
     det.setScoreThreshold(float(min_score))
@@ -208,6 +216,9 @@ def detect(image: np.ndarray, *, min_score: float = 0.6, max_side: int = 1280) -
         pts = r[4:14].reshape(5, 2).astype(np.float64)
         pts[:, 0] = (pts[:, 0] + 0.5) / sx - 0.5
         pts[:, 1] = (pts[:, 1] + 0.5) / sy - 0.5
+        if not (np.isfinite(box).all() and box[2] > 0 and box[3] > 0 and box[0] < w and box[1] < h
+                and box[0] + box[2] > 0 and box[1] + box[3] > 0):
+            continue  # not a face inside the picture (e.g. found only in the padding)
         faces.append(Face(box=box, score=float(r[14]), points=pts.astype(np.float32)))
     faces.sort(key=lambda f: f.area, reverse=True)
     return faces

@@ -91,6 +91,25 @@ def test_huge_photo_is_detected_on_a_downscaled_copy(photos):
     assert np.abs(big.points - expect).max() < 0.1 * iod
 
 
+def test_tiny_pictures_give_no_phantom_faces():
+    # YuNet on a side below its 32-px stride used to read stale memory from the previous, larger
+    # input and report faces at random coordinates; alternate large and tiny inputs to provoke it.
+    rng = np.random.default_rng(0)
+    for side in range(1, 48, 3):
+        F.detect(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+        for shape in [(side, side), (side, 200), (150, side)]:
+            assert F.detect(np.full((*shape, 3), (10, 20, 30), np.uint8)) == [], shape
+
+
+@pytest.mark.parametrize("side", [24, 40])
+def test_small_faces_are_still_found(photos, side):
+    small = cv2.resize(photos["celeba"], (side, side), interpolation=cv2.INTER_AREA)
+    faces = F.detect(small)
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert 0 <= x and 0 <= y and x + w <= side + 1 and y + h <= side + 1 and w > side / 3
+
+
 def test_rejects_non_rgb_input():
     with pytest.raises(ValueError, match="uint8 HxWx3"):
         F.detect(np.zeros((10, 10), np.uint8))
