@@ -1,7 +1,7 @@
 """Load test of the running app: N concurrent gradio_client clients x M requests, in rounds.
 
     python -m benchmarks.load [--clients 8] [--requests 10] [--tab sr|smile|expression|all]
-                              [--rounds 2] [--url URL] [--json PATH]
+                              [--rounds 2] [--url URL] [--json PATH] [--warm-all]
 
 Without ``--url`` the app is started here (``app.py`` in a subprocess, on 127.0.0.1 and a free
 port: loopback only) and stopped at the end. Each round runs ``clients`` threads, each with its
@@ -9,7 +9,9 @@ own gradio_client session, sending ``requests`` requests in turn across the chos
 endpoints (``/super_resolve`` with the bicubic model, ``/smile`` and ``/expression`` with the
 registered models) on a face photo (``--photo``, else scikit-image's public-domain astronaut).
 
-Reported per round: p50 / p95 / max latency, errors, queue-full rejections (handled when the
+Reported once: the app's cold start (seconds from launching ``app.py`` to its first page, when
+it is started here), its resident memory then, and with ``--warm-all`` its memory after one
+request per task has loaded every registered model of the chosen tabs. Reported per round: p50 / p95 / max latency, errors, queue-full rejections (handled when the
 app says so in a sentence), and the peak resident memory (RSS) of the app process and its
 children. Across rounds: whether RSS grows. Everything is bounded: a per-request timeout and
 an overall deadline. Exit status 0 when no request failed (rejections do not count as failures).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import socket
@@ -85,6 +88,10 @@ class Report:
     peak_rss_mb: float
     cpu_count: int
     note: str = ""
+    startup_s: float = float("nan")  # launch of app.py -> first page (only when started here)
+    rss_started_mb: float = float("nan")  # the app's RSS right after it served its first page
+    rss_all_models_mb: float = float("nan")  # ... after every registered model was loaded (--warm-all)
+    warm_all_s: float = float("nan")  # the --warm-all requests, first use of each model included
 
     @property
     def passed(self) -> bool:
@@ -233,6 +240,30 @@ def default_photo(folder: Path) -> Path:
     return path
 
 
+def warm_all_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
+    """One request per task of ``tabs`` with every registered model of that task: loads them all."""
+    from gradio_client import handle_file
+
+    from facegen import registry
+
+    calls = []
+    for tab in tabs:
+        tasks = ("sr-x2", "sr-x4", "sr-x8") if tab == "sr" else (tab,)
+        for task in tasks:
+            ids = [s.id for s in registry.models_for(task)]
+            if not ids:
+                continue
+            if tab == "sr":
+                args = (handle_file(str(photo)), "All faces", [], task, ids, "Enlarge this photo", True)
+                calls.append(("/super_resolve", args))
+            elif tab == "smile":
+                calls.append(("/smile", (handle_file(str(photo)), "All faces", [], ids, True)))
+            else:
+                calls.append(("/expression", (handle_file(str(photo)), "All faces", [], ids, "happy", 1.0, None,
+                                              True)))
+    return calls
+
+
 def endpoint_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
     """(api_name, arguments) of the model endpoints of ``tabs``, with the registered models."""
     from gradio_client import handle_file
@@ -313,7 +344,7 @@ def run_round(k: int, url: str, pid: int | None, calls, clients: int, requests: 
 
 def run_load(url: str | None = None, *, clients: int = 8, requests: int = 10, tab: str = "sr", rounds: int = 2,
              photo: Path | None = None, request_timeout_s: float = 300.0, deadline_s: float = 1800.0,
-             start_timeout_s: float = 300.0) -> Report:
+             start_timeout_s: float = 300.0, warm_all: bool = False) -> Report:
     """Run the load test (starting the app on loopback when ``url`` is None) and return its report."""
     if clients < 1 or requests < 1 or rounds < 1:
         raise LoadError("--clients, --requests and --rounds must each be at least 1.")
@@ -322,12 +353,25 @@ def run_load(url: str | None = None, *, clients: int = 8, requests: int = 10, ta
         raise LoadError(f"Unknown tab {tab!r}; choose one of {', '.join(TABS)} or all.")
     deadline = time.monotonic() + deadline_s
     with tempfile.TemporaryDirectory(prefix="facegen-load-") as tmp:
-        proc = None
+        proc, startup_s = None, float("nan")
         if url is None:
+            t0 = time.perf_counter()
             proc, url = start_app(Path(tmp) / "app.log", start_timeout_s)
+            startup_s = time.perf_counter() - t0
         try:
             pid = proc.pid if proc is not None else server_pid(url)
-            calls = endpoint_calls(tabs, photo or default_photo(Path(tmp)))
+            rss_started = rss_bytes(pid) / 2**20 if pid is not None else float("nan")
+            photo = photo or default_photo(Path(tmp))
+            calls = endpoint_calls(tabs, photo)
+            rss_all, warm_all_s = float("nan"), float("nan")
+            if warm_all:
+                t0 = time.perf_counter()
+                for call in warm_all_calls(tabs, photo):
+                    got = one_client(url, [call], 1, 0, request_timeout_s, deadline)
+                    if got[0].kind != "ok":
+                        raise LoadError(f"Loading every model failed: {got[0].message}")
+                warm_all_s = time.perf_counter() - t0
+                rss_all = rss_bytes(pid) / 2**20 if pid is not None else float("nan")
             # One request first: model loading and detector start-up are not part of the rounds.
             warm = one_client(url, calls[:1], 1, 0, request_timeout_s, deadline)
             if warm[0].kind != "ok":
@@ -352,6 +396,7 @@ def run_load(url: str | None = None, *, clients: int = 8, requests: int = 10, ta
         p50_ms=float(np.median(ok_ms)), p95_ms=all_p95,
         peak_rss_mb=max(r.peak_rss_mb for r in done), cpu_count=os.cpu_count() or 0,
         note="" if pid is not None else "RSS not measured: the app's process is not on this machine.",
+        startup_s=startup_s, rss_started_mb=rss_started, rss_all_models_mb=rss_all, warm_all_s=warm_all_s,
     )
 
 
@@ -365,8 +410,13 @@ def _print_log_tail(path: Path) -> None:
 
 def format_report(r: Report) -> str:
     lines = [f"load test of {r.url} ({'started here' if r.started_app else 'running'}): tabs {', '.join(r.tabs)} "
-             f"({', '.join(r.endpoints)}), {r.clients} clients x {r.requests} requests per round, {r.cpu_count} CPUs",
-             "round  requests  ok  errors  rejected  p50 ms  p95 ms  max ms  peak RSS MB  seconds"]
+             f"({', '.join(r.endpoints)}), {r.clients} clients x {r.requests} requests per round, {r.cpu_count} CPUs"]
+    if not math.isnan(r.startup_s):
+        lines.append(f"cold start {r.startup_s:.1f} s (launch -> first page), RSS then {r.rss_started_mb:.0f} MB")
+    if not math.isnan(r.rss_all_models_mb):
+        lines.append(f"every registered model of these tabs loaded in {r.warm_all_s:.1f} s (first requests); "
+                     f"RSS then {r.rss_all_models_mb:.0f} MB")
+    lines.append("round  requests  ok  errors  rejected  p50 ms  p95 ms  max ms  peak RSS MB  seconds")
     for x in r.rounds:
         lines.append(f"{x.round:>5}  {x.requests:>8}  {x.ok:>2}  {x.errors:>6}  {x.rejected:>8}  {x.p50_ms:>6.0f}  "
                      f"{x.p95_ms:>6.0f}  {x.max_ms:>6.0f}  {x.peak_rss_mb:>11.0f}  {x.seconds:>7.1f}")
@@ -398,10 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take")
     p.add_argument("--deadline", type=float, default=1800.0, help="seconds the whole test may take")
     p.add_argument("--json", type=Path, help="also write the report as JSON here")
+    p.add_argument("--warm-all", action="store_true",
+                   help="first load every registered model of the tabs (one request per task) and report the memory")
     a = p.parse_args(argv)
     try:
         report = run_load(a.url, clients=a.clients, requests=a.requests, tab=a.tab, rounds=a.rounds, photo=a.photo,
-                          request_timeout_s=a.request_timeout, deadline_s=a.deadline)
+                          request_timeout_s=a.request_timeout, deadline_s=a.deadline, warm_all=a.warm_all)
     except LoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

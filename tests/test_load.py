@@ -23,7 +23,7 @@ def test_two_clients_two_requests_report(tmp_path):
     out = tmp_path / "load.json"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.load", "--clients", "2", "--requests", "2",
                            "--rounds", "2", "--tab", "sr", "--request-timeout", "120", "--deadline", "400",
-                           "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                           "--json", str(out), "--warm-all"], cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(out.read_text())
@@ -35,7 +35,10 @@ def test_two_clients_two_requests_report(tmp_path):
         assert 0 < rnd["p50_ms"] <= rnd["p95_ms"] <= rnd["max_ms"] < 120_000
         assert 100 < rnd["peak_rss_mb"] < 16_000  # the app's own process was measured
     assert r["failed"] == 0 and r["passed"] is True and r["rss_grows"] is False
-    assert "PASS" in proc.stdout and "p95 ms" in proc.stdout
+    assert 0 < r["startup_s"] < 300 and 100 < r["rss_started_mb"] < 16_000
+    # --warm-all loaded bicubic for sr-x2, sr-x4 and sr-x8 (and every other registered SR model).
+    assert r["warm_all_s"] > 0 and r["rss_all_models_mb"] >= 100
+    assert "PASS" in proc.stdout and "p95 ms" in proc.stdout and "cold start" in proc.stdout
 
 
 def test_bad_settings_are_sentences():
