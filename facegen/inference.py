@@ -36,7 +36,11 @@ class Runner:
         return 0
 
     def __call__(self, faces: list[np.ndarray], batch_size: int = 16, **conditions) -> list[np.ndarray]:
-        """Process uint8 (H, W, 3) RGB crops at the task's input size; returns uint8 RGB crops."""
+        """Process uint8 (H, W, 3) RGB crops at the task's input size; returns uint8 RGB crops.
+
+        ``conditions`` go to the model's ``infer``; a tensor or list with one entry per face
+        (a guide image, target landmarks, per-face expressions) is split into the same batches.
+        """
         for f in faces:
             if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
                 raise ValueError(f"expected uint8 (H, W, 3) RGB faces, got {f.dtype} {f.shape}")
@@ -47,10 +51,19 @@ class Runner:
             for i in range(0, len(faces), batch_size):
                 x = torch.from_numpy(np.stack(faces[i:i + batch_size])).to(self.device)
                 x = x.permute(0, 3, 1, 2).float().div(255.0)
-                y = self.model.infer(x, **conditions)  # type: ignore[attr-defined]
+                batch = {k: _per_face(v, len(faces), i, i + batch_size, self.device) for k, v in conditions.items()}
+                y = self.model.infer(x, **batch)  # type: ignore[attr-defined]
                 y = y.clamp(0, 1).mul(255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
                 out.extend(list(y))
         return out
+
+
+def _per_face(value, n: int, start: int, stop: int, device: str):
+    """``value[start:stop]`` when it holds one entry per face, else ``value`` (shared by all);
+    tensors on ``device``."""
+    if isinstance(value, (torch.Tensor, list, tuple)) and len(value) == n:
+        value = value[start:stop]
+    return value.to(device) if isinstance(value, torch.Tensor) else value
 
 
 def default_device() -> str:

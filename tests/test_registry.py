@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.tasks import TASKS
 from facegen import registry
@@ -45,3 +46,18 @@ def test_sr_entry_runs(model_id, task):
     faces = [rng.integers(0, 256, (t.in_size, t.in_size, 3), dtype=np.uint8) for _ in range(2)]
     out = runner(faces)
     assert len(out) == 2 and all(o.shape == (t.out_size, t.out_size, 3) and o.dtype == np.uint8 for o in out)
+
+
+def test_conditions_are_split_with_the_batches():
+    from facegen.inference import Runner
+    from facegen.models.smile import SmileConfig, SmileGenerator
+
+    cfg = SmileConfig.tiny("sge")
+    model = SmileGenerator(cfg).eval()
+    runner = Runner(model_id="tiny-sge", task="smile", model=model, device="cpu")
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, (cfg.lr_size, cfg.lr_size, 3), dtype=np.uint8) for _ in range(5)]
+    guide = torch.rand(5, 3, 2 * cfg.lr_size, 2 * cfg.lr_size)
+    whole = runner(faces, batch_size=5, guide=guide)
+    split = runner(faces, batch_size=2, guide=guide)  # batches of 2, 2, 1 with their own guides
+    assert all(np.array_equal(a, b) for a, b in zip(whole, split))
