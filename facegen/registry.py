@@ -79,6 +79,24 @@ REGISTRY: dict[str, ModelSpec] = {
         family="smile",
         checkpoints={"smile": "p2p-bilinear"},
     ),
+    "p2p-two-step": ModelSpec(
+        id="p2p-two-step",
+        title="Pix2Pix + separately trained SR network (paper 000, method [5])",
+        model_class=SmileGenerator,
+        preset="lite",
+        paper="000",
+        family="smile",
+        checkpoints={"smile": "p2p-two-step"},
+    ),
+    "p2p-serial": ModelSpec(
+        id="p2p-serial",
+        title="Pix2Pix + SR network end to end (paper 000, method [6])",
+        model_class=SmileGenerator,
+        preset="lite",
+        paper="000",
+        family="smile",
+        checkpoints={"smile": "p2p-serial"},
+    ),
 }
 
 

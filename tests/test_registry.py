@@ -61,3 +61,26 @@ def test_conditions_are_split_with_the_batches():
     whole = runner(faces, batch_size=5, guide=guide)
     split = runner(faces, batch_size=2, guide=guide)  # batches of 2, 2, 1 with their own guides
     assert all(np.array_equal(a, b) for a, b in zip(whole, split))
+
+
+@pytest.mark.parametrize(
+    "model_id,task", [(s.id, t) for s in registry.REGISTRY.values() for t in s.tasks if t in ("smile", "expression")]
+)
+def test_smile_and_expression_entries_run(model_id, task, data_root):
+    from facegen import faces as F
+    from facegen.images import read_image
+
+    t = TASKS[task]
+    runner = load_runner(model_id, task, device="cpu")
+    photo = read_image(data_root / "jaffe" / "KA.NE1.26.jpg")
+    face = F.detect_faces(photo)[0]
+    size = getattr(runner.model.config, "lr_size", None) or runner.model.config.size
+    crop = F.align(photo, face, size, t.template).image
+    if task == "smile":
+        guide = torch.from_numpy(F.align(photo, face, 2 * size, t.template).image).permute(2, 0, 1)[None] / 255.0
+        out = runner([crop], guide=guide)
+        assert out[0].shape == (2 * size, 2 * size, 3)
+    else:
+        out = runner([crop, crop], expression=["happy", "surprise"])
+        assert all(o.shape == (size, size, 3) for o in out) and not np.array_equal(out[0], out[1])
+    assert all(o.dtype == np.uint8 for o in out)
