@@ -782,10 +782,10 @@ def run_calibration(root: Path, results_dir: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", nargs="*", choices=sorted(TASKS) + [CALIBRATION],
+    p.add_argument("--task", nargs="*", action="extend", choices=sorted(TASKS) + [CALIBRATION],
                    help=f"tasks to run (default: all, and '{CALIBRATION}')")
     p.add_argument("--calibrate", action="store_true", help=f"also run '{CALIBRATION}' (LFW verification of the identity encoders)")
-    p.add_argument("--model", nargs="*", help="model ids (and/or 'identity', 'real') to run (default: all)")
+    p.add_argument("--model", nargs="*", action="extend", help="model ids (and/or 'identity', 'real') to run (default: all)")
     p.add_argument("--data-root", help="face data root (default: $FACEGEN_DATA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     p.add_argument("--limit", type=int, help="use only the first N test items (smoke runs; recorded in results)")
