@@ -97,6 +97,24 @@ REGISTRY: dict[str, ModelSpec] = {
         family="smile",
         checkpoints={"smile": "p2p-serial"},
     ),
+    "p2p-parallel": ModelSpec(
+        id="p2p-parallel",
+        title="Multitask parallel Pix2Pix + SR (paper 000, method [7])",
+        model_class=SmileGenerator,
+        preset="lite",
+        paper="000",
+        family="smile",
+        checkpoints={"smile": "p2p-parallel"},
+    ),
+    "p2p-sge": ModelSpec(
+        id="p2p-sge",
+        title="Multitask + self-supervised guidance (paper 000, proposed)",
+        model_class=SmileGenerator,
+        preset="lite",
+        paper="000",
+        family="smile",
+        checkpoints={"smile": "p2p-sge"},
+    ),
 }
 
 
