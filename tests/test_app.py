@@ -1,9 +1,9 @@
 """The app through its real interface: served on localhost and called with gradio_client, one test
 (at least) per api_name; and its photo pipelines as plain functions.
 
-Smile and expression models are not shipped yet, so untrained tiny instances of the real model
-classes are registered for this module: they exercise the wiring (alignment, conditions, paste-back,
-labels, downloads), not the quality, which the benchmark measures.
+Untrained tiny instances of the real smile and expression model classes are registered for this
+module besides the shipped ones: they exercise the wiring (alignment, conditions, paste-back,
+labels, downloads) fast, not the quality, which the benchmark measures.
 """
 
 from __future__ import annotations
