@@ -107,10 +107,13 @@ class ExprGANObjective:
 
     G (encoder + decoder) minimises L_pixel + l1 L_id + l2 L_Q + l3 L_adv^img + l4 L_adv^z + l5 L_tv;
     D_img maximises L_adv^img and minimises L_Q (the Q heads share its trunk); D_z maximises L_adv^z
-    against the uniform prior on [-1, 1]^code_dim. Stage 1 (``reconstruction``) keeps l3 = l4 =
-    l5 = 0 while both discriminators keep training, stage 2 (``full``) switches them on, as the
-    released ExprGAN does; weights 1, 1, 0.01, 0.01, 0.001 are its values. The stage follows the
-    trainer's step: ``reconstruction`` for the first ``stage1_steps`` steps, then ``full``.
+    against the uniform prior on [-1, 1]^code_dim. Stage 1 (``reconstruction``) keeps l3 = l5 = 0
+    while both discriminators keep training, stage 2 (``full``) switches them on; weights 1, 1,
+    0.01, 0.01, 0.001 are the released ExprGAN's values. The prior on the code (l4) acts from the
+    first step: without it the tanh code saturates to +-1 within a few dozen steps of
+    reconstruction (every entry, measured on the lite model), its gradient vanishes and the
+    encoder stops learning for good. The stage follows the trainer's step: ``reconstruction``
+    for the first ``stage1_steps`` steps, then ``full``.
     The trainer reports the step through :meth:`set_step` (exact on resume); without that call
     the objective counts its own generator steps.
 
@@ -205,15 +208,15 @@ class ExprGANObjective:
         ident = feature_l1(self.identity_net, a, b, self.id_weights)
         logit, q_fake = self._d(fake, labels)
         q = self._q_loss(q_fake, code)
-        total = pixel + l_id * ident + l_q * q
+        adv_z = losses.gan_g_loss(self._dz(z))
+        total = pixel + l_id * ident + l_q * q + l_z * adv_z
         logs = {"G_pixel": float(pixel.detach()), "G_id": float(ident.detach()), "G_q": float(q.detach()),
-                "stage": 1.0 if not full else 2.0}
+                "G_adv_z": float(adv_z.detach()), "stage": 1.0 if not full else 2.0}
         if full:
             adv_img = losses.gan_g_loss(logit)
-            adv_z = losses.gan_g_loss(self._dz(z))
             tv = losses.total_variation(fake)
-            total = total + l_img * adv_img + l_z * adv_z + l_tv * tv
-            logs.update({"G_adv_img": float(adv_img.detach()), "G_adv_z": float(adv_z.detach()), "G_tv": float(tv.detach())})
+            total = total + l_img * adv_img + l_tv * tv
+            logs.update({"G_adv_img": float(adv_img.detach()), "G_tv": float(tv.detach())})
         self.step += 1
         return total, logs
 
@@ -349,6 +352,8 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
             "identity loss on ImageNet VGG16 conv1_2..conv5_2 features (offline asset) in place of VGG-Face",
             f"two stages in one run: reconstruction for the first {round(stage1_fraction * 100)} % of the steps, "
             "then the full objective (eq. 4) with the released ExprGAN's weights 1, 1, 0.01, 0.01, 0.001",
+            "the uniform prior on the identity code (D_z, weight 0.01) acts from the first step, not only in stage 2: "
+            "without it the tanh code saturated to +-1 (every entry) within 25 steps and the encoder stopped learning",
             "total variation as the mean absolute difference of neighbours (the released code squares it)",
         ]
         if not paper:
