@@ -279,8 +279,9 @@ def smile_photo(photo: np.ndarray, faces: list[Face], runner: Runner, task: Task
     """Turn every face of ``photo`` into a smiling one at twice the model's input resolution.
 
     Each face is aligned with the task's template (paper 000's crop) at the model's input size
-    (64 for the shipped models); the model returns the smiling face at 2x (128), which is pasted
-    back. The photo is enlarged by as much as the output adds to the largest face (at most 2x,
+    (64 for the shipped models); the model returns the smiling face at 2x (128), whose inner face
+    (:func:`facegen.faces.face_mask`: brows to chin) is pasted back; hair and background stay the
+    photo's own. The photo is enlarged by as much as the output adds to the largest face (at most 2x,
     capped at ``max_side`` pixels): a low-resolution photo comes back twice as large, while a
     photo whose faces are already larger than the output keeps its size. SGE models get the
     high-resolution neutral face as guidance, aligned from the photo at the output size.
@@ -302,7 +303,7 @@ def smile_photo(photo: np.ndarray, faces: list[Face], runner: Runner, task: Task
     canvas = resize(photo, factor)
     if paste:
         for a, out in zip(aligned, outputs):
-            canvas = F.paste_back(canvas, out, a, photo_scale=factor)
+            canvas = F.paste_back(canvas, out, a, photo_scale=factor, mask=F.face_mask(task.template, out.shape[0]))
     return PhotoResult(runner.model_id, canvas, [a.image for a in aligned], outputs, [], photo, notes)
 
 
@@ -318,8 +319,8 @@ def expression_photo(photo: np.ndarray, faces: list[Face], runner: Runner, expre
                      max_side: int = MAX_OUTPUT_SIDE) -> PhotoResult:
     """Give every face of ``photo`` the target ``expression``.
 
-    Faces are aligned with the task's template at the model's size and pasted back into the
-    photo at its own size (reduced only to stay within ``max_side``). ``intensity`` in [0, 1]
+    Faces are aligned with the task's template at the model's size and their inner face (brows to
+    chin) pasted back into the photo at its own size (reduced only to stay within ``max_side``). ``intensity`` in [0, 1]
     scales ExprGAN's expression code (and the fitted landmark template of ``lmk-guided``).
     ``landmarks``: (68, 2) target landmarks in the aligned crop's pixels (from a reference photo,
     :func:`facegen.models.heatmaps.photo_landmarks`), used for every face by landmark-guided
@@ -339,7 +340,7 @@ def expression_photo(photo: np.ndarray, faces: list[Face], runner: Runner, expre
     canvas = resize(photo, factor)
     if paste:
         for a, out in zip(aligned, outputs):
-            canvas = F.paste_back(canvas, out, a, photo_scale=factor)
+            canvas = F.paste_back(canvas, out, a, photo_scale=factor, mask=F.face_mask(task.template, out.shape[0]))
     return PhotoResult(runner.model_id, canvas, [a.image for a in aligned], outputs, [], photo, notes)
 
 

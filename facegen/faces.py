@@ -37,6 +37,7 @@ __all__ = [
     "align",
     "scale_matrix",
     "paste_back",
+    "face_mask",
 ]
 
 
@@ -384,6 +385,23 @@ def _feather_mask(side_y: int, side_x: int, feather: float) -> np.ndarray:
     return (ry[:, None] * rx[None, :]).astype(np.float32)
 
 
+def face_mask(template: str, size: int, *, width: float = 1.25, height: float = 1.55, soft: float = 0.25) -> np.ndarray:
+    """A feathered ellipse over the inner face of a ``size`` x ``size`` crop aligned with ``template``.
+
+    With d the eye distance of the template, the ellipse is centred 0.6 d below the eyes' midpoint
+    (brows to chin) with semi-axes ``width`` d and ``height`` d; it is 1 inside ``1 - soft`` of
+    its radius and falls smoothly to 0 at the ellipse. For :func:`paste_back` of models that
+    redraw the face but not the hair and background of a loose crop (expression synthesis).
+    """
+    eyes = template_points(template, size)[:2]
+    centre = eyes.mean(0)
+    d = float(np.linalg.norm(eyes[1] - eyes[0]))
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    r = np.sqrt(((xs - centre[0]) / (width * d)) ** 2 + ((ys - centre[1] - 0.6 * d) / (height * d)) ** 2)
+    t = np.clip((1.0 - r) / soft, 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
 def paste_back(
     photo: np.ndarray,
     crop: np.ndarray,
@@ -392,6 +410,7 @@ def paste_back(
     aligned_size: int | None = None,
     photo_scale: float = 1.0,
     feather: float = 0.1,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Warp a processed ``crop`` back into ``photo`` with a feathered mask; returns a new photo.
 
@@ -399,7 +418,8 @@ def paste_back(
     ``aligned_size`` (the size the matrix maps to). The crop may be larger than that size
     (a super-resolved crop): its scale is ``crop side / aligned_size``. ``photo`` may be the
     original photo up-scaled by ``photo_scale``. ``feather`` is the fraction of the crop side
-    over which the mask fades to zero at the crop's edges, so there are no seams.
+    over which the mask fades to zero at the crop's edges, so there are no seams. ``mask``
+    (float, crop-sized, in [0, 1], e.g. :func:`face_mask`) limits what is pasted further.
     """
     photo = _check_rgb(photo, "photo")
     crop = _check_rgb(crop, "crop")
@@ -417,7 +437,10 @@ def paste_back(
         raise ValueError(f"feather must be in [0, 0.5), got {feather}")
     # photo' -> original photo -> aligned grid -> crop grid.
     m = _rescale_output(scale_matrix(m, photo_scale), crop.shape[0] / aligned_size)
-    mask = _feather_mask(crop.shape[0], crop.shape[1], feather)
+    edges = _feather_mask(crop.shape[0], crop.shape[1], feather)
+    if mask is not None and np.shape(mask) != crop.shape[:2]:
+        raise ValueError(f"the mask must be {crop.shape[1]}x{crop.shape[0]} like the crop, got shape {np.shape(mask)}")
+    mask = edges if mask is None else (edges * np.clip(np.asarray(mask, np.float32), 0, 1)).astype(np.float32)
     # Only the crop's footprint in the photo is warped (bounded work on large photos).
     inv = cv2.invertAffineTransform(m)
     c = crop.shape[0]

@@ -294,6 +294,34 @@ def test_paste_back_is_feathered_and_local(photos):
     assert np.sum((ramp > 0.05) & (ramp < 0.95)) >= 4  # the fade spans several pixels
 
 
+def test_face_mask_covers_the_inner_face_only(photos):
+    m = F.face_mask("expression", 128)
+    eyes = F.template_points("expression", 128)[:2]
+    d = float(np.linalg.norm(eyes[1] - eyes[0]))  # 20 px: the loose 6.4 d crop
+    cx, cy = eyes.mean(0)
+    assert m.dtype == np.float32 and m.shape == (128, 128) and m.min() == 0.0
+    # eyes, mouth (about 1.1 d below the eyes) and chin side fully in; corners and hair out
+    for x, y in [*eyes, (cx, cy + 1.1 * d), (cx, cy + 1.6 * d)]:
+        assert m[int(round(y)), int(round(x))] > 0.5, (x, y)
+    for x, y in [(cx, cy - 1.2 * d), (cx + 1.5 * d, cy), (5, 5), (122, 122)]:
+        assert m[int(round(y)), int(round(x))] == 0.0, (x, y)
+    # pasted with that mask, a red face changes the inner face but not hair and background
+    img = photos["rafd"]
+    face = F.detect_faces(img)[0]
+    a = F.align(img, face, 64, "expression")
+    red = np.zeros((128, 128, 3), np.uint8)
+    red[..., 0] = 255
+    out = F.paste_back(img, red, a, mask=F.face_mask("expression", 128))
+    changed = np.any(out != img, axis=2)
+    x, y, w, h = face.box
+    assert changed[int(face.centre[1]), int(face.centre[0])]
+    assert not changed[: max(0, int(y - 0.2 * h))].any()  # above the brows: the hair and the backdrop
+    whole = F.paste_back(img, red, a)
+    assert changed.sum() < 0.5 * np.any(whole != img, axis=2).sum()
+    with pytest.raises(ValueError, match="like the crop"):
+        F.paste_back(img, red, a, mask=np.ones((64, 64), np.float32))
+
+
 def test_celeba_template_constants_remeasured(data_root):
     """The 'celeba' template is the mean detected 5 points over the 1,000 CelebA-FSRNet faces."""
     pts = []
