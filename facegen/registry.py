@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegen.models.bicubic import Bicubic, BicubicConfig
+from facegen.models.lmk_guided import LmkGuidedGenerator
 from facegen.models.psgan import PSGANGenerator
 from facegen.models.smile import SmileGenerator
 from facegen.models.stackedgan import StackedSRGenerator
@@ -114,6 +115,15 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="000",
         family="smile",
         checkpoints={"smile": "p2p-sge"},
+    ),
+    "lmk-guided": ModelSpec(
+        id="lmk-guided",
+        title="Landmark- and label-guided synthesis (paper 004)",
+        model_class=LmkGuidedGenerator,
+        preset="lite",
+        paper="004",
+        family="expression",
+        checkpoints={"expression": "lmk-guided"},
     ),
 }
 

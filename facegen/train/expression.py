@@ -384,6 +384,10 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
         deviations.append("trained on luminance (BT.601 Y) of the grey JAFFE/RaFD/LFW faces; chroma from the input")
     if train_overrides:
         train = dataclasses.replace(train, **train_overrides)
+    if not preset.startswith("paper"):
+        paper_steps, paper_batch = (40_000, 48) if isinstance(cfg, ExprGANConfig) else (60_000, 16)
+        deviations.append(f"CPU budget: {train.steps} steps of batch {train.batch_size} (the paper preset: "
+                          f"{paper_steps} steps of batch {paper_batch}) and narrower layers (config below)")
     return cfg, objective, train, tuple(deviations)
 
 
