@@ -281,8 +281,8 @@ def smile_photo(photo: np.ndarray, faces: list[Face], runner: Runner, task: Task
     Each face is aligned with the task's template (paper 000's crop) at the model's input size
     (64 for the shipped models); the model returns the smiling face at 2x (128), whose inner face
     (:func:`facegen.faces.face_mask`: brows to chin) is pasted back; hair and background stay the
-    photo's own. The photo is enlarged by as much as the output adds to the largest face (at most 2x,
-    capped at ``max_side`` pixels): a low-resolution photo comes back twice as large, while a
+    photo's own. The photo is enlarged by as much as the output adds to the largest face (at most
+    2x, capped at ``max_side`` pixels): a low-resolution photo comes back twice as large, while a
     photo whose faces are already larger than the output keeps its size. SGE models get the
     high-resolution neutral face as guidance, aligned from the photo at the output size.
     """
@@ -319,9 +319,9 @@ def expression_photo(photo: np.ndarray, faces: list[Face], runner: Runner, expre
                      max_side: int = MAX_OUTPUT_SIDE) -> PhotoResult:
     """Give every face of ``photo`` the target ``expression``.
 
-    Faces are aligned with the task's template at the model's size and their inner face (brows to
-    chin) pasted back into the photo at its own size (reduced only to stay within ``max_side``). ``intensity`` in [0, 1]
-    scales ExprGAN's expression code (and the fitted landmark template of ``lmk-guided``).
+    Faces are aligned with the task's template at the model's size and their inner face (brows
+    to chin) pasted back into the photo at its own size (reduced only to stay within
+    ``max_side``). ``intensity`` in [0, 1] scales ExprGAN's expression code (and the fitted landmark template of ``lmk-guided``).
     ``landmarks``: (68, 2) target landmarks in the aligned crop's pixels (from a reference photo,
     :func:`facegen.models.heatmaps.photo_landmarks`), used for every face by landmark-guided
     models; None fits the model's expression template to each input face.

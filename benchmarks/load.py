@@ -11,9 +11,9 @@ registered models) on a face photo (``--photo``, else scikit-image's public-doma
 
 Reported once: the app's cold start (seconds from launching ``app.py`` to its first page, when
 it is started here), its resident memory then, and with ``--warm-all`` its memory after one
-request per task has loaded every registered model of the chosen tabs. Reported per round: p50 / p95 / max latency, errors, queue-full rejections (handled when the
-app says so in a sentence), and the peak resident memory (RSS) of the app process and its
-children. Across rounds: whether RSS grows. Everything is bounded: a per-request timeout and
+request per task has loaded every registered model of the chosen tabs. Reported per round:
+p50 / p95 / max latency, errors, queue-full rejections (handled when the app says so in a
+sentence), and the peak resident memory (RSS) of the app process and its children. Across rounds: whether RSS grows. Everything is bounded: a per-request timeout and
 an overall deadline. Exit status 0 when no request failed (rejections do not count as failures).
 """
 
