@@ -229,9 +229,9 @@ class ExprGANDecoder(nn.Module):
         ch = c.gen_channels
         self.blocks = nn.ModuleList()
         for w in widths:
-            self.blocks.append(nn.Conv2d(ch + e, w, 3, 1, 1, bias=False))
+            self.blocks.append(nn.Conv2d(ch + e, w, 3, 1, 1))
             ch = w
-        self.out = nn.Conv2d(ch + e, c.channels, 3, 1, 1, bias=False)
+        self.out = nn.Conv2d(ch + e, c.channels, 3, 1, 1)
         self.n_up = n_up
 
     def forward(self, z: Tensor, code: Tensor) -> Tensor:

@@ -329,8 +329,9 @@ def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: st
     the training pairs in the recipe's generator (it is exported with the weights)."""
     from facegen.train import expression_data
 
+    # LFW's labelled faces join the ExprGAN paper presets only (a lite model learns the studio faces alone).
     data = expression_data.datasets(recipe.model_id, recipe.model_config, root, cache_root, seed=recipe.train.seed,
-                                    progress=progress)
+                                    use_lfw=recipe.preset.startswith("paper"), progress=progress)
     if data.template is not None:
         template = torch.from_numpy(np.asarray(data.template, dtype=np.float32))
         recipe.objective.G.set_template(template)  # type: ignore[attr-defined]
