@@ -132,6 +132,54 @@ def calibration_markdown(root: Path = RESULTS_DIR) -> list[str]:
     return lines
 
 
+#: Paper 001's Table I (ExprGAN, the model without unsharp masking, the proposed model): CNN
+#: expression-classifier accuracy (%), PCA recognition accuracy (%) and the eigenfaces it needed, FID.
+PAPER001_TABLE1 = {
+    "exprgan": (91.0, "96 (10 eigenfaces and above)", 91.32),
+    "exprgan-msd-no-unsharp": (94.0, "100 (14 eigenfaces)", 84.73),
+    "exprgan-msd": (97.0, "100 (10 eigenfaces)", 79.10),
+}
+_TABLE1_METRICS = (("expr_acc_domain", "Expression acc., in-domain judge (%)", 0),
+                   ("eigenface_acc", "Eigenface recognition, k=10 (%)", 1),
+                   ("fid_alexnet224", "FID (AlexNet-224 fallback)", 2))
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def paper001_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Paper 001's Table I measured here: each ExprGAN-family model on ``expression`` against
+    ``exprgan`` (differences in brackets), beside the paper's own numbers. Empty without an
+    ``exprgan`` row."""
+    found = {r["model"]: r for r in rows if r["task"] == "expression" and r["model"] in PAPER001_TABLE1}
+    base = found.get("exprgan")
+    if base is None:
+        return []
+    head = ["model"]
+    for _, title, _ in _TABLE1_METRICS:
+        head += [f"{title} (vs exprgan)", "paper"]
+    head.append("TAR@FAR 1% (%) (vs exprgan)")
+    lines = ["### Paper 001, Table I, measured here", "",
+             "Each model of the ExprGAN family against `exprgan` on the `expression` test set; the paper's columns "
+             "are its own numbers (its CNN classifier, PCA recognition and Inception FID on Oulu-CASIA-like data), "
+             "so compare directions, not values; our FID uses the AlexNet-224 fallback features.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, paper in PAPER001_TABLE1.items():
+        r = found.get(model)
+        if r is None:
+            continue
+        cells = [model]
+        for key, _, i in _TABLE1_METRICS:
+            v, b = r.get(key), base.get(key)
+            cells.append("" if v is None else _fmt(v) + ("" if model == "exprgan" or b is None else f" ({_signed(v - b)})"))
+            cells.append(str(paper[i]))
+        v, b = r.get("tar_far1"), base.get("tar_far1")
+        cells.append("" if v is None else _fmt(v) + ("" if model == "exprgan" or b is None else f" ({_signed(v - b)})"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
     """Regenerate leaderboard.csv and leaderboard.md from the result files under ``root``."""
     columns, rows = leaderboard_rows(read_results(root))
@@ -157,6 +205,8 @@ def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
             name = f"*{r['model']}* (reference)" if r["model"] in REFERENCE_ROWS else r["model"]
             md.append("| " + " | ".join([name] + [_fmt(r.get(c)) for c in cols[1:]]) + " |")
         md.append("")
+        if task.id == "expression":
+            md += paper001_markdown(task_rows)
     md += calibration_markdown(root)
     md_path = root / "leaderboard.md"
     atomic_write_bytes(md_path, "\n".join(md).encode())

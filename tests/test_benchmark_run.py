@@ -166,6 +166,24 @@ def test_leaderboard_from_result_files(tmp_path):
     assert "*identity* (reference)" in md_path.read_text()
 
 
+
+def test_paper001_table_compares_with_exprgan(tmp_path):
+    metrics = {"exprgan": (20.0, 80.0, 30.0, 50.0), "exprgan-msd": (35.5, 90.0, 25.0, 60.0),
+               "identity": (0.0, 100.0, 2.0, 100.0)}
+    for model, (acc, eig, fid, tar) in metrics.items():
+        leaderboard.write_result({"task": "expression", "model": model, "kind": "model", "n": 2,
+                                  "metrics": {"expr_acc_domain": acc, "eigenface_acc": eig, "fid_alexnet224": fid,
+                                              "tar_far1": tar}}, tmp_path)
+    md = leaderboard.write_leaderboard(tmp_path)[1].read_text()
+    table = md.split("### Paper 001, Table I, measured here")[1]
+    msd = next(line for line in table.splitlines() if line.startswith("| exprgan-msd |"))
+    assert "35.5000 (+15.50) | 97.0" in msd and "90.0000 (+10.00) | 100 (10 eigenfaces)" in msd
+    assert "25.0000 (-5.00) | 79.1" in msd and msd.endswith("60.0000 (+10.00) |")
+    assert "| identity" not in table.split("##")[0]
+    leaderboard.result_path("expression", "exprgan", tmp_path).unlink()
+    assert "Table I" not in leaderboard.write_leaderboard(tmp_path)[1].read_text()
+
+
 # ---------------------------------------------------------------------------------------------
 # Paired tasks (smile, expression)
 
