@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegen.models.bicubic import Bicubic, BicubicConfig
+from facegen.models.exprgan import ExprGANGenerator
 from facegen.models.lmk_guided import LmkGuidedGenerator
 from facegen.models.psgan import PSGANGenerator
 from facegen.models.smile import SmileGenerator
@@ -115,6 +116,24 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="000",
         family="smile",
         checkpoints={"smile": "p2p-sge"},
+    ),
+    "exprgan": ModelSpec(
+        id="exprgan",
+        title="ExprGAN, label- and intensity-controlled (paper 001's baseline)",
+        model_class=ExprGANGenerator,
+        preset="lite",
+        paper="001",
+        family="expression",
+        checkpoints={"expression": "exprgan"},
+    ),
+    "exprgan-msd": ModelSpec(
+        id="exprgan-msd",
+        title="ExprGAN with multi-scale dilated features and unsharp masking (paper 001)",
+        model_class=ExprGANGenerator,
+        preset="lite",
+        paper="001",
+        family="expression",
+        checkpoints={"expression": "exprgan-msd"},
     ),
     "lmk-guided": ModelSpec(
         id="lmk-guided",
