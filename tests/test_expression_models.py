@@ -337,9 +337,10 @@ def test_every_preset_has_a_config() -> None:
         ex.model_config("exprgan", "no-unsharp")
     cfg, obj, train, deviations = ex.build("exprgan", "paper", steps=10)
     assert obj.stage1_steps == 5 and train.g_lr == 1e-4 and any("VGG-Face" in d for d in deviations)
-    assert obj.weights == (1.0, 1.0, 0.01, 0.01, 0.001) and train.batch_size == 48
+    assert obj.weights == (1.0, 1.0, 0.01, 0.01, 0.001) and train.batch_size == 48 and obj.barrier_weight == 0.0
     cfg, obj, train, deviations = ex.build("exprgan-msd", "lite", steps=10)
     assert obj.weights == ex.LITE_EXPRGAN_WEIGHTS and train.g_lr == ex.LITE_EXPRGAN_LR
+    assert obj.barrier_weight == ex.LITE_EXPRGAN_CODE_BARRIER and any("barrier" in d for d in deviations)
     assert any("identity-loss weight 0.1" in d for d in deviations) and any("no LFW" in d for d in deviations)
     cfg, obj, train, deviations = ex.build("lmk-guided", "tiny", steps=10)
     assert obj.weights == (5.0, 10.0, 10.0) and train.g_lr == 2e-4 and train.batch_size == 16
@@ -490,3 +491,33 @@ def test_code_discriminator_tells_saturated_codes_from_the_prior() -> None:
 
     assert train(joint=False) > 1.3
     assert train(joint=True) < 0.8
+
+
+def test_code_barrier_is_two_log_cosh_and_pulls_saturated_entries_back() -> None:
+    from facegen.train.expression import code_barrier
+
+    a = torch.tensor([-5.0, -1.0, 0.0, 0.3, 2.0, 5.0], dtype=torch.float64, requires_grad=True)
+    value = code_barrier(torch.tanh(a))
+    assert torch.allclose(value, (2 * torch.log(torch.cosh(a))).mean())
+    value.backward()
+    # d/da = 2 tanh(a) / n: at |a| = 5, where tanh' is 1.8e-4, the pull is still ~2 / n.
+    assert torch.allclose(a.grad, 2 * torch.tanh(a.detach()) / len(a))
+    assert abs(float(a.grad[-1])) > 0.3
+
+
+def test_exprgan_barrier_weight_enters_the_generator_loss() -> None:
+    from facegen.train.expression import code_barrier
+
+    c = ExprGANConfig.tiny(channels=1)
+    batch = exprgan_batch(c)
+    totals = []
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        obj = ExprGANObjective(c, stage1_steps=10, identity_net=tiny_features(), barrier_weight=weight)
+        torch.manual_seed(1)
+        obj.d_loss(batch)
+        z = obj._cache[1].detach()
+        total, logs = obj.g_loss(batch)
+        totals.append(float(total))
+        assert ("G_code" in logs) == (weight > 0) and 0.0 <= logs["z_saturated"] <= 1.0
+    assert totals[1] - totals[0] == pytest.approx(0.5 * float(code_barrier(z)), rel=1e-4)
