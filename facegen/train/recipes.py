@@ -455,7 +455,7 @@ def train_summary(recipe: Recipe) -> dict[str, Any]:
         summary["l1_weight"] = recipe.objective.l1_weight  # type: ignore[attr-defined]
         return summary
     # Loss settings of the other objectives (ExprGAN's stage switch follows --steps, so it may change).
-    for name in ("l1_weight", "sr_weight", "guide_fallback", "weights", "id_weights", "id_size"):
+    for name in ("l1_weight", "sr_weight", "guide_fallback", "weights", "id_weights", "id_size", "barrier_weight"):
         if hasattr(recipe.objective, name):
             summary[name] = _plain(getattr(recipe.objective, name))
     return summary
