@@ -401,8 +401,8 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
                 "1e-4: with the ImageNet stand-in's feature scale, weight 1 made L_id five times L_pixel and held the "
                 "reconstruction at the mean face (L1 0.39 after 250 steps of batch 8, against 0.25 with weight 0.1, "
                 "which also reached the same L_id); at lr 1e-4 the reconstruction still sat at the mean face after "
-                "200 steps, and with the code barrier below 5e-4 reconstructs faster than 2e-4 (training L1 0.224 "
-                "against 0.245 over steps 401-500)",
+                "200 steps, and with the code barrier (next item) 5e-4 reconstructs faster than 2e-4 (training L1 "
+                "0.224 against 0.245 over steps 401-500)",
                 f"a barrier on the identity code, {LITE_EXPRGAN_CODE_BARRIER} x mean(-log(1 - z^2)), in G's loss (not in "
                 "the paper): without it the tanh code saturated to +-1 at lr 2e-4 and 5e-4 alike (97 % of the entries "
                 "past 0.99 on training faces after 2,500 steps of batch 8, D_z notwithstanding), which left the encoder "
