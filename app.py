@@ -698,7 +698,8 @@ PAPERS = (
             "Technique and Self-Supervised Guidance (2023)", "smile: p2p-bilinear, p2p-two-step, p2p-serial, "
             "p2p-parallel, p2p-sge"),
     ("001", "Nimitha U. et al.: Enhancing Facial Expression Synthesis through GAN with Multi-Scale Dilated Feature "
-            "Extraction and Edge-Enhanced Facial Features", "expression: exprgan, exprgan-msd"),
+            "Extraction and Edge-Enhanced Facial Features", "expression: exprgan, exprgan-msd, "
+            "exprgan-msd-no-unsharp"),
     ("002", "He, Zheng, Shen, Guo, Zhou: Facial Image Synthesis and Super-Resolution With Stacked GAN "
             "(Neurocomputing 2020)", "super-resolution: stackedgan"),
     ("003", "Jiang, Xu, Sun: Image super resolution of Human face images using GAN", "super-resolution: psgan"),

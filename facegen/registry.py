@@ -135,6 +135,15 @@ REGISTRY: dict[str, ModelSpec] = {
         family="expression",
         checkpoints={"expression": "exprgan-msd"},
     ),
+    "exprgan-msd-no-unsharp": ModelSpec(
+        id="exprgan-msd-no-unsharp",
+        title="ExprGAN with multi-scale dilated features, without unsharp masking (paper 001's ablation)",
+        model_class=ExprGANGenerator,
+        preset="no-unsharp",
+        paper="001",
+        family="expression",
+        checkpoints={"expression": "exprgan-msd-no-unsharp"},
+    ),
     "lmk-guided": ModelSpec(
         id="lmk-guided",
         title="Landmark- and label-guided synthesis (paper 004)",
