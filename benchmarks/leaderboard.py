@@ -12,6 +12,7 @@ import io
 import json
 import math
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,50 +133,78 @@ def calibration_markdown(root: Path = RESULTS_DIR) -> list[str]:
     return lines
 
 
-#: Paper 001's Table I (ExprGAN, the model without unsharp masking, the proposed model): CNN
-#: expression-classifier accuracy (%), PCA recognition accuracy (%) and the eigenfaces it needed, FID.
-PAPER001_TABLE1 = {
-    "exprgan": (91.0, "96 (10 eigenfaces and above)", 91.32),
-    "exprgan-msd-no-unsharp": (94.0, "100 (14 eigenfaces)", 84.73),
-    "exprgan-msd": (97.0, "100 (10 eigenfaces)", 79.10),
-}
-_TABLE1_METRICS = (("expr_acc_domain", "Expression acc., in-domain judge (%)", 0),
-                   ("eigenface_acc", "Eigenface recognition, k=10 (%)", 1),
-                   ("fid_alexnet224", "FID (AlexNet-224 fallback)", 2))
+@dataclass(frozen=True)
+class PaperTable:
+    """A paper's comparison table measured here: each listed model against ``base`` on ``task``
+    (differences in brackets), beside the paper's own numbers.
+
+    ``metrics``: (result key, column title, index into the paper's values or None for a column
+    the paper does not report); ``paper``: model id -> the paper's values, in the paper's row order.
+    """
+
+    heading: str
+    note: str
+    task: str
+    base: str
+    metrics: tuple[tuple[str, str, int | None], ...]
+    paper: dict[str, tuple[Any, ...]]
+
+
+_ACC = ("expr_acc_domain", "Expression acc., in-domain judge (%)")
+_FID = ("fid_alexnet224", "FID (AlexNet-224 fallback)")
+_TAR = ("tar_far1", "TAR@FAR 1% (%)")
+
+PAPER_TABLES = (
+    # Paper 001's Table I (ExprGAN, the model without unsharp masking, the proposed model): CNN
+    # expression-classifier accuracy (%), PCA recognition accuracy (%) and the eigenfaces it needed, FID.
+    PaperTable(
+        heading="Paper 001, Table I, measured here",
+        note="Each model of the ExprGAN family against `exprgan` on the `expression` test set; the paper's columns "
+             "are its own numbers (its CNN classifier, PCA recognition and Inception FID on Oulu-CASIA-like data), "
+             "so compare directions, not values; our FID uses the AlexNet-224 fallback features.",
+        task="expression", base="exprgan",
+        metrics=((*_ACC, 0), ("eigenface_acc", "Eigenface recognition, k=10 (%)", 1), (*_FID, 2), (*_TAR, None)),
+        paper={"exprgan": (91.0, "96 (10 eigenfaces and above)", 91.32),
+               "exprgan-msd-no-unsharp": (94.0, "100 (14 eigenfaces)", 84.73),
+               "exprgan-msd": (97.0, "100 (10 eigenfaces)", 79.10)},
+    ),
+    # Paper 004's Table 7 (module ablations): FID on its test set.
+    PaperTable(
+        heading="Paper 004, Table 7, measured here",
+        note="The two ablations of `lmk-guided` against the full model on the `expression` test set; the paper's "
+             "column is its own Inception FID, so compare directions, not values; our FID uses the AlexNet-224 "
+             "fallback features.",
+        task="expression", base="lmk-guided",
+        metrics=((*_FID, 0), (*_ACC, None), (*_TAR, None)),
+        paper={"lmk-guided-no-feature-init": (76.85,), "lmk-guided-no-label": (69.48,), "lmk-guided": (67.69,)},
+    ),
+)
 
 
 def _signed(value: float) -> str:
     return f"{value:+.2f}"
 
 
-def paper001_markdown(rows: list[dict[str, Any]]) -> list[str]:
-    """Paper 001's Table I measured here: each ExprGAN-family model on ``expression`` against
-    ``exprgan`` (differences in brackets), beside the paper's own numbers. Empty without an
-    ``exprgan`` row."""
-    found = {r["model"]: r for r in rows if r["task"] == "expression" and r["model"] in PAPER001_TABLE1}
-    base = found.get("exprgan")
+def paper_table_markdown(table: PaperTable, rows: list[dict[str, Any]]) -> list[str]:
+    """``table`` drawn from the result rows of its task; empty without a ``base`` row."""
+    found = {r["model"]: r for r in rows if r["task"] == table.task and r["model"] in table.paper}
+    base = found.get(table.base)
     if base is None:
         return []
     head = ["model"]
-    for _, title, _ in _TABLE1_METRICS:
-        head += [f"{title} (vs exprgan)", "paper"]
-    head.append("TAR@FAR 1% (%) (vs exprgan)")
-    lines = ["### Paper 001, Table I, measured here", "",
-             "Each model of the ExprGAN family against `exprgan` on the `expression` test set; the paper's columns "
-             "are its own numbers (its CNN classifier, PCA recognition and Inception FID on Oulu-CASIA-like data), "
-             "so compare directions, not values; our FID uses the AlexNet-224 fallback features.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for model, paper in PAPER001_TABLE1.items():
+    for _, title, i in table.metrics:
+        head += [f"{title} (vs {table.base})"] + ([] if i is None else ["paper"])
+    lines = [f"### {table.heading}", "", table.note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, paper in table.paper.items():
         r = found.get(model)
         if r is None:
             continue
         cells = [model]
-        for key, _, i in _TABLE1_METRICS:
+        for key, _, i in table.metrics:
             v, b = r.get(key), base.get(key)
-            cells.append("" if v is None else _fmt(v) + ("" if model == "exprgan" or b is None else f" ({_signed(v - b)})"))
-            cells.append(str(paper[i]))
-        v, b = r.get("tar_far1"), base.get("tar_far1")
-        cells.append("" if v is None else _fmt(v) + ("" if model == "exprgan" or b is None else f" ({_signed(v - b)})"))
+            cells.append("" if v is None else _fmt(v) + ("" if model == table.base or b is None else f" ({_signed(v - b)})"))
+            if i is not None:
+                cells.append(str(paper[i]))
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -205,8 +234,9 @@ def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
             name = f"*{r['model']}* (reference)" if r["model"] in REFERENCE_ROWS else r["model"]
             md.append("| " + " | ".join([name] + [_fmt(r.get(c)) for c in cols[1:]]) + " |")
         md.append("")
-        if task.id == "expression":
-            md += paper001_markdown(task_rows)
+        for table in PAPER_TABLES:
+            if table.task == task.id:
+                md += paper_table_markdown(table, task_rows)
     md += calibration_markdown(root)
     md_path = root / "leaderboard.md"
     atomic_write_bytes(md_path, "\n".join(md).encode())

@@ -167,21 +167,28 @@ def test_leaderboard_from_result_files(tmp_path):
 
 
 
-def test_paper001_table_compares_with_exprgan(tmp_path):
+def test_paper_tables_compare_with_their_base_model(tmp_path):
     metrics = {"exprgan": (20.0, 80.0, 30.0, 50.0), "exprgan-msd": (35.5, 90.0, 25.0, 60.0),
-               "identity": (0.0, 100.0, 2.0, 100.0)}
+               "identity": (0.0, 100.0, 2.0, 100.0), "lmk-guided": (40.0, 100.0, 12.0, 99.0),
+               "lmk-guided-no-label": (10.0, 100.0, 14.5, 97.0)}
     for model, (acc, eig, fid, tar) in metrics.items():
         leaderboard.write_result({"task": "expression", "model": model, "kind": "model", "n": 2,
                                   "metrics": {"expr_acc_domain": acc, "eigenface_acc": eig, "fid_alexnet224": fid,
                                               "tar_far1": tar}}, tmp_path)
     md = leaderboard.write_leaderboard(tmp_path)[1].read_text()
-    table = md.split("### Paper 001, Table I, measured here")[1]
+    table = md.split("### Paper 001, Table I, measured here")[1].split("###")[0]
     msd = next(line for line in table.splitlines() if line.startswith("| exprgan-msd |"))
     assert "35.5000 (+15.50) | 97.0" in msd and "90.0000 (+10.00) | 100 (10 eigenfaces)" in msd
     assert "25.0000 (-5.00) | 79.1" in msd and msd.endswith("60.0000 (+10.00) |")
-    assert "| identity" not in table.split("##")[0]
+    assert "| identity" not in table and "lmk-guided" not in table
+    table7 = md.split("### Paper 004, Table 7, measured here")[1].split("##")[0]
+    rows = [line for line in table7.splitlines() if line.startswith("| lmk-guided")]
+    # The paper's row order (ablations first); FID has a paper column, the other two do not.
+    assert rows == ["| lmk-guided-no-label | 14.5000 (+2.50) | 69.48 | 10.0000 (-30.00) | 97.0000 (-2.00) |",
+                    "| lmk-guided | 12.0000 | 67.69 | 40.0000 | 99.0000 |"]
     leaderboard.result_path("expression", "exprgan", tmp_path).unlink()
-    assert "Table I" not in leaderboard.write_leaderboard(tmp_path)[1].read_text()
+    md = leaderboard.write_leaderboard(tmp_path)[1].read_text()
+    assert "Table I" not in md and "Table 7" in md
 
 
 # ---------------------------------------------------------------------------------------------
