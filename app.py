@@ -704,7 +704,8 @@ PAPERS = (
             "(Neurocomputing 2020)", "super-resolution: stackedgan"),
     ("003", "Jiang, Xu, Sun: Image super resolution of Human face images using GAN", "super-resolution: psgan"),
     ("004", "Li, Qi, Sun: Facial Landmarks and Expression Label Guided Photorealistic Facial Expression Synthesis "
-            "(IEEE Access 2021)", "expression: lmk-guided"),
+            "(IEEE Access 2021)", "expression: lmk-guided, lmk-guided-no-feature-init, "
+            "lmk-guided-no-label"),
 )
 
 
@@ -875,7 +876,7 @@ def _expression_tab(examples: list[str]) -> None:
             models = _models_picker("expression")
             target = gr.Dropdown(list(BASIC_EXPRESSIONS) + [ALL_EXPRESSIONS], value="happy", label="Target expression")
             intensity = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Intensity (ExprGAN models)")
-            reference = PhotoUpload(label="Reference expression photo (optional; guides lmk-guided)",
+            reference = PhotoUpload(label="Reference expression photo (optional; guides the lmk-guided models)",
                                     type="filepath", sources=["upload", "webcam", "clipboard"], height=200)
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
             go = gr.Button("Change the expression", variant="primary",

@@ -153,6 +153,24 @@ REGISTRY: dict[str, ModelSpec] = {
         family="expression",
         checkpoints={"expression": "lmk-guided"},
     ),
+    "lmk-guided-no-feature-init": ModelSpec(
+        id="lmk-guided-no-feature-init",
+        title="Landmark- and label-guided synthesis without the feature-initialise networks (paper 004's ablation)",
+        model_class=LmkGuidedGenerator,
+        preset="no-feature-init",
+        paper="004",
+        family="expression",
+        checkpoints={"expression": "lmk-guided-no-feature-init"},
+    ),
+    "lmk-guided-no-label": ModelSpec(
+        id="lmk-guided-no-label",
+        title="Landmark-guided synthesis without the expression label maps (paper 004's ablation)",
+        model_class=LmkGuidedGenerator,
+        preset="no-label",
+        paper="004",
+        family="expression",
+        checkpoints={"expression": "lmk-guided-no-label"},
+    ),
 }
 
 
