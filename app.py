@@ -875,7 +875,8 @@ def _expression_tab(examples: list[str]) -> None:
             pc = _photo_controls("expression", examples)
             models = _models_picker("expression")
             target = gr.Dropdown(list(BASIC_EXPRESSIONS) + [ALL_EXPRESSIONS], value="happy", label="Target expression")
-            intensity = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Intensity (ExprGAN models)")
+            intensity = gr.Slider(0.0, 1.0, value=1.0, step=0.05,
+                                  label="Intensity (ExprGAN: the expression code; lmk-guided: the template's shift)")
             reference = PhotoUpload(label="Reference expression photo (optional; guides the lmk-guided models)",
                                     type="filepath", sources=["upload", "webcam", "clipboard"], height=200)
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
