@@ -31,16 +31,18 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from benchmarks import leaderboard
+from benchmarks import judges, leaderboard, metrics, recommend
 from benchmarks.tasks import TASKS, Task
-from facegen import assets, registry
+from facegen import assets, papers, registry
 from facegen import faces as F
 from facegen.faces import Face, FaceNotFoundError, detect_faces
 from facegen.images import ImageReadError, read_image
 from facegen.inference import Runner, load_runner
 from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError
 from facegen.models.heatmaps import LandmarkError, photo_landmarks
-from facegen.pipeline import MAX_OUTPUT_SIDE, PhotoResult, crop_scale, resize, scale_face, super_resolve
+from facegen.pipeline import (ENLARGE as ENLARGE_MODE, SHARP as SHARP_MODE, SHRINK as SHRINK_MODE, expression_grid,
+                              expression_photo, model_expressions, model_input_size, resize, smile_photo,
+                              super_resolve)
 
 try:  # ZeroGPU Spaces: model calls run inside spaces.GPU; elsewhere the handlers run as they are
     import spaces
@@ -61,11 +63,15 @@ MAX_FACES = 8  # faces processed per photo; the rest are left as they are (with 
 RESULT_TTL_S = 3600  # per-request result files older than this are removed
 CONCURRENCY = 2  # requests processed at once; the rest wait in a queue of at most QUEUE_SIZE
 QUEUE_SIZE = 32
-SHARP = "I have a sharp photo (make the low-res input, compare with the original)"
 ENLARGE = "Enlarge this photo"
+SHRINK = "Shrink first so the faces fit the model (a demonstration)"
+SHARP = "I have a sharp photo (make the low-res input, compare with the original)"
+SR_MODES = {ENLARGE: ENLARGE_MODE, SHRINK: SHRINK_MODE, SHARP: SHARP_MODE}
 ALL_FACES = "All faces"
 PICKED_FACES = "Only the faces ticked below"
 ALL_EXPRESSIONS = "all (grid)"
+# Gallery captions wrap instead of being cut off ("Stacked GAN – He et al.: Face 1" on a phone too).
+CSS = ".caption-label { white-space: normal !important; max-width: 100% !important; overflow: visible !important; }"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,9 +106,10 @@ def _load_photo(source, what: str = "photo") -> np.ndarray:
 
 
 def _find_faces(photo: np.ndarray) -> tuple[list[Face], list[str]]:
-    """Detected faces, largest first, at most MAX_FACES (detection runs on a downscaled copy of large photos)."""
+    """Detected faces, largest first, at most MAX_FACES (small photos are also searched enlarged, so
+    faces down to about 8 pixels are found; large ones on a downscaled copy)."""
     try:
-        found = detect_faces(photo)
+        found = detect_faces(photo, small=True)
     except FaceNotFoundError as e:
         raise gr.Error(str(e)) from None
     notes = []
@@ -221,7 +228,7 @@ def detect_faces_view(photo_file):
         return [], gr.CheckboxGroup(value=[], visible=False), ""
     photo = _load_photo(photo_file)
     try:
-        found = F.detect(photo)
+        found = F.detect_small(photo)
     except ValueError as e:
         raise gr.Error(str(e)) from None
     if not found:
@@ -255,109 +262,28 @@ def _runner(model_id: str, task_id: str) -> Runner:
         raise gr.Error(f"The model {model_id} could not be loaded; the error was logged.") from None
 
 
-def model_input_size(runner: Runner, task: Task) -> int:
-    """The face size the model takes: its config's (lr_)size, else the task's input size."""
-    cfg = getattr(runner.model, "config", None)
-    for attr in ("lr_size", "size"):
-        value = getattr(cfg, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return task.in_size
+def model_name(model_id: str) -> str:
+    """A person's name for a model: what it is and whose paper, e.g. "Stacked GAN – He et al."."""
+    spec = registry.get(model_id)
+    name = re.sub(r"\s*\([^)]*\)$", "", spec.title)
+    authors = papers.PAPERS[spec.paper].authors if spec.paper in papers.PAPERS else ""
+    return f"{name} – {authors}" if authors else name
 
 
-def _tensor(crops: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0)
+def model_choices(task_id: str, results_dir: Path) -> list[tuple[str, str]]:
+    """(name, id) of every model of a task, the recommended one first."""
+    ids = [s.id for s in registry.models_for(task_id)]
+    best = recommended_model(task_id, results_dir)
+    ids.sort(key=lambda m: m != best)
+    return [(model_name(m), m) for m in ids]
 
 
-# ---------------------------------------------------------------------------------------------
-# Photo pipelines (no Gradio): smile and expression
-# ---------------------------------------------------------------------------------------------
-
-
-def smile_photo(photo: np.ndarray, faces: list[Face], runner: Runner, task: Task = TASKS["smile"], *,
-                paste: bool = True, max_side: int = MAX_OUTPUT_SIDE) -> PhotoResult:
-    """Turn every face of ``photo`` into a smiling one at twice the model's input resolution.
-
-    Each face is aligned with the task's template (paper 000's crop) at the model's input size
-    (64 for the shipped models); the model returns the smiling face at 2x (128), whose inner face
-    (:func:`facegen.faces.face_mask`: brows to chin) is pasted back; hair and background stay the
-    photo's own. The photo is enlarged by as much as the output adds to the largest face (at most
-    2x, capped at ``max_side`` pixels): a low-resolution photo comes back twice as large, while a
-    photo whose faces are already larger than the output keeps its size. SGE models get the
-    high-resolution neutral face as guidance, aligned from the photo at the output size.
-    """
-    in_size = model_input_size(runner, task)
-    notes: list[str] = []
-    aligned = [F.align(photo, f, in_size, task.template) for f in faces]
-    guide = [F.align(photo, f, 2 * in_size, task.template).image for f in faces]
-    outputs = runner([a.image for a in aligned], batch_size=len(aligned), guide=_tensor(guide))
-    out_size = outputs[0].shape[0]
-    # Photo pixels per output-crop pixel of the largest face: enlarge until they match, at most 2x.
-    per_pixel = crop_scale(photo, faces[0], out_size, task.template)
-    factor = float(np.clip(per_pixel, 1.0, out_size / in_size))
-    factor = min(factor, max_side / max(photo.shape[:2]))
-    if factor < 1.0:
-        notes.append(f"The photo was reduced to {factor:.0%} of its size to stay within {max_side} pixels.")
-    elif factor > 1.0 + 1e-6:
-        notes.append(f"The photo was enlarged {factor:.2f}x to the resolution of the smiling faces.")
-    canvas = resize(photo, factor)
-    if paste:
-        for a, out in zip(aligned, outputs):
-            canvas = F.paste_back(canvas, out, a, photo_scale=factor, mask=F.face_mask(task.template, out.shape[0]))
-    return PhotoResult(runner.model_id, canvas, [a.image for a in aligned], outputs, [], photo, notes)
-
-
-def model_expressions(runner: Runner) -> tuple[str, ...]:
-    """The target expressions a model knows (its config's label order), without 'neutral'."""
-    cfg = getattr(runner.model, "config", None)
-    return tuple(e for e in getattr(cfg, "expressions", BASIC_EXPRESSIONS) if e != "neutral")
-
-
-def expression_photo(photo: np.ndarray, faces: list[Face], runner: Runner, expression: str,
-                     task: Task = TASKS["expression"], *, intensity: float = 1.0,
-                     landmarks: np.ndarray | None = None, paste: bool = True,
-                     max_side: int = MAX_OUTPUT_SIDE) -> PhotoResult:
-    """Give every face of ``photo`` the target ``expression``.
-
-    Faces are aligned with the task's template at the model's size and their inner face (brows
-    to chin) pasted back into the photo at its own size (reduced only to stay within
-    ``max_side``). ``intensity`` in [0, 1] scales ExprGAN's expression code (and the fitted landmark template of ``lmk-guided``).
-    ``landmarks``: (68, 2) target landmarks in the aligned crop's pixels (from a reference photo,
-    :func:`facegen.models.heatmaps.photo_landmarks`), used for every face by landmark-guided
-    models; None fits the model's expression template to each input face.
-    """
-    size = model_input_size(runner, task)
-    notes: list[str] = []
-    aligned = [F.align(photo, f, size, task.template) for f in faces]
-    conditions: dict = {"expression": expression, "intensity": float(intensity)}
-    if landmarks is not None:
-        pts = np.asarray(landmarks, dtype=np.float32)
-        conditions["landmarks"] = torch.from_numpy(np.repeat(pts[None], len(aligned), axis=0))
-    outputs = runner([a.image for a in aligned], batch_size=len(aligned), **conditions)
-    factor = min(1.0, max_side / max(photo.shape[:2]))
-    if factor < 1.0:
-        notes.append(f"The photo was reduced to {factor:.0%} of its size to stay within {max_side} pixels.")
-    canvas = resize(photo, factor)
-    if paste:
-        for a, out in zip(aligned, outputs):
-            canvas = F.paste_back(canvas, out, a, photo_scale=factor, mask=F.face_mask(task.template, out.shape[0]))
-    return PhotoResult(runner.model_id, canvas, [a.image for a in aligned], outputs, [], photo, notes)
-
-
-def expression_grid(inputs: list[np.ndarray], outputs: dict[str, list[np.ndarray]]) -> np.ndarray:
-    """One image per photo: a row per face, columns = the input, then each expression in ``outputs`` order."""
-    rows = []
-    for i, inp in enumerate(inputs):
-        cells = [inp] + [outs[i] for outs in outputs.values()]
-        side = max(c.shape[0] for c in cells)
-        cells = [c if c.shape[0] == side else resize(c, side / c.shape[0]) for c in cells]
-        rows.append(np.concatenate(cells, axis=1))
-    return np.concatenate(rows, axis=0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Gradio handlers of the model tabs
-# ---------------------------------------------------------------------------------------------
+def recommended_model(task_id: str, results_dir: Path) -> str | None:
+    """The task's best shipped model on the leaderboard (benchmarks.recommend.best_model), read from
+    ``results_dir``; the first registered model when there are no results yet."""
+    ids = [s.id for s in registry.models_for(task_id)]
+    best = recommend.best_model(Path(results_dir), task_id, ids)
+    return best or (ids[0] if ids else None)
 
 
 def _model_failed(model_id: str):
@@ -366,27 +292,52 @@ def _model_failed(model_id: str):
 
 
 def _face_scores(outputs: list[np.ndarray], references: list[np.ndarray]) -> dict[str, float]:
-    """Mean PSNR/SSIM (Y), LPIPS and identity cosine of super-resolved crops against the sharp ones."""
-    from benchmarks import metrics
-    from benchmarks.judges import identity_encoder
-
-    enc = identity_encoder("sface")
-    cos = []
-    for out, ref in zip(outputs, references):
-        found = F.detect(ref)
-        if found:  # the same landmarks crop both: the crops are pixel-aligned
-            e = enc.embed(np.stack([enc.crop(out, found[0]), enc.crop(ref, found[0])]))
-            cos.append(float(e[0] @ e[1]))
+    """Mean PSNR/SSIM (Y), LPIPS and identity cosine of super-resolved crops against the sharp ones,
+    by the benchmark's own scoring functions."""
     return {
         "PSNR Y (dB)": float(np.mean([metrics.psnr(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
         "SSIM Y": float(np.mean([metrics.ssim(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
         "LPIPS": float(np.mean(metrics.lpips_distances(outputs, references))),
-        "identity cosine": float(np.mean(cos)) if cos else float("nan"),
+        "identity cosine (SFace)": float(np.nanmean(judges.identity_cosines(outputs, references))),
     }
 
 
 def _status(n_faces: int, notes: list[str]) -> str:
     return f"{n_faces} face(s) processed." + "".join(f" {n}" for n in notes)
+
+
+class _Run:
+    """Collects one request's labelled results, notes and progress (per model and per face)."""
+
+    def __init__(self, progress, model_ids: list[str], steps_per_model: int = 1) -> None:
+        self.files = RequestFiles()
+        self.extra: list[tuple[str, str]] = []
+        self.shown: list[Shown] = []
+        self.notes: list[str] = []
+        self._progress, self._total = progress, max(1, len(model_ids) * steps_per_model)
+        self._done = 0
+
+    def tracker(self, label: str):
+        """A pipeline progress callback for the next step (fraction within the step, description)."""
+        done = self._done
+        self._done += 1
+
+        def report(fraction: float, what: str) -> None:
+            self._progress((done + fraction) / self._total, desc=f"{label}: {what}")
+
+        return report
+
+    def note(self, *notes: str) -> None:
+        self.notes.extend(n for n in notes if n not in self.notes)
+
+    def show(self, label: str, image: np.ndarray, before: np.ndarray | str | None = None) -> None:
+        if isinstance(before, np.ndarray):
+            before = self.files.png(_same_size(before, image), f"{label}-before")
+        self.shown.append(Shown(label, self.files.png(image, label), before))
+
+    def inputs(self, crops: list[np.ndarray], what: str) -> None:
+        self.extra += [(self.files.png(c, f"input-{i}"), f"{what}, {face_label(i)} ({c.shape[1]} px)")
+                       for i, c in enumerate(crops)]
 
 
 @gpu
@@ -399,45 +350,57 @@ def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str
     """
     if task_id not in SR_TASKS:
         raise gr.Error(f"Unknown scale {task_id!r}; choose one of {', '.join(SR_TASKS)}.")
+    if mode not in SR_MODES:
+        raise gr.Error(f"Unknown mode {mode!r}; choose one of: {'; '.join(SR_MODES)}.")
     model_ids = _check_models(task_id, model_ids)
-    sharp = mode == SHARP
     photo = _load_photo(photo_file)
     progress(0, desc="Finding faces")
     found, notes = _find_faces(photo)
     chosen = select_faces(found, which, picked)
     task = TASKS[task_id]
-    files = RequestFiles()
-    extra, shown, rows = [], [], []
-    before_photo: str | None = None
+    run = _Run(progress, model_ids)
+    run.note(*notes)
+    rows = []
     for k, model_id in enumerate(model_ids):
-        progress(k / len(model_ids), desc=f"Running {model_id}")
-        _runner(model_id, task_id)
+        runner = _runner(model_id, task_id)
         try:
-            result = super_resolve(photo, chosen, model_id, task, sharp=sharp, paste=paste)
+            result = super_resolve(photo, chosen, runner, task, mode=SR_MODES[mode], paste=paste,
+                                   progress=run.tracker(model_name(model_id)))
         except Exception:
             raise _model_failed(model_id) from None
-        title = registry.get(model_id).title
+        name = model_name(model_id)
         if k == 0:
-            if sharp:
-                extra += [(files.png(r, f"original-{i}"), f"Original {face_label(i)}")
-                          for i, r in enumerate(result.references)]
-            extra += [(files.png(inp, f"input-{i}"), f"Low-res input, {face_label(i)} ({inp.shape[1]} px)")
-                      for i, inp in enumerate(result.inputs)]
-        if paste:
-            if before_photo is None:
-                base = photo if sharp else _same_size(result.low_res_photo, result.image)
-                before_photo = files.png(base, "before-photo")
-            shown.append(Shown(f"{title}: photo", files.png(result.image, f"{model_id}-photo"), before_photo))
-        for i, (inp, out) in enumerate(zip(result.inputs, result.outputs)):
-            shown.append(Shown(f"{title}: {face_label(i)}", files.png(out, f"{model_id}-face-{i}"),
-                               files.png(_same_size(inp, out), f"input-{i}-up")))
-        if sharp:
+            if mode == SHARP:
+                run.extra += [(run.files.png(r, f"original-{i}"), f"Original {face_label(i)}")
+                              for i, r in enumerate(result.references)]
+            run.inputs(result.inputs, "Low-res input")
+        if mode == SHARP:
+            run.show(f"{name}: low-res input | model | original", result.image)
             rows.append({"model": model_id, **_face_scores(result.outputs, result.references)})
-        notes.extend(n for n in result.notes if n not in notes)
+        elif paste:
+            run.show(f"{name}: photo", result.image, result.before)
+        for i, inp, out in zip(result.processed, result.inputs, result.outputs):
+            run.show(f"{name}: {face_label(i)}", out, inp)
+        run.note(*result.notes)
     progress(1.0)
     table = gr.Dataframe(pd.DataFrame(rows).round(4) if rows else None, visible=bool(rows))
-    gallery, compare, pair, download, state = _present(shown, extra)
-    return gallery, compare, pair, download, table, _status(len(chosen), notes), state
+    gallery, compare, pair, download, state = _present(run.shown, run.extra)
+    return gallery, compare, pair, download, table, _status(len(chosen), run.notes), state
+
+
+def _already_showing(inputs: list[np.ndarray], target: str) -> list[str]:
+    """Notes for faces that the independent FER2013 judge already reads as ``target``."""
+    try:
+        labels, probs = judges.expression_judge("fer2013").predict(inputs)
+    except judges.JudgeUnavailableError:
+        return []
+    judge = judges.expression_judge("fer2013")
+    notes = []
+    for i, (label, p) in enumerate(zip(labels, probs)):
+        if label == target and target != "neutral":
+            notes.append(f"{face_label(i)} already looks {target} (the FER2013 expression judge says so with "
+                         f"{p[judge.classes.index(target)]:.0%} confidence), so the change may be small.")
+    return notes
 
 
 @gpu
@@ -449,29 +412,26 @@ def run_smile(photo_file, which: str, picked: list[str], model_ids: list[str], p
     progress(0, desc="Finding faces")
     found, notes = _find_faces(photo)
     chosen = select_faces(found, which, picked)
-    files = RequestFiles()
-    extra, shown = [], []
+    run = _Run(progress, model_ids)
+    run.note(*notes)
     for k, model_id in enumerate(model_ids):
-        progress(k / len(model_ids), desc=f"Running {model_id}")
         runner = _runner(model_id, "smile")
+        name = model_name(model_id)
         try:
-            result = smile_photo(photo, chosen, runner, paste=paste)
+            result = smile_photo(photo, chosen, runner, TASKS["smile"], paste=paste, progress=run.tracker(name))
         except Exception:
             raise _model_failed(model_id) from None
-        title = registry.get(model_id).title
         if k == 0:
-            extra += [(files.png(inp, f"input-{i}"), f"Neutral input, {face_label(i)} ({inp.shape[1]} px)")
-                      for i, inp in enumerate(result.inputs)]
+            run.inputs(result.inputs, "Input")
+            run.note(*_already_showing(result.inputs, "happy"))
         if paste:
-            shown.append(Shown(f"{title}: photo", files.png(result.image, f"{model_id}-photo"),
-                               files.png(_same_size(photo, result.image), f"{model_id}-before")))
+            run.show(f"{name}: photo", result.image, result.before)
         for i, (inp, out) in enumerate(zip(result.inputs, result.outputs)):
-            shown.append(Shown(f"{title}: {face_label(i)}", files.png(out, f"{model_id}-face-{i}"),
-                               files.png(_same_size(inp, out), f"input-{i}-up")))
-        notes.extend(n for n in result.notes if n not in notes)
+            run.show(f"{name}: {face_label(i)}", out, inp)
+        run.note(*result.notes)
     progress(1.0)
-    gallery, compare, pair, download, state = _present(shown, extra)
-    return gallery, compare, pair, download, _status(len(chosen), notes), state
+    gallery, compare, pair, download, state = _present(run.shown, run.extra)
+    return gallery, compare, pair, download, _status(len(chosen), run.notes), state
 
 
 def _reference_landmarks(reference: np.ndarray | None, size: int, cache: dict[int, np.ndarray]) -> np.ndarray | None:
@@ -484,6 +444,11 @@ def _reference_landmarks(reference: np.ndarray | None, size: int, cache: dict[in
             raise gr.Error("No face was found in the reference photo, so its expression cannot be copied; "
                            "use a photo with one clearly visible face, or remove the reference.") from None
     return cache[size]
+
+
+def intensity_models(model_ids: list[str]) -> list[str]:
+    """The models among ``model_ids`` whose output the intensity slider visibly changes."""
+    return [m for m in model_ids if m in registry.REGISTRY and registry.get(m).intensity_control]
 
 
 @gpu
@@ -505,29 +470,28 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
     progress(0, desc="Finding faces")
     found, notes = _find_faces(photo)
     chosen = select_faces(found, which, picked)
-    files = RequestFiles()
-    extra, shown = [], []
+    run = _Run(progress, model_ids, len(targets))
+    run.note(*notes)
+    task = TASKS["expression"]
     lmk_cache: dict[int, np.ndarray] = {}
-    befores: dict[tuple[int, ...], str] = {}  # the input photo at each output size, written once
-    steps = len(model_ids) * len(targets)
     for k, model_id in enumerate(model_ids):
         runner = _runner(model_id, "expression")
-        title = registry.get(model_id).title
+        name = model_name(model_id)
         known = model_expressions(runner)
-        landmarks = _reference_landmarks(reference, model_input_size(runner, TASKS["expression"]), lmk_cache)
+        landmarks = _reference_landmarks(reference, model_input_size(runner, task.in_size), lmk_cache)
         per_expr: dict[str, list[np.ndarray]] = {}
         inputs: list[np.ndarray] = []
         unknown = [t for t in targets if t not in known]
         if unknown:
-            notes.append(f"{model_id} knows only {', '.join(known)}, so {', '.join(unknown)} "
-                         f"{'was' if len(unknown) == 1 else 'were'} skipped.")
-        for j, target in enumerate(targets):
-            progress((k * len(targets) + j) / steps, desc=f"{model_id}: {target}")
+            run.note(f"{model_id} knows only {', '.join(known)}, so {', '.join(unknown)} "
+                     f"{'was' if len(unknown) == 1 else 'were'} skipped.")
+        for target in targets:
+            report = run.tracker(name)
             if target not in known:
                 continue
             try:
-                result = expression_photo(photo, chosen, runner, target, intensity=intensity,
-                                          landmarks=landmarks, paste=paste)
+                result = expression_photo(photo, chosen, runner, target, task, intensity=intensity,
+                                          landmarks=landmarks, paste=paste, progress=report)
             except LandmarkError:
                 raise gr.Error(f"{model_id} could not find the landmarks of a face to fit its '{target}' template; "
                                "add a reference photo or use a larger, frontal face.") from None
@@ -538,26 +502,26 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
             inputs = result.inputs
             per_expr[target] = result.outputs
             if paste:
-                if result.image.shape not in befores:
-                    befores[result.image.shape] = files.png(_same_size(photo, result.image), "before-photo")
-                shown.append(Shown(f"{title}: {target}, photo", files.png(result.image, f"{model_id}-{target}"),
-                                   befores[result.image.shape]))
+                run.show(f"{name}: {target}, photo", result.image, result.before)
             if len(targets) == 1:
                 for i, (inp, out) in enumerate(zip(result.inputs, result.outputs)):
-                    shown.append(Shown(f"{title}: {target}, {face_label(i)}",
-                                       files.png(out, f"{model_id}-{target}-face-{i}"),
-                                       files.png(_same_size(inp, out), f"input-{i}")))
-            notes.extend(n for n in result.notes if n not in notes)
+                    run.show(f"{name}: {target}, {face_label(i)}", out, inp)
+            run.note(*result.notes)
         if k == 0 and inputs:
-            extra += [(files.png(inp, f"input-{i}"), f"Input, {face_label(i)} ({inp.shape[1]} px)")
-                      for i, inp in enumerate(inputs)]
+            run.inputs(inputs, "Input")
+            if len(targets) == 1:
+                run.note(*_already_showing(inputs, targets[0]))
         if len(targets) > 1 and per_expr:
             grid = expression_grid(inputs, per_expr)
-            shown.append(Shown(f"{title}: all expressions (rows: faces; columns: input, {', '.join(per_expr)})",
-                               files.png(grid, f"{model_id}-grid")))
+            run.show(f"{name}: all expressions (rows: faces; columns: input, {', '.join(per_expr)})", grid)
+    if intensity < 1.0:
+        ignored = [m for m in model_ids if m not in intensity_models(model_ids)]
+        if ignored:
+            run.note(f"The intensity changes {', '.join(ignored)} too little to see, so it is offered only for "
+                     f"{', '.join(intensity_models(list(registry.REGISTRY))) or 'no model'}.")
     progress(1.0)
-    gallery, compare, pair, download, state = _present(shown, extra)
-    return gallery, compare, pair, download, _status(len(chosen), notes), state
+    gallery, compare, pair, download, state = _present(run.shown, run.extra)
+    return gallery, compare, pair, download, _status(len(chosen), run.notes), state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -693,22 +657,6 @@ def model_cards() -> dict[str, str]:
     return cards
 
 
-PAPERS = (
-    ("000", "Hanano, Seo, Chen: Generation of High-Resolution Facial Expression Images Using a Super-Resolution "
-            "Technique and Self-Supervised Guidance (2023)", "smile: p2p-bilinear, p2p-two-step, p2p-serial, "
-            "p2p-parallel, p2p-sge"),
-    ("001", "Nimitha U. et al.: Enhancing Facial Expression Synthesis through GAN with Multi-Scale Dilated Feature "
-            "Extraction and Edge-Enhanced Facial Features", "expression: exprgan, exprgan-msd, "
-            "exprgan-msd-no-unsharp"),
-    ("002", "He, Zheng, Shen, Guo, Zhou: Facial Image Synthesis and Super-Resolution With Stacked GAN "
-            "(Neurocomputing 2020)", "super-resolution: stackedgan"),
-    ("003", "Jiang, Xu, Sun: Image super resolution of Human face images using GAN", "super-resolution: psgan"),
-    ("004", "Li, Qi, Sun: Facial Landmarks and Expression Label Guided Photorealistic Facial Expression Synthesis "
-            "(IEEE Access 2021)", "expression: lmk-guided, lmk-guided-no-feature-init, "
-            "lmk-guided-no-label"),
-)
-
-
 def about() -> str:
     lines = [
         "facegen hosts the GAN models of five face-synthesis papers behind one app and one benchmark.",
@@ -718,7 +666,7 @@ def about() -> str:
         "| # | paper | models |",
         "|---|---|---|",
     ]
-    lines += [f"| {n} | {title} | {models} |" for n, title, models in PAPERS]
+    lines += [f"| {p.number} | {p.citation} | {p.models} |" for p in papers.PAPERS.values()]
     lines += [
         "",
         "### Third-party pretrained files",
@@ -794,12 +742,15 @@ class _PhotoControls:
     faces: gr.Gallery
 
 
-def _photo_controls(prefix: str, examples: list[str]) -> _PhotoControls:
-    """Upload / webcam / clipboard, examples, and the face picker (a gallery of the detected faces)."""
-    photo = PhotoUpload(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=320)
+def _photo_input() -> gr.Image:
+    return PhotoUpload(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=300)
+
+
+def _photo_controls(prefix: str, photo: gr.Image, examples: list[str]) -> _PhotoControls:
+    """Examples and the face picker (a gallery of the detected faces) of an upload."""
     gr.Examples(examples=[[p] for p in examples], inputs=[photo], api_name=f"{prefix}_load_example",
                 example_labels=["astronaut", "two faces", "small photo"][: len(examples)])
-    with gr.Accordion("Faces", open=True):
+    with gr.Accordion("Faces", open=False):
         faces = gr.Gallery(label="Detected faces (largest first)", columns=6, height=150, allow_preview=False,
                            object_fit="contain", fit_columns=False)
         which = gr.Radio([ALL_FACES, PICKED_FACES], value=ALL_FACES, label="Which faces")
@@ -812,80 +763,121 @@ def _photo_controls(prefix: str, examples: list[str]) -> _PhotoControls:
 
 
 def _result_panel(prefix: str):
-    """Labelled results, the before/after slider of a chosen one, and its full-resolution PNG."""
-    gallery = gr.Gallery(label="Results", columns=3, height=420, format="png", object_fit="contain",
+    """Progress and notes first, then the labelled results, the before/after slider of a chosen one,
+    and its full-resolution PNG."""
+    info = gr.Markdown(elem_id=f"{prefix}-info", min_height=40)
+    gallery = gr.Gallery(label="Results", columns=2, height=420, format="png", object_fit="contain",
                          elem_id=f"{prefix}-results")
     compare = gr.Dropdown([], label="Compare before / after", interactive=True)
     slider = gr.ImageSlider(label="Before / after", type="filepath", height=420, elem_id=f"{prefix}-slider")
     download = gr.DownloadButton("Download the full-resolution PNG", value=None)
-    info = gr.Markdown()
     state = gr.State([])
     compare.change(show_comparison, [compare, state], [slider, download], api_name=f"{prefix}_compare")
     return gallery, compare, slider, download, info, state
 
 
-def _models_picker(task_id: str) -> gr.CheckboxGroup:
-    ids = [s.id for s in registry.models_for(task_id)]
-    return gr.CheckboxGroup(ids, value=ids, label="Models (results side by side)")
+def _models_picker(task_id: str, results_dir: Path) -> gr.CheckboxGroup:
+    """Every model of the task, the recommended one ticked (the others are opt-in, side by side)."""
+    best = recommended_model(task_id, results_dir)
+    return gr.CheckboxGroup(model_choices(task_id, results_dir), value=[best] if best else [],
+                            label="Models (the recommended one is ticked; tick others to compare side by side)",
+                            info="The recommended model is the task's best shipped model on the leaderboard.")
 
 
-def _sr_tab(examples: list[str]) -> None:
+def model_list(task_id: str, results_dir: Path) -> dict:
+    """The models of a task for API callers: ids in display order, names, and the recommended one."""
+    if task_id not in TASKS:
+        raise gr.Error(f"Unknown task {task_id!r}; choose one of {', '.join(TASKS)}.")
+    choices = model_choices(task_id, results_dir)
+    return {"task": task_id, "models": [m for _, m in choices], "names": {m: n for n, m in choices},
+            "recommended": recommended_model(task_id, results_dir)}
+
+
+def _list_endpoints(results_dir: Path) -> None:
+    """Stateless model lists, one per tab (they change nothing in the session)."""
+
+    def sr_models(task: str = "sr-x4") -> dict:
+        """The super-resolution models of a scale (sr-x2, sr-x4 or sr-x8) and the recommended one."""
+        if task not in SR_TASKS:
+            raise gr.Error(f"Unknown scale {task!r}; choose one of {', '.join(SR_TASKS)}.")
+        return model_list(task, results_dir)
+
+    def smile_models() -> dict:
+        """The smile models and the recommended one."""
+        return model_list("smile", results_dir)
+
+    def expression_models() -> dict:
+        """The expression models, the recommended one, and those the intensity slider changes."""
+        out = model_list("expression", results_dir)
+        return {**out, "intensity": intensity_models(out["models"])}
+
+    gr.api(sr_models, api_name="sr_models")
+    gr.api(smile_models, api_name="smile_models")
+    gr.api(expression_models, api_name="expression_models")
+
+
+def _sr_tab(examples: list[str], results_dir: Path) -> None:
     with gr.Row():
         with gr.Column():
-            pc = _photo_controls("sr", examples)
-            task = gr.Radio(list(SR_TASKS), value="sr-x4", label="Scale")
-            mode = gr.Radio([ENLARGE, SHARP], value=ENLARGE, label="Mode")
-            models = _models_picker("sr-x4")
-            paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
+            photo = _photo_input()
             go = gr.Button("Super-resolve", variant="primary")
+            task = gr.Radio(list(SR_TASKS), value="sr-x4", label="Scale")
+            models = _models_picker("sr-x4", results_dir)
+            mode = gr.Radio(list(SR_MODES), value=ENLARGE, label="Mode")
+            paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
+            pc = _photo_controls("sr", photo, examples)
         with gr.Column():
             gallery, compare, slider, download, info, state = _result_panel("sr")
             scores = gr.Dataframe(label="Scores against the original (sharp-photo mode)", interactive=False,
                                   visible=False)
-    task.change(lambda t: _models_picker_update(t), task, models, api_name="sr_models")
+
+    def pick_scale(task_id: str) -> gr.CheckboxGroup:
+        best = recommended_model(task_id, results_dir)
+        return gr.CheckboxGroup(choices=model_choices(task_id, results_dir), value=[best] if best else [])
+
+    task.change(pick_scale, task, models, api_visibility="private")
     go.click(run_super_resolution, [pc.photo, pc.which, pc.picked, task, models, mode, paste],
-             [gallery, compare, slider, download, scores, info, state], api_name="super_resolve")
+             [gallery, compare, slider, download, scores, info, state], api_name="super_resolve",
+             show_progress_on=[info])
 
 
-def _models_picker_update(task_id: str) -> gr.CheckboxGroup:
-    if task_id not in TASKS:
-        raise gr.Error(f"Unknown task {task_id!r}.")
-    ids = [s.id for s in registry.models_for(task_id)]
-    return gr.CheckboxGroup(choices=ids, value=ids)
-
-
-def _smile_tab(examples: list[str]) -> None:
+def _smile_tab(examples: list[str], results_dir: Path) -> None:
     gr.Markdown("Neutral face in, smiling face out at twice the resolution (paper 000). " + _no_model_note("smile"))
     with gr.Row():
         with gr.Column():
-            pc = _photo_controls("smile", examples)
-            models = _models_picker("smile")
-            paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
+            photo = _photo_input()
             go = gr.Button("Make them smile", variant="primary", interactive=bool(registry.models_for("smile")))
+            models = _models_picker("smile", results_dir)
+            paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
+            pc = _photo_controls("smile", photo, examples)
         with gr.Column():
             gallery, compare, slider, download, info, state = _result_panel("smile")
     go.click(run_smile, [pc.photo, pc.which, pc.picked, models, paste],
-             [gallery, compare, slider, download, info, state], api_name="smile")
+             [gallery, compare, slider, download, info, state], api_name="smile", show_progress_on=[info])
 
 
-def _expression_tab(examples: list[str]) -> None:
+def _expression_tab(examples: list[str], results_dir: Path) -> None:
     gr.Markdown("Neutral face in, another expression out (papers 001 and 004). " + _no_model_note("expression"))
     with gr.Row():
         with gr.Column():
-            pc = _photo_controls("expression", examples)
-            models = _models_picker("expression")
+            photo = _photo_input()
+            go = gr.Button("Change the expression", variant="primary",
+                           interactive=bool(registry.models_for("expression")))
             target = gr.Dropdown(list(BASIC_EXPRESSIONS) + [ALL_EXPRESSIONS], value="happy", label="Target expression")
-            intensity = gr.Slider(0.0, 1.0, value=1.0, step=0.05,
-                                  label="Intensity (ExprGAN: the expression code; lmk-guided: the template's shift)")
+            models = _models_picker("expression", results_dir)
+            shown = bool(intensity_models(models.value or []))
+            intensity = gr.Slider(0.0, 1.0, value=1.0, step=0.05, visible=shown,
+                                  label="Intensity (ExprGAN models: 0 = neutral code, 1 = the full expression)")
             reference = PhotoUpload(label="Reference expression photo (optional; guides the lmk-guided models)",
                                     type="filepath", sources=["upload", "webcam", "clipboard"], height=200)
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
-            go = gr.Button("Change the expression", variant="primary",
-                           interactive=bool(registry.models_for("expression")))
+            pc = _photo_controls("expression", photo, examples)
         with gr.Column():
             gallery, compare, slider, download, info, state = _result_panel("expression")
+    models.change(lambda ids: gr.Slider(visible=bool(intensity_models(ids or []))), models, intensity,
+                  api_visibility="private")
     go.click(run_expression, [pc.photo, pc.which, pc.picked, models, target, intensity, reference, paste],
-             [gallery, compare, slider, download, info, state], api_name="expression")
+             [gallery, compare, slider, download, info, state], api_name="expression", show_progress_on=[info])
 
 
 REPRODUCE = """**How to reproduce.** Every number here was measured by the benchmark and read from
@@ -973,11 +965,12 @@ def build_demo(results_dir: Path | None = None) -> gr.Blocks:
             "papers, side by side, and how they score on one benchmark."
         )
         with gr.Tab("Super-resolution"):
-            _sr_tab(examples)
+            _sr_tab(examples, results_dir)
         with gr.Tab("Smile"):
-            _smile_tab(examples)
+            _smile_tab(examples, results_dir)
         with gr.Tab("Expression"):
-            _expression_tab(examples)
+            _expression_tab(examples, results_dir)
+        _list_endpoints(results_dir)
         with gr.Tab("Leaderboard"):
             _leaderboard_tab(results_dir)
         with gr.Tab("Models"):
@@ -998,6 +991,7 @@ def main() -> None:
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size=MAX_UPLOAD,
         theme=gr.themes.Soft(),
+        css=CSS,
     )
 
 

@@ -244,6 +244,22 @@ def identity_encoder(name: str = "sface") -> IdentityEncoder:
         return _encoders[name]
 
 
+def identity_cosines(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], encoder: str = "sface") -> np.ndarray:
+    """Cosine between each output's and its target's embedding (NaN where no face is found on the target).
+
+    The benchmark's rule: the face is detected on the target and the same landmarks crop both
+    images (they are pixel-aligned), so a poor output cannot dodge the check by hiding its face.
+    """
+    enc = identity_encoder(encoder)
+    out = np.full(len(targets), np.nan, np.float32)
+    for i, (o, t) in enumerate(zip(outputs, targets)):
+        found = F.detect(t)
+        if found:
+            e = enc.embed(np.stack([enc.crop(o, found[0]), enc.crop(t, found[0])]))
+            out[i] = float(e[0] @ e[1])
+    return out
+
+
 # ============================================================================================
 # Expression judges
 

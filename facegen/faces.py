@@ -2,9 +2,9 @@
 
 Detection is YuNet (boxes, scores and 5 points), 68-point landmarks are dlib's iBUG 300-W
 shape predictor. Alignment is a least-squares similarity transform (Umeyama) from the
-detected 5 points onto a template; every crop carries its (2, 3) matrix so that a processed
-crop, even a super-resolved larger one, can be warped back into the photo with a feathered
-mask.
+detected 5 points onto a template; every crop carries its (2, 3) matrix (and a validity mask where it reaches past the
+photo) so that a processed crop, even a super-resolved larger one, can be warped back into the
+photo with a feathered mask (:mod:`facegen.paste`).
 
 Coordinates are in pixels with pixel centres at integers (OpenCV's convention). Template
 positions are stored as fractions ``u`` of the crop side in continuous coordinates, so a
@@ -28,6 +28,8 @@ __all__ = [
     "Aligned",
     "TEMPLATES",
     "detect",
+    "detect_small",
+    "scale_face",
     "detect_faces",
     "centred_face",
     "landmarks68",
@@ -35,9 +37,6 @@ __all__ = [
     "alignment_matrix",
     "template_points",
     "align",
-    "scale_matrix",
-    "paste_back",
-    "face_mask",
 ]
 
 
@@ -73,11 +72,20 @@ class Aligned:
     """An aligned crop and the similarity transform that made it.
 
     ``matrix`` maps photo pixel coordinates to crop pixel coordinates of this ``size``.
+    ``valid`` (float32, size x size, in [0, 1]) is the fraction of each crop pixel that lies
+    inside the photo: where a crop reaches past the photo, its pixels repeat the photo's edge
+    (never a reflection, which would put a mirrored head in the crop) and ``valid`` is 0.
     """
 
     image: np.ndarray
     matrix: np.ndarray
     size: int
+    valid: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def padded(self) -> bool:
+        """True when part of the crop lies outside the photo."""
+        return bool(self.valid is not None and (self.valid < 1.0 - 1e-6).any())
 
 
 # Canonical 5-point positions as fractions of the crop side (continuous coordinates), in
@@ -139,7 +147,7 @@ TEMPLATES: dict[str, np.ndarray] = {
 _MIN_DETECT_SIDE = 64
 
 # Largest intermediate side used to supersample a crop before area down-sampling.
-_MAX_SUPERSAMPLE_SIDE = 4096
+MAX_SUPERSAMPLE_SIDE = 4096
 
 # ---------------------------------------------------------------------------------------------
 # Detector and predictor caches. A cv2 FaceDetectorYN keeps its input size as state, so each
@@ -169,7 +177,7 @@ def _shape_predictor():
     return _predictor
 
 
-def _check_rgb(image: np.ndarray, what: str = "image") -> np.ndarray:
+def check_rgb(image: np.ndarray, what: str = "image") -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", type(image).__name__)
@@ -192,7 +200,7 @@ def detect(image: np.ndarray, *, min_score: float = 0.6, max_side: int = 1280) -
     Photos larger than ``max_side`` are detected on an area-downscaled copy (bounded time
     and memory); boxes and points are returned in the original photo's pixels.
     """
-    image = _check_rgb(image)
+    image = check_rgb(image)
     h, w = image.shape[:2]
     s = min(1.0, max_side / max(h, w))
     if s < 1.0:
@@ -225,9 +233,45 @@ def detect(image: np.ndarray, *, min_score: float = 0.6, max_side: int = 1280) -
     return faces
 
 
-def detect_faces(image: np.ndarray, **kw) -> list[Face]:
-    """Like :func:`detect`, but raises :class:`FaceNotFoundError` when there is no face."""
-    faces = detect(image, **kw)
+def detect_small(image: np.ndarray, *, min_score: float = 0.6, max_side: int = 2560) -> list[Face]:
+    """Like :func:`detect`, and also on 2x, 4x and 8x bicubic enlargements of the photo while their
+    longest side stays within ``max_side``, so faces down to about 8 pixels are found (YuNet alone
+    misses faces below about 20 pixels, the very faces 4x and 8x super-resolution exist for).
+    Detections of one face at several scales are merged (the best-scoring box is kept)."""
+    image = check_rgb(image)
+    h, w = image.shape[:2]
+    found = detect(image, min_score=min_score)
+    for k in (2, 4, 8):
+        if max(h, w) * k > max_side:
+            break
+        big = cv2.resize(image, (w * k, h * k), interpolation=cv2.INTER_CUBIC)
+        found += [scale_face(f, 1.0 / k) for f in detect(big, min_score=min_score, max_side=max_side)]
+    kept: list[Face] = []
+    for f in sorted(found, key=lambda f: f.score, reverse=True):
+        if all(_iou(f.box, g.box) < 0.3 for g in kept):
+            kept.append(f)
+    kept.sort(key=lambda f: f.area, reverse=True)
+    return kept
+
+
+def scale_face(face: Face, factor: float) -> Face:
+    """The same face in the photo resized by ``factor`` (pixel centres map as (p + 0.5) f - 0.5)."""
+    x, y, w, h = face.box
+    pts = (face.points.astype(np.float64) + 0.5) * factor - 0.5
+    return Face(box=(x * factor, y * factor, w * factor, h * factor), score=face.score, points=pts.astype(np.float32))
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
+
+
+def detect_faces(image: np.ndarray, *, small: bool = False, **kw) -> list[Face]:
+    """Like :func:`detect` (:func:`detect_small` with ``small=True``), but raises
+    :class:`FaceNotFoundError` when there is no face."""
+    faces = detect_small(image, **kw) if small else detect(image, **kw)
     if not faces:
         raise FaceNotFoundError(
             "No face was found in this picture. Please use a photo where a face is clearly "
@@ -249,7 +293,7 @@ def landmarks68(image: np.ndarray, face: Face) -> np.ndarray:
     """The 68 iBUG 300-W landmarks of ``face`` as (68, 2) float32 photo pixels (dlib)."""
     import dlib
 
-    image = _check_rgb(image)
+    image = check_rgb(image)
     # dlib's predictor was trained on boxes of dlib's own HOG detector, which are tighter than
     # YuNet's (they start at the brows, not the hairline); this box is derived from YuNet's.
     rect = dlib.rectangle(*_dlib_box(face, image.shape[1], image.shape[0]))
@@ -316,11 +360,11 @@ def alignment_matrix(points: np.ndarray, size: int, template: str = "celeba") ->
     return similarity_transform(points[: len(dst)], dst)
 
 
-def _scale_of(matrix: np.ndarray) -> float:
+def matrix_scale(matrix: np.ndarray) -> float:
     return math.sqrt(abs(np.linalg.det(np.asarray(matrix)[:, :2])))
 
 
-def _rescale_output(matrix: np.ndarray, k: float) -> np.ndarray:
+def finer_grid(matrix: np.ndarray, k: float) -> np.ndarray:
     """Matrix to an output grid ``k`` times finer: x_k = k (x + 0.5) - 0.5."""
     m = np.array(matrix, dtype=np.float64) * k
     m[:, 2] += (k - 1.0) / 2.0
@@ -334,147 +378,30 @@ def align(image: np.ndarray, face: Face | np.ndarray, size: int, template: str =
     (FFHQ 5-point), ``arcface`` (112x112 identity crops), ``expression`` (paper 000: side
     6.4 d, eyes level and 3.2 d from the top). When the crop shrinks the face, it is warped
     at an integer multiple of ``size`` and area-averaged down, so small crops do not alias.
+    Parts of the crop outside the photo repeat its edge pixels and are 0 in ``valid``.
     """
-    image = _check_rgb(image)
+    image = check_rgb(image)
     if int(size) != size or size < 1:
         raise ValueError(f"crop size must be a positive integer, got {size!r}")
     size = int(size)
     points = face.points if isinstance(face, Face) else np.asarray(face)
     matrix = alignment_matrix(points, size, template)
-    scale = _scale_of(matrix)
+    crop = _warp(image, matrix, size, cv2.BORDER_REPLICATE)
+    inside = np.ones(image.shape[:2], dtype=np.float32)
+    valid = np.clip(_warp(inside, matrix, size, cv2.BORDER_CONSTANT), 0.0, 1.0)
+    return Aligned(image=crop, matrix=matrix, size=size, valid=valid)
+
+
+def _warp(image: np.ndarray, matrix: np.ndarray, size: int, border: int) -> np.ndarray:
+    """``image`` warped by ``matrix`` onto a ``size`` x ``size`` grid. When the warp shrinks, it
+    is done at an integer multiple of ``size`` and area-averaged down, so small crops do not alias."""
+    scale = matrix_scale(matrix)
     k = 1
     if scale < 1.0:
-        k = max(1, min(math.ceil(1.0 / scale - 1e-6), _MAX_SUPERSAMPLE_SIDE // size))
+        k = max(1, min(math.ceil(1.0 / scale - 1e-6), MAX_SUPERSAMPLE_SIDE // size))
     if k > 1:
-        big = cv2.warpAffine(
-            image, _rescale_output(matrix, k), (size * k, size * k),
-            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101,
-        )
-        crop = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
-    else:
-        crop = cv2.warpAffine(
-            image, matrix, (size, size),
-            flags=cv2.INTER_CUBIC if scale > 1.0 else cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REFLECT101,
-        )
-    return Aligned(image=crop, matrix=matrix, size=size)
-
-
-# ---------------------------------------------------------------------------------------------
-# Paste-back
-
-
-def scale_matrix(matrix: np.ndarray, photo_scale: float) -> np.ndarray:
-    """Re-express a photo -> crop matrix for the photo up-scaled by ``photo_scale``."""
-    p = float(photo_scale)
-    if p <= 0:
-        raise ValueError(f"photo_scale must be positive, got {photo_scale}")
-    # x_orig = (x' + 0.5) / p - 0.5 for pixel centres.
-    pre = np.array([[1 / p, 0, (1 / p - 1) / 2], [0, 1 / p, (1 / p - 1) / 2], [0, 0, 1]])
-    return np.asarray(matrix, dtype=np.float64) @ pre
-
-
-def _feather_mask(side_y: int, side_x: int, feather: float) -> np.ndarray:
-    """1 inside, falling smoothly (smoothstep) to 0 over ``feather`` of the side at the edges."""
-    ys = np.minimum(np.arange(side_y) + 0.5, side_y - np.arange(side_y) - 0.5)
-    xs = np.minimum(np.arange(side_x) + 0.5, side_x - np.arange(side_x) - 0.5)
-    width = max(feather * min(side_y, side_x), 1e-6)
-    ry = np.clip(ys / width, 0, 1)
-    rx = np.clip(xs / width, 0, 1)
-    ry, rx = ry * ry * (3 - 2 * ry), rx * rx * (3 - 2 * rx)
-    return (ry[:, None] * rx[None, :]).astype(np.float32)
-
-
-def face_mask(template: str, size: int, *, width: float = 1.25, height: float = 1.55, soft: float = 0.25) -> np.ndarray:
-    """A feathered ellipse over the inner face of a ``size`` x ``size`` crop aligned with ``template``.
-
-    With d the eye distance of the template, the ellipse is centred 0.6 d below the eyes' midpoint
-    (brows to chin) with semi-axes ``width`` d and ``height`` d; it is 1 inside ``1 - soft`` of
-    its radius and falls smoothly to 0 at the ellipse. For :func:`paste_back` of models that
-    redraw the face but not the hair and background of a loose crop (expression synthesis).
-    """
-    eyes = template_points(template, size)[:2]
-    centre = eyes.mean(0)
-    d = float(np.linalg.norm(eyes[1] - eyes[0]))
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    r = np.sqrt(((xs - centre[0]) / (width * d)) ** 2 + ((ys - centre[1] - 0.6 * d) / (height * d)) ** 2)
-    t = np.clip((1.0 - r) / soft, 0.0, 1.0)
-    return (t * t * (3 - 2 * t)).astype(np.float32)
-
-
-def paste_back(
-    photo: np.ndarray,
-    crop: np.ndarray,
-    matrix: Aligned | np.ndarray,
-    *,
-    aligned_size: int | None = None,
-    photo_scale: float = 1.0,
-    feather: float = 0.1,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """Warp a processed ``crop`` back into ``photo`` with a feathered mask; returns a new photo.
-
-    ``matrix`` is the :class:`Aligned` the crop came from, or its (2, 3) matrix together with
-    ``aligned_size`` (the size the matrix maps to). The crop may be larger than that size
-    (a super-resolved crop): its scale is ``crop side / aligned_size``. ``photo`` may be the
-    original photo up-scaled by ``photo_scale``. ``feather`` is the fraction of the crop side
-    over which the mask fades to zero at the crop's edges, so there are no seams. ``mask``
-    (float, crop-sized, in [0, 1], e.g. :func:`face_mask`) limits what is pasted further.
-    """
-    photo = _check_rgb(photo, "photo")
-    crop = _check_rgb(crop, "crop")
-    if isinstance(matrix, Aligned):
-        if aligned_size is not None and aligned_size != matrix.size:
-            raise ValueError(f"aligned_size={aligned_size} disagrees with the Aligned crop's size {matrix.size}")
-        aligned_size, m = matrix.size, matrix.matrix
-    else:
-        if aligned_size is None:
-            raise ValueError("pass aligned_size (the crop size the matrix maps to) with a bare matrix, or pass the Aligned")
-        m = np.asarray(matrix, dtype=np.float64)
-    if crop.shape[0] != crop.shape[1]:
-        raise ValueError(f"the crop must be square, got {crop.shape[1]}x{crop.shape[0]}")
-    if not 0.0 <= feather < 0.5:
-        raise ValueError(f"feather must be in [0, 0.5), got {feather}")
-    # photo' -> original photo -> aligned grid -> crop grid.
-    m = _rescale_output(scale_matrix(m, photo_scale), crop.shape[0] / aligned_size)
-    edges = _feather_mask(crop.shape[0], crop.shape[1], feather)
-    if mask is not None and np.shape(mask) != crop.shape[:2]:
-        raise ValueError(f"the mask must be {crop.shape[1]}x{crop.shape[0]} like the crop, got shape {np.shape(mask)}")
-    mask = edges if mask is None else (edges * np.clip(np.asarray(mask, np.float32), 0, 1)).astype(np.float32)
-    # Only the crop's footprint in the photo is warped (bounded work on large photos).
-    inv = cv2.invertAffineTransform(m)
-    c = crop.shape[0]
-    corners = np.array([[-0.5, -0.5, 1], [c - 0.5, -0.5, 1], [-0.5, c - 0.5, 1], [c - 0.5, c - 0.5, 1]]) @ inv.T
-    H, W = photo.shape[:2]
-    x0, y0 = max(0, math.floor(corners[:, 0].min())), max(0, math.floor(corners[:, 1].min()))
-    x1, y1 = min(W, math.ceil(corners[:, 0].max()) + 1), min(H, math.ceil(corners[:, 1].max()) + 1)
-    out = photo.copy()
-    if x1 <= x0 or y1 <= y0:
-        return out
-    roi = m.copy()
-    roi[:, 2] += roi[:, :2] @ np.array([x0, y0], dtype=np.float64)
-    rw, rh = x1 - x0, y1 - y0
-    s = _scale_of(m)
-    # Where the crop is finer than the photo, warp onto a k-times finer grid and area-average
-    # it down: one interpolation and a box filter, so nothing aliases or blurs twice.
-    k = 1
-    if s > 1.0 + 1e-6:
-        k = max(1, min(math.ceil(s - 1e-6), int(math.sqrt(_MAX_SUPERSAMPLE_SIDE**2 / (rw * rh)))))
-    if k > 1:
-        fine = roi @ np.array([[1 / k, 0, (1 / k - 1) / 2], [0, 1 / k, (1 / k - 1) / 2], [0, 0, 1]])
-        warped = cv2.warpAffine(crop, fine, (rw * k, rh * k), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
-        warped = cv2.resize(warped, (rw, rh), interpolation=cv2.INTER_AREA)
-        wmask = cv2.warpAffine(mask, fine, (rw * k, rh * k), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        wmask = cv2.resize(wmask, (rw, rh), interpolation=cv2.INTER_AREA)
-    else:
-        interp = cv2.INTER_CUBIC if s < 1.0 - 1e-6 else cv2.INTER_LINEAR
-        warped = cv2.warpAffine(crop, roi, (rw, rh), flags=interp | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
-        wmask = cv2.warpAffine(mask, roi, (rw, rh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    a = np.clip(wmask, 0, 1)[..., None]
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(np.rint(region * (1 - a) + warped.astype(np.float32) * a), 0, 255).astype(np.uint8)
-    return out
+        big = cv2.warpAffine(image, finer_grid(matrix, k), (size * k, size * k),
+                             flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+        return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC if scale > 1.0 else cv2.INTER_LINEAR,
+                          borderMode=border, borderValue=0)

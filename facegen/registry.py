@@ -31,6 +31,9 @@ class ModelSpec:
     checkpoints: dict[str, str | None] = field(default_factory=dict)  # task id -> folder name
     # Configs of weightless models (no checkpoint folder), by task id.
     configs: dict[str, object] = field(default_factory=dict)
+    # Whether an expression intensity in [0, 1] visibly changes the output (the app offers its
+    # slider only then; tests/test_app.py measures it on a real face for every model that says so).
+    intensity_control: bool = False
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -125,6 +128,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="001",
         family="expression",
         checkpoints={"expression": "exprgan"},
+        intensity_control=True,
     ),
     "exprgan-msd": ModelSpec(
         id="exprgan-msd",
@@ -134,6 +138,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="001",
         family="expression",
         checkpoints={"expression": "exprgan-msd"},
+        intensity_control=True,
     ),
     "exprgan-msd-no-unsharp": ModelSpec(
         id="exprgan-msd-no-unsharp",
@@ -143,6 +148,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="001",
         family="expression",
         checkpoints={"expression": "exprgan-msd-no-unsharp"},
+        intensity_control=True,
     ),
     "lmk-guided": ModelSpec(
         id="lmk-guided",

@@ -136,8 +136,8 @@ def captions(gallery) -> list[str]:
 
 EXPECTED_ENDPOINTS = {
     "/super_resolve", "/sr_models", "/sr_faces", "/sr_compare",
-    "/smile", "/smile_faces", "/smile_compare",
-    "/expression", "/expression_faces", "/expression_compare",
+    "/smile", "/smile_models", "/smile_faces", "/smile_compare",
+    "/expression", "/expression_models", "/expression_faces", "/expression_compare",
 } | {f"/{kind}_{t.replace('-', '_')}" for kind in ("leaderboard", "leaderboard_plot", "provenance")
      for t in ("sr-x2", "sr-x4", "sr-x8", "smile", "expression")}
 
@@ -166,31 +166,37 @@ def test_super_resolve_group_photo(client, data_root, tmp_path):
     path, n = group_photo(data_root, tmp_path)
     gallery, compare, pair, download, _, info = sr(client, path)
     assert info.startswith(f"{n} face(s) processed")
-    assert "reduced" in info  # these faces are larger than the 32-pixel input of a 4x model
+    # These faces are larger than the 32-pixel input of a 4x model: the photo is enlarged 4x, never shrunk.
+    assert "already larger" in info
+    photo = image(download)
+    assert photo.shape[:2] == (4 * 160, 4 * 360)
+    assert np.array_equal(photo, app.resize(image(path), 4))
+    assert compare["value"] == "Bicubic: photo"
+    # The shrink-first demonstration brings the largest face to the model's input size.
+    gallery, compare, pair, download, _, info = sr(client, path, mode=app.SHRINK)
     caps = captions(gallery)
     assert sum(c.startswith("Low-res input") for c in caps) == n
-    assert caps.count("Bicubic (PIL): photo") == 1
+    assert caps.count("Bicubic: photo") == 1
     faces = [image(g["image"]) for g in gallery if ": Face" in g["caption"]]
     assert len(faces) == n and all(f.shape == (128, 128, 3) for f in faces)
     # The slider compares the chosen result with its input at the same size; the download is that result.
-    assert compare["value"] == "Bicubic (PIL): photo"
     before, after = image(pair[0]), image(pair[1])
     assert before.shape == after.shape
-    photo = [image(g["image"]) for g in gallery if g["caption"] == "Bicubic (PIL): photo"][0]
+    photo = [image(g["image"]) for g in gallery if g["caption"] == "Bicubic: photo"][0]
     assert np.array_equal(image(download), photo)
 
 
 def test_only_the_picked_face(client, data_root, tmp_path):
     path, _ = group_photo(data_root, tmp_path)
-    gallery, *_, info = sr(client, path, which=app.PICKED_FACES, picked=["Face 2"], paste=False)
+    gallery, *_, info = sr(client, path, which=app.PICKED_FACES, picked=["Face 2"], paste=False, mode=app.SHRINK)
     assert info.startswith("1 face(s) processed")
-    assert captions(gallery) == ["Low-res input, Face 1 (32 px)", "Bicubic (PIL): Face 1"]
+    assert captions(gallery) == ["Low-res input, Face 1 (32 px)", "Bicubic: Face 1"]
 
 
 def test_compare_another_result(client, data_root, tmp_path):
     path, _ = group_photo(data_root, tmp_path)
-    sr(client, path)
-    pair, download = client.predict("Bicubic (PIL): Face 2", api_name="/sr_compare")
+    sr(client, path, mode=app.SHRINK)
+    pair, download = client.predict("Bicubic: Face 2", api_name="/sr_compare")
     assert image(pair[0]).shape == image(pair[1]).shape == (128, 128, 3)
     assert np.array_equal(image(download), image(pair[1]))
     with pytest.raises(Exception, match="not in the list of choices"):
@@ -201,11 +207,10 @@ def test_sharp_mode_scores_against_original(client, data_root, tmp_path):
     path, n = group_photo(data_root, tmp_path)
     gallery, _, pair, _, table, _ = sr(client, path, mode=app.SHARP)
     table = table.get("value", table)  # the score table comes as an update that also shows it
-    photo = [image(g["image"]) for g in gallery if g["caption"] == "Bicubic (PIL): photo"][0]
-    assert photo.shape[:2] == (160, 360)  # pasted back into the original photo
-    assert image(pair[0]).shape == photo.shape
+    strip = [image(g["image"]) for g in gallery if g["caption"] == "Bicubic: low-res input | model | original"][0]
+    assert strip.shape[:2] == (n * 128, 3 * 128)  # a row per face: input | model | original, no blur box
     row = dict(zip(table["headers"], table["data"][0]))
-    assert row["model"] == "bicubic" and 20 < row["PSNR Y (dB)"] < 40 and 0.5 < row["identity cosine"] <= 1
+    assert row["model"] == "bicubic" and 20 < row["PSNR Y (dB)"] < 40 and 0.5 < row["identity cosine (SFace)"] <= 1
     assert 0 < row["LPIPS"] < 1 and 0 < row["SSIM Y"] <= 1
 
 
@@ -213,15 +218,23 @@ def test_astronaut_example(client):
     astronaut, two, small = app.example_photos()
     gallery, *_, info = sr(client, small, task="sr-x2")
     assert info.startswith("1 face(s) processed")
-    photo = [image(g["image"]) for g in gallery if g["caption"] == "Bicubic (PIL): photo"][0]
-    assert photo.shape[0] == photo.shape[1] >= 128  # the 128-pixel photo enlarged (the face is small)
+    photo = [image(g["image"]) for g in gallery if g["caption"] == "Bicubic: photo"][0]
+    assert photo.shape[0] == photo.shape[1] == 256  # the 128-pixel photo enlarged 2x
     _, _, info = client.predict(handle_file(two), api_name="/sr_faces")
     assert info.startswith("2 face(s) found")
 
 
-def test_sr_models_follow_the_registry(client):
-    update = client.predict("sr-x8", api_name="/sr_models")
-    assert update["value"] == [s.id for s in registry.models_for("sr-x8")]
+def test_model_lists_follow_the_registry_and_change_no_session(client, results_dir):
+    listed = client.predict("sr-x8", api_name="/sr_models")
+    assert sorted(listed["models"]) == sorted(s.id for s in registry.models_for("sr-x8"))
+    assert listed["recommended"] == listed["models"][0] == app.recommended_model("sr-x8", results_dir)
+    assert set(client.predict(api_name="/smile_models")["models"]) == {s.id for s in registry.models_for("smile")}
+    expr = client.predict(api_name="/expression_models")
+    assert set(expr["intensity"]) == {m for m in expr["models"] if registry.get(m).intensity_control}
+    # Listing another scale leaves a later sr-x4 run untouched.
+    astronaut = app.example_photos()[2]
+    gallery, *_ = sr(client, astronaut, task="sr-x4", models=("bicubic",))
+    assert gallery
 
 
 def smile(client, path, models, paste=True, which=app.ALL_FACES, picked=()):
@@ -233,14 +246,14 @@ def test_smile_group_photo(client, data_root, tmp_path):
     gallery, compare, pair, download, info = smile(client, path, ["tiny-sge-untrained"])
     assert info.startswith(f"{n} face(s) processed")
     caps = captions(gallery)
-    assert sum(c.startswith("Neutral input") for c in caps) == n
+    assert sum(c.startswith("Input, Face") for c in caps) == n
     size = SmileConfig.tiny().lr_size
     faces = [image(g["image"]) for g in gallery if ": Face" in g["caption"]]
     assert len(faces) == n and all(f.shape == (2 * size, 2 * size, 3) for f in faces)
     photo = image(download)
     assert photo.shape == image(pair[0]).shape
     assert photo.shape[0] >= 160 and photo.shape[1] >= 360  # the photo is kept (or enlarged), never cut
-    pair, _ = client.predict("Tiny SGE (untrained): Face 1", api_name="/smile_compare")
+    pair, _ = client.predict("Tiny SGE – Hanano et al.: Face 1", api_name="/smile_compare")
     assert image(pair[1]).shape == (2 * size, 2 * size, 3)
 
 
@@ -256,12 +269,12 @@ def test_expression_one_target(client, data_root, tmp_path):
         client, path, ["tiny-exprgan-untrained", "tiny-lmk-untrained"], "sad", 0.5, reference=astronaut)
     assert info.startswith("2 face(s) processed")
     caps = captions(gallery)
-    for title in ("Tiny ExprGAN (untrained)", "Tiny landmark-guided (untrained)"):
+    for title in ("Tiny ExprGAN – Nimitha et al.", "Tiny landmark-guided – Li et al."):
         assert f"{title}: sad, photo" in caps
         assert f"{title}: sad, Face 1" in caps and f"{title}: sad, Face 2" in caps
     photo = image(download)
     assert photo.shape == image(path).shape  # pasted back at the photo's own size
-    pair, _ = client.predict("Tiny ExprGAN (untrained): sad, Face 2", api_name="/expression_compare")
+    pair, _ = client.predict("Tiny ExprGAN – Nimitha et al.: sad, Face 2", api_name="/expression_compare")
     assert image(pair[0]).shape == image(pair[1]).shape
 
 
@@ -392,28 +405,26 @@ def test_smile_photo_pastes_back_at_up_to_twice_the_size(two_faces):
     photo, faces = two_faces
     assert len(faces) == 2
     r = runner("tiny-sge-untrained", "smile")
-    res = app.smile_photo(photo, faces, r)
+    res = app.smile_photo(photo, faces, r, app.TASKS["smile"])
     assert [o.shape for o in res.outputs] == [(32, 32, 3)] * 2 and [i.shape for i in res.inputs] == [(16, 16, 3)] * 2
     # The 16 -> 32 crops hold fewer pixels than these faces: the photo keeps its size, faces change.
     assert res.image.shape == photo.shape and not np.array_equal(res.image, photo)
-    off = app.smile_photo(photo, faces, r, paste=False)
+    off = app.smile_photo(photo, faces, r, app.TASKS["smile"], paste=False)
     assert np.array_equal(off.image, photo)
     tiny_photo = app.resize(photo, 0.03)  # faces of ~3 pixels: the 32-pixel output enlarges the photo 2x
-    from facegen.pipeline import scale_face
+    from facegen.faces import scale_face
 
-    res = app.smile_photo(tiny_photo, [scale_face(f, 0.03) for f in faces], r)
-    assert res.image.shape[0] == 2 * tiny_photo.shape[0] and "enlarged 2.00x" in res.notes[0]
+    res = app.smile_photo(tiny_photo, [scale_face(f, 0.03) for f in faces], r, app.TASKS["smile"])
+    assert res.image.shape[0] == 2 * tiny_photo.shape[0] and "enlarged 2.00x" in res.notes[-1]
 
 
 def test_expression_photo_and_reference_landmarks(two_faces):
     photo, faces = two_faces
     r = runner("tiny-lmk-untrained", "expression")
-    lm = app.photo_landmarks(photo, size=app.model_input_size(r, app.TASKS["expression"]))
+    lm = app.photo_landmarks(photo, size=app.model_input_size(r, app.TASKS["expression"].in_size))
     assert lm.shape == (68, 2)
-    res = app.expression_photo(photo, faces, r, "happy", landmarks=lm)
+    res = app.expression_photo(photo, faces, r, "happy", app.TASKS["expression"], landmarks=lm)
     assert res.image.shape == photo.shape and len(res.outputs) == 2
-    res_small = app.expression_photo(photo, faces, r, "happy", landmarks=lm, max_side=256)
-    assert max(res_small.image.shape[:2]) == 256 and "reduced" in res_small.notes[0]
     g = app.expression_grid(res.inputs, {"happy": res.outputs, "sad": res.outputs})
     assert g.shape == (64, 96, 3)
 

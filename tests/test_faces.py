@@ -7,8 +7,10 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from facegen import faces as F
+from facegen import paste as P
 from facegen.images import read_image
 
 PHOTOS = {
@@ -197,7 +199,7 @@ def test_expression_rule(photos):
     re, le = face.points[:2] @ a.matrix[:, :2].T + a.matrix[:, 2]
     d_photo = float(np.linalg.norm(face.points[1] - face.points[0]))
     # side 6.4 d; eyes level, 3.2 d from the top, centred horizontally on the eye midpoint
-    assert np.isclose(F._scale_of(a.matrix) * 6.4 * d_photo, size, rtol=1e-6)
+    assert np.isclose(F.matrix_scale(a.matrix) * 6.4 * d_photo, size, rtol=1e-6)
     assert abs(re[1] - le[1]) < 1e-6
     assert np.isclose((re[1] + 0.5) / size, 3.2 / 6.4, atol=1e-6)
     assert np.isclose((re[0] + le[0]) / 2 + 0.5, size / 2, atol=1e-6)
@@ -210,7 +212,7 @@ def test_celeba_template_matches_the_celeba_faces(data_root):
     for name in CELEBA:
         img = read_image(data_root / "celeba_fsrnet/celeba_val_1000_HR" / name)
         a = F.align(img, F.detect_faces(img)[0], 128, "celeba")
-        scales.append(F._scale_of(a.matrix))
+        scales.append(F.matrix_scale(a.matrix))
         centre = a.matrix[:, :2] @ np.array([63.5, 63.5]) + a.matrix[:, 2]
         shifts.append(np.linalg.norm(centre - 63.5))
     assert abs(np.mean(scales) - 1) < 0.06
@@ -223,7 +225,7 @@ def test_small_crops_do_not_alias():
     stripes[:, ::2] = 255
     pts = np.array([[330, 330], [470, 330], [400, 420], [345, 500], [455, 500]], np.float32)
     a = F.align(stripes, pts, 32, "celeba")
-    assert F._scale_of(a.matrix) < 0.3
+    assert F.matrix_scale(a.matrix) < 0.3
     assert abs(a.image.mean() - 127.5) < 6 and a.image.std() < 6
 
 
@@ -244,7 +246,7 @@ def test_align_paste_back_round_trip(photos, name, template, size):
     img = photos[name]
     face = F.centred_face(F.detect_faces(img), img.shape)
     a = F.align(img, face, size, template)
-    back = F.paste_back(img, a.image, a)
+    back = P.paste_back(img, a.image, a)
     assert back.shape == img.shape and back.dtype == np.uint8
     assert psnr(back[centre_region(face)], img[centre_region(face)]) > 30
     assert psnr(back, img) > 30
@@ -257,17 +259,17 @@ def test_paste_back_of_a_larger_crop_and_into_a_larger_photo(photos):
     region = centre_region(face)
     # A 4x "super-resolved" crop: its scale follows from its side versus the aligned size.
     crop4 = cv2.resize(a.image, (512, 512), interpolation=cv2.INTER_CUBIC)
-    assert psnr(F.paste_back(img, crop4, a)[region], img[region]) > 30
-    assert np.array_equal(F.paste_back(img, crop4, a.matrix, aligned_size=128), F.paste_back(img, crop4, a))
+    assert psnr(P.paste_back(img, crop4, a)[region], img[region]) > 30
+    assert np.array_equal(P.paste_back(img, crop4, a.matrix, aligned_size=128), P.paste_back(img, crop4, a))
     with pytest.raises(ValueError, match="aligned_size"):
-        F.paste_back(img, crop4, a.matrix)
+        P.paste_back(img, crop4, a.matrix)
     # ... pasted into the photo up-scaled 4x, it matches that up-scaled photo.
     big = cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
-    out = F.paste_back(big, crop4, a, photo_scale=4)
+    out = P.paste_back(big, crop4, a, photo_scale=4)
     big_region = tuple(slice(s.start * 4, s.stop * 4) for s in region)
     assert psnr(out[big_region], big[big_region]) > 30
-    m4 = F.scale_matrix(a.matrix, 4)
-    assert np.array_equal(F.paste_back(big, crop4, m4, aligned_size=128), out)
+    m4 = P.scale_matrix(a.matrix, 4)
+    assert np.array_equal(P.paste_back(big, crop4, m4, aligned_size=128), out)
 
 
 def test_paste_back_is_feathered_and_local(photos):
@@ -276,7 +278,7 @@ def test_paste_back_is_feathered_and_local(photos):
     a = F.align(img, face, 128, "celeba")
     red = np.zeros_like(a.image)
     red[..., 0] = 255
-    out = F.paste_back(img, red, a, feather=0.1)
+    out = P.paste_back(img, red, a, feather=0.1)
     cx, cy = (int(v) for v in face.centre)
     assert tuple(out[cy, cx]) == (255, 0, 0)  # the crop's centre is fully replaced
     changed = np.any(out != img, axis=2)
@@ -295,7 +297,7 @@ def test_paste_back_is_feathered_and_local(photos):
 
 
 def test_face_mask_covers_the_inner_face_only(photos):
-    m = F.face_mask("expression", 128)
+    m = P.face_mask("expression", 128)
     eyes = F.template_points("expression", 128)[:2]
     d = float(np.linalg.norm(eyes[1] - eyes[0]))  # 20 px: the loose 6.4 d crop
     cx, cy = eyes.mean(0)
@@ -311,15 +313,15 @@ def test_face_mask_covers_the_inner_face_only(photos):
     a = F.align(img, face, 64, "expression")
     red = np.zeros((128, 128, 3), np.uint8)
     red[..., 0] = 255
-    out = F.paste_back(img, red, a, mask=F.face_mask("expression", 128))
+    out = P.paste_back(img, red, a, mask=P.face_mask("expression", 128))
     changed = np.any(out != img, axis=2)
     x, y, w, h = face.box
     assert changed[int(face.centre[1]), int(face.centre[0])]
     assert not changed[: max(0, int(y - 0.2 * h))].any()  # above the brows: the hair and the backdrop
-    whole = F.paste_back(img, red, a)
+    whole = P.paste_back(img, red, a)
     assert changed.sum() < 0.5 * np.any(whole != img, axis=2).sum()
     with pytest.raises(ValueError, match="like the crop"):
-        F.paste_back(img, red, a, mask=np.ones((64, 64), np.float32))
+        P.paste_back(img, red, a, mask=np.ones((64, 64), np.float32))
 
 
 def test_celeba_template_constants_remeasured(data_root):
@@ -334,3 +336,59 @@ def test_celeba_template_constants_remeasured(data_root):
     assert len(pts) >= 990
     measured = (np.mean(pts, axis=0) + 0.5) / 128
     assert np.abs(measured - F.TEMPLATES["celeba"]).max() < 5e-4
+
+
+# ------------------------------------------------------------------------- padding and changes
+
+
+def test_crops_past_the_photo_repeat_its_edge_never_a_reflection(photos):
+    """A crop that reaches past the top of the photo: the part outside is the photo's edge row
+    repeated (here a red stripe), marked invalid, and never a mirror image of what lies inside."""
+    img = photos["lfw"].copy()
+    img[:2] = (255, 0, 0)  # a red top edge: edge padding repeats it, a reflection would show the face
+    face = F.detect(img)[0]
+    a = F.align(img, face, 128, "expression")  # paper 000's loose crop reaches past this 250 px photo
+    assert a.padded and a.valid.shape == (128, 128)
+    outside = a.valid == 0
+    assert outside[:5].all() and outside.mean() > 0.1  # the crop's top rows lie above the photo
+    assert np.abs(a.image[:5].astype(int) - (255, 0, 0)).max() <= 2  # the red edge, repeated
+    inside = a.valid == 1
+    assert inside.sum() > 0.3 * inside.size
+    # Pasting the crop back touches only the photo's own pixels and changes none of them.
+    assert P.paste_back(img, a.image, a).shape == img.shape
+
+
+def test_a_crop_inside_the_photo_is_fully_valid(photos):
+    img = photos["rafd"]  # a portrait with room around the face
+    a = F.align(img, F.detect(img)[0], 64, "celeba")
+    assert not a.padded and a.valid.min() > 0.999
+
+
+def test_paste_change_adds_only_what_the_model_changed(photos):
+    img = photos["lfw"]
+    a = F.align(img, F.detect(img)[0], 32, "celeba")
+    up = np.asarray(Image.fromarray(a.image).resize((128, 128), Image.Resampling.BICUBIC))
+    big = np.asarray(Image.fromarray(img).resize((1000, 1000), Image.Resampling.BICUBIC))
+    # A model that returns its own bicubic input changes nothing, at any photo scale.
+    assert np.array_equal(P.paste_change(big, up, up, a, photo_scale=4), big)
+    # A brighter output brightens the face region only, by about the change.
+    brighter = np.clip(up.astype(int) + 40, 0, 255).astype(np.uint8)
+    out = P.paste_change(big, brighter, up, a, photo_scale=4)
+    diff = out.astype(int) - big
+    centre = F.scale_face(F.detect(img)[0], 4).centre
+    cy, cx = int(centre[1]), int(centre[0])
+    assert 30 <= diff[cy, cx].mean() <= 41
+    assert np.abs(diff[:50]).max() == 0 and np.abs(diff[-50:]).max() == 0  # far from the face: untouched
+    with pytest.raises(ValueError, match="output's size"):
+        P.paste_change(big, brighter, a.image, a, photo_scale=4)
+
+
+def test_small_faces_are_found_on_an_enlarged_copy(photos):
+    img = photos["celeba"]
+    tiny = np.asarray(Image.fromarray(img).resize((16, 16), Image.Resampling.BICUBIC))  # sr-x8's input: a 10 px face
+    assert F.detect(tiny) == []
+    found = F.detect_small(tiny)
+    assert len(found) == 1
+    # Its points are in the small photo's pixels: those of the 128 px face, divided by 8.
+    big = F.detect(img)[0]
+    assert np.abs(found[0].points - ((big.points + 0.5) / 8 - 0.5)).max() < 1.0

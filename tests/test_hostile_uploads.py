@@ -360,7 +360,7 @@ SIGNATURES = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF\
 MAX_TEST_PIXELS = 250_000
 
 
-def _check_rgb(out: np.ndarray) -> None:
+def check_rgb(out: np.ndarray) -> None:
     assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
     assert out.shape[0] * out.shape[1] <= MAX_TEST_PIXELS
 
@@ -371,7 +371,7 @@ def _read_or_sentence(data: bytes) -> None:
     except ImageReadError as e:
         assert_sentence(str(e))
         return
-    _check_rgb(out)
+    check_rgb(out)
 
 
 @SMALL

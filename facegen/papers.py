@@ -1,0 +1,33 @@
+"""The five papers behind the models: one table, read by the app, the model cards and the docs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paper:
+    number: str  # the seed file number ("002")
+    authors: str  # short form for labels ("He et al.")
+    citation: str  # authors, title, venue and year as the paper gives them
+    models: str  # what the project ships of it, by task
+
+
+PAPERS: dict[str, Paper] = {
+    p.number: p
+    for p in (
+        Paper("000", "Hanano et al.", "Hanano, Seo, Chen: Generation of High-Resolution Facial Expression Images Using "
+              "a Super-Resolution Technique and Self-Supervised Guidance (2023)",
+              "smile: p2p-bilinear, p2p-two-step, p2p-serial, p2p-parallel, p2p-sge"),
+        Paper("001", "Nimitha et al.", "Nimitha U. et al.: Enhancing Facial Expression Synthesis through GAN with "
+              "Multi-Scale Dilated Feature Extraction and Edge-Enhanced Facial Features",
+              "expression: exprgan, exprgan-msd, exprgan-msd-no-unsharp"),
+        Paper("002", "He et al.", "He, Zheng, Shen, Guo, Zhou: Facial Image Synthesis and Super-Resolution With "
+              "Stacked GAN (Neurocomputing 2020)", "super-resolution: stackedgan"),
+        Paper("003", "Jiang et al.", "Jiang, Xu, Sun: Image super resolution of Human face images using GAN",
+              "super-resolution: psgan"),
+        Paper("004", "Li et al.", "Li, Qi, Sun: Facial Landmarks and Expression Label Guided Photorealistic Facial "
+              "Expression Synthesis (IEEE Access 2021)",
+              "expression: lmk-guided, lmk-guided-no-feature-init, lmk-guided-no-label"),
+    )
+}
