@@ -127,11 +127,11 @@ def augment(img: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarr
         dx = dy = 0.0
     out = img[:, ::-1] if flip else img
     if zoom != 1.0 or dx != 0.0 or dy != 0.0:
-        # zoom about the centre, then shift; reflected borders avoid black edges the model would learn
+        # zoom about the centre, then shift; edge-repeated borders: no black edges and no mirrored content
         cx, cy = (w - 1) / 2, (h - 1) / 2
         m = np.array([[zoom, 0, (1 - zoom) * cx + dx], [0, zoom, (1 - zoom) * cy + dy]], dtype=np.float64)
         out = cv2.warpAffine(
-            np.ascontiguousarray(out), m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
+            np.ascontiguousarray(out), m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
         )
     return np.ascontiguousarray(out)
 

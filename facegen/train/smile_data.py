@@ -64,7 +64,8 @@ class SmileAugment:
 
 def recrop(img: np.ndarray, dx: float, dy: float, ds: float, zoom: float) -> np.ndarray:
     """Re-crop a square uint8 crop with its window moved by (dx, dy) pixels, its side grown by
-    ``ds`` pixels and then divided by ``zoom`` (zoom > 1 enlarges the face); reflected borders."""
+    ``ds`` pixels and then divided by ``zoom`` (zoom > 1 enlarges the face); edge-repeated borders
+    (a reflection would put a mirrored face in the crop, which the models would learn to draw)."""
     s = img.shape[0]
     if dx == dy == ds == 0 and zoom == 1.0:
         return img
@@ -73,7 +74,7 @@ def recrop(img: np.ndarray, dx: float, dy: float, ds: float, zoom: float) -> np.
     # output pixel u -> source pixel c + d + k (u - c)
     m = np.array([[k, 0, c + dx - k * c], [0, k, c + dy - k * c]], dtype=np.float64)
     return cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REFLECT_101)
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 class SmilePairs(Dataset):
