@@ -98,3 +98,10 @@ def identity_loss(fake: Tensor, real: Tensor, template: str, value_range: str = 
     with torch.no_grad():
         target = sface_embed(real, template, value_range)
     return (1.0 - (sface_embed(fake, template, value_range) * target).sum(dim=1)).mean()
+
+
+def card_deviation(weight: float, pair: str, crop: str) -> str:
+    """Model-card line of the optional SFace identity loss (shared by the recipe families)."""
+    return (f"generator loss adds {weight:g} x L_id, 1 - cosine of the 128-d SFace embeddings of {pair} (OpenCV "
+            f"Zoo SFace 2021dec, its int8 ONNX dequantized to a frozen float network; the 112x112 ArcFace crop "
+            f"is taken from {crop}); the paper has no identity term")
