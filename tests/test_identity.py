@@ -137,11 +137,12 @@ def test_training_crops_embed_like_the_arcface_crop(port: SFace, data_root: Path
     refs = [identity.sface_embed(torch.from_numpy(_nchw(F.align(img, face, 112, "arcface").image[None]) / 255.0),
                                  "arcface", "[0, 1]") for img, face in zip(images, found)]
     for k, (img, face) in enumerate(zip(images, found)):
-        for template, size in (("celeba", 128), ("expression", 128), ("expression", 512)):
+        for template, size in (("celeba", 128), ("expression", 128), ("expression", 256)):
             crop = torch.from_numpy(_nchw(F.align(img, face, size, template).image[None]) / 127.5 - 1)
             emb = identity.sface_embed(crop, template, "[-1, 1]")
             same, other = float((emb * refs[k]).sum()), float((emb * refs[1 - k]).sum())
-            assert same > 0.8 and same > other + 0.5, (files[k], template, size, same, other)
+            print(f"\n{files[k]} {template} {size}: cosine {same:.3f} to its ArcFace crop, {other:.3f} to the other")
+            assert same > 0.9 and same > other + 0.5, (files[k], template, size, same, other)
             grey = crop.mean(1, keepdim=True)  # luminance crops embed too (LFW is grey already)
             assert float((identity.sface_embed(grey, template) * refs[k]).sum()) > 0.8
 
