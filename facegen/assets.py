@@ -290,12 +290,13 @@ def _converted_state(name: str, convert: Callable[[Path], dict[str, torch.Tensor
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the cache is plain derived data
         save_file(state, tmp, metadata={
             "source": ASSETS[name].source,
             "source_sha256": ASSETS[name].sha256,
             "converter": CONVERTER_VERSION,
         })
+        # After writing: save_file replaces mkstemp's owner-only file; the cache is plain derived data.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
