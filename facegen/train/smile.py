@@ -25,6 +25,10 @@ Losses, with images in [-1, 1] as in Pix2Pix:
   end to end (the SR loss reaches Pix2Pix).
 - parallel, sge: L_total = L_P2P + 100 L_SR (eq. 6), L_P2P on the expression decoder's 2x output,
   L_SR on the SR decoder's reconstruction of the neutral face at 2x.
+
+Optional for all five methods alike (``identity_weight`` > 0; not in the paper, declared in the
+model card): + w L_id, ``1 - cos`` of the SFace embeddings of the generated and the real smiling
+face (:func:`facegen.identity.identity_loss` on the cGAN's pair), so the methods stay comparable.
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from facegen import losses
+from facegen import identity, losses
 from facegen.models.layers import bicubic_resize, patchgan_layers_for
 from facegen.models.pix2pix import PatchDiscriminator
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
 
 Batch = dict[str, Tensor]
+
+#: Alignment template of the smile crops (facegen.train.smile_data), which the identity loss maps to SFace's.
+IDENTITY_TEMPLATE = "expression"
 
 PAPER = ("Hanano, Seo, Chen: Generation of High-Resolution Facial Expression Images Using a Super-Resolution "
          "Technique and Self-Supervised Guidance, 2023")
@@ -58,7 +65,9 @@ class SmileObjective:
     """cGAN + 100 L1 (+ lambda L_SR) for the five methods; see the module docstring."""
 
     def __init__(self, config: SmileConfig, l1_weight: float = 100.0, sr_weight: float = 100.0,
-                 sr_loss: str = "l1", guide_fallback: float = 0.0) -> None:
+                 sr_loss: str = "l1", guide_fallback: float = 0.0, identity_weight: float = 0.0) -> None:
+        if identity_weight < 0:
+            raise ValueError(f"identity_weight must be >= 0; got {identity_weight}")
         if sr_loss not in ("l1", "mse"):
             raise ValueError(f"sr_loss must be 'l1' or 'mse'; got {sr_loss!r}")
         if not 0.0 <= guide_fallback <= 1.0:
@@ -71,6 +80,8 @@ class SmileObjective:
         # Not in the paper: the share of samples whose SGE guidance is the bicubic up-sampled
         # input instead of the HR neutral face (prepares a model for inputs without an HR image).
         self.guide_fallback = guide_fallback
+        # Not in the paper: weight of the SFace identity loss between generated and real smile.
+        self.identity_weight = identity_weight
         self.G = SmileTrainNet(config)
         d_size = config.lr_size if config.lr_generator else config.hr_size
         self.D = PatchDiscriminator(2 * config.channels, config.ndf, patchgan_layers_for(d_size, config.d_layers))
@@ -159,6 +170,10 @@ class SmileObjective:
         rec = losses.l1(fake, real)
         total = adv + self.l1_weight * rec
         logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
+        if self.identity_weight > 0:
+            ident = identity.identity_loss(fake, real, IDENTITY_TEMPLATE)
+            logs["G_id"] = float(ident.detach())
+            total = total + self.identity_weight * ident
         if c.method != "bilinear":
             if c.method == "serial":
                 sr_out, sr_target = out["hr_fake"], batch["hr"]
@@ -201,7 +216,8 @@ def smile_config(model_id: str, preset: str) -> SmileConfig:
 
 
 def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_size: int | None = None,
-                 seed: int = 0, guide_fallback: float | None = None, **train_overrides: Any) -> SmileRecipePieces:
+                 seed: int = 0, guide_fallback: float | None = None, identity_weight: float = 0.0,
+                 **train_overrides: Any) -> SmileRecipePieces:
     """Model config, objective, optimisation settings and deviations of a smile recipe.
 
     Paper (Table I, section IV.B): Adam, lr 2e-4, batch 20, 30 epochs of 8,200 pairs
@@ -215,7 +231,8 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
     # face: half of their training samples guide the SGE with the up-sampled input (declared).
     lite_sge = cfg.method == "sge" and cfg.lr_size == SmileConfig.lite().lr_size and not is_paper
     fallback = guide_fallback if guide_fallback is not None else (0.5 if lite_sge else 0.0)
-    objective = SmileObjective(cfg, l1_weight=100.0, sr_weight=100.0, guide_fallback=fallback)
+    objective = SmileObjective(cfg, l1_weight=100.0, sr_weight=100.0, guide_fallback=fallback,
+                               identity_weight=identity_weight)
     default_steps = 12_300 if is_paper else 6_000
     default_batch = 20 if is_paper else 8
     train = TrainConfig(steps=steps or default_steps, batch_size=batch_size or default_batch, optimizer="adam",
@@ -241,6 +258,9 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         if fallback > 0:
             dev.append(f"{fallback:.0%} of training samples guide the SGE with the bicubic up-sampled input instead "
                        "of the HR neutral face, so the model also works without an HR image")
+    if identity_weight > 0:
+        dev.append(identity.card_deviation(identity_weight, "the generated and the real smiling face",
+                                            "the paper's crop (eye positions)"))
     if cfg.channels == 1:
         dev.append("trained on luminance (BT.601 Y) of the grey sources; colour inputs keep their chroma from the "
                    "bicubic up-sampling")

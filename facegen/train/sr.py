@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from facegen import losses
+from facegen import identity, losses
 from facegen.models.layers import bicubic_resize
 from facegen.models.psgan import PSGANConfig, PSGANDiscriminator, PSGANGenerator
 from facegen.models.stackedgan import StackedSRConfig, StackedSRDiscriminators, StackedSRGenerator
 
 Batch = dict[str, Tensor]
+
+#: Alignment template of the SR training crops (facegen.train.recipes), which the identity loss maps to SFace's.
+IDENTITY_TEMPLATE = "celeba"
+
+
+def _check_identity_weight(weight: float) -> float:
+    if weight < 0:
+        raise ValueError(f"identity_weight must be >= 0; got {weight}")
+    return weight
 
 
 def _check(batch: Batch, channels: int, lr_size: int, hr_size: int, who: str) -> None:
@@ -31,13 +40,16 @@ class StackedSRObjective:
     G_s minimises L_AB' (+ L_BB' for G1) + lambda * L1; D_s maximises L_AB + L_AB' (+ L_BB').
     The stages are trained jointly (the sum of the per-stage losses), which is what makes the
     network end-to-end; lambda = 100 as in Pix2Pix (the paper does not give it).
+    ``identity_weight`` > 0 adds that weight x :func:`facegen.identity.identity_loss` between the
+    last stage's output and the HR face (not in the paper; declared in the model card).
     """
 
     name = "stackedgan"
 
-    def __init__(self, config: StackedSRConfig, l1_weight: float = 100.0) -> None:
+    def __init__(self, config: StackedSRConfig, l1_weight: float = 100.0, identity_weight: float = 0.0) -> None:
         self.config = config
         self.l1_weight = l1_weight
+        self.identity_weight = _check_identity_weight(identity_weight)
         self.G = StackedSRGenerator(config)
         self.D = StackedSRDiscriminators(config)
         self._g: nn.Module = self.G
@@ -91,6 +103,10 @@ class StackedSRObjective:
             total = total + adv + self.l1_weight * rec
         bb = losses.gan_g_loss(self._d("x1_bb", fakes[0]))
         logs["G1_bb"] = float(bb.detach())
+        if self.identity_weight > 0:
+            ident = identity.identity_loss(fakes[-1], reals[-1], IDENTITY_TEMPLATE)
+            logs["G_id"] = float(ident.detach())
+            total = total + self.identity_weight * ident
         return total + bb, logs
 
 
@@ -98,14 +114,16 @@ class PSGANObjective:
     """Paper 003: binary cross-entropy GAN in ImageNet-normalised space.
 
     D: -log D(HR) - log(1 - D(G(LR))); G: -log D(G(LR)). The paper trains G on the adversarial
-    term alone; ``l1_weight > 0`` adds a pixel L1 term (a declared deviation, off in the paper recipe).
+    term alone; ``l1_weight > 0`` adds a pixel L1 term (a declared deviation, off in the paper recipe),
+    ``identity_weight`` > 0 the SFace identity loss against the HR face (likewise).
     """
 
     name = "psgan"
 
-    def __init__(self, config: PSGANConfig, l1_weight: float = 0.0) -> None:
+    def __init__(self, config: PSGANConfig, l1_weight: float = 0.0, identity_weight: float = 0.0) -> None:
         self.config = config
         self.l1_weight = l1_weight
+        self.identity_weight = _check_identity_weight(identity_weight)
         self.G = PSGANGenerator(config)
         self.D = PSGANDiscriminator(config)
         self._g: nn.Module = self.G
@@ -136,8 +154,14 @@ class PSGANObjective:
         self._cache = None
         adv = losses.gan_g_loss(self._d(fake))
         logs = {"G_adv": float(adv.detach())}
+        total = adv
         if self.l1_weight > 0:
             rec = losses.l1(fake, hr)
             logs["G_l1"] = float(rec.detach())
-            return adv + self.l1_weight * rec, logs
-        return adv, logs
+            total = total + self.l1_weight * rec
+        if self.identity_weight > 0:
+            norm = self.G.norm
+            ident = identity.identity_loss(norm.inverse(fake), norm.inverse(hr), IDENTITY_TEMPLATE, "[0, 1]")
+            logs["G_id"] = float(ident.detach())
+            total = total + self.identity_weight * ident
+        return total, logs
