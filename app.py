@@ -40,7 +40,8 @@ from facegen.images import ImageReadError, read_image
 from facegen.inference import Runner, load_runner
 from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError
 from facegen.models.heatmaps import LandmarkError, photo_landmarks
-from facegen.pipeline import (ENLARGE as ENLARGE_MODE, SHARP as SHARP_MODE, SHRINK as SHRINK_MODE, expression_grid,
+from facegen.pipeline import (ENLARGE as ENLARGE_MODE, MAX_OUTPUT_SIDE, SHARP as SHARP_MODE, SHRINK as SHRINK_MODE,
+                              expression_grid,
                               expression_photo, model_expressions, model_input_size, resize, smile_photo,
                               super_resolve)
 
@@ -742,8 +743,9 @@ class _PhotoControls:
     faces: gr.Gallery
 
 
-def _photo_input() -> gr.Image:
-    return PhotoUpload(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=300)
+def _photo_input(prefix: str) -> gr.Image:
+    return PhotoUpload(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=300,
+                       elem_id=f"{prefix}-photo")
 
 
 def _photo_controls(prefix: str, photo: gr.Image, examples: list[str]) -> _PhotoControls:
@@ -770,7 +772,7 @@ def _result_panel(prefix: str):
                          elem_id=f"{prefix}-results")
     compare = gr.Dropdown([], label="Compare before / after", interactive=True)
     slider = gr.ImageSlider(label="Before / after", type="filepath", height=420, elem_id=f"{prefix}-slider")
-    download = gr.DownloadButton("Download the full-resolution PNG", value=None)
+    download = gr.DownloadButton("Download the full-resolution PNG", value=None, elem_id=f"{prefix}-download")
     state = gr.State([])
     compare.change(show_comparison, [compare, state], [slider, download], api_name=f"{prefix}_compare")
     return gallery, compare, slider, download, info, state
@@ -819,7 +821,7 @@ def _list_endpoints(results_dir: Path) -> None:
 def _sr_tab(examples: list[str], results_dir: Path) -> None:
     with gr.Row():
         with gr.Column():
-            photo = _photo_input()
+            photo = _photo_input("sr")
             go = gr.Button("Super-resolve", variant="primary")
             task = gr.Radio(list(SR_TASKS), value="sr-x4", label="Scale")
             models = _models_picker("sr-x4", results_dir)
@@ -845,7 +847,7 @@ def _smile_tab(examples: list[str], results_dir: Path) -> None:
     gr.Markdown("Neutral face in, smiling face out at twice the resolution (paper 000). " + _no_model_note("smile"))
     with gr.Row():
         with gr.Column():
-            photo = _photo_input()
+            photo = _photo_input("smile")
             go = gr.Button("Make them smile", variant="primary", interactive=bool(registry.models_for("smile")))
             models = _models_picker("smile", results_dir)
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
@@ -860,7 +862,7 @@ def _expression_tab(examples: list[str], results_dir: Path) -> None:
     gr.Markdown("Neutral face in, another expression out (papers 001 and 004). " + _no_model_note("expression"))
     with gr.Row():
         with gr.Column():
-            photo = _photo_input()
+            photo = _photo_input("expression")
             go = gr.Button("Change the expression", variant="primary",
                            interactive=bool(registry.models_for("expression")))
             target = gr.Dropdown(list(BASIC_EXPRESSIONS) + [ALL_EXPRESSIONS], value="happy", label="Target expression")

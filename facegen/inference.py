@@ -83,6 +83,8 @@ def load_runner(model_id: str, task: str, *, device: str | None = None,
         folder = spec.checkpoint_dir(task, root)
         if folder is None:
             model = spec.model_class(spec.configs[task])
+            if isinstance(model, torch.nn.Module):
+                model.eval()  # inference statistics, as a loaded checkpoint has
         else:
             model = checkpoint.load(folder, spec.model_class, device=device)
         runner = Runner(model_id=model_id, task=task, model=model, device=device)

@@ -30,7 +30,7 @@ def served(data_root, tmp_path_factory):
     results = results_with_bicubic(data_root, tmp_path_factory.mktemp("bench"))
     demo = app.build_demo(results_dir=results)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                max_file_size=app.MAX_UPLOAD)
+                max_file_size=app.MAX_UPLOAD, css=app.CSS)
     try:
         yield demo.local_url
     finally:
@@ -83,3 +83,91 @@ def test_upload_run_and_leaderboard(page, tmp_path):
     assert cell.is_visible()
     page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
     assert all((shots / n).stat().st_size > 10_000 for n in ("super-resolution.png", "leaderboard.png"))
+
+
+def _rafd_group(data_root, folder: Path) -> tuple[Path, "np.ndarray"]:
+    """Three real RaFD portraits side by side: a 2043x1024 photo, faces about 300 px wide."""
+    import numpy as np
+    from PIL import Image
+
+    names = sorted((data_root / "rafd_subset" / "neutral").glob("*.jpg"))[:3]
+    photo = np.concatenate([np.asarray(Image.open(n).convert("RGB")) for n in names], axis=1)
+    path = folder / "rafd-group.png"
+    Image.fromarray(photo).save(path)
+    return path, photo
+
+
+def _run_tab(page, prefix: str, tab: str, button: str, photo: Path, tmp_path: Path, shots: Path):
+    """Upload ``photo`` in a tab, run it, and return the downloaded full-resolution PNG as an array."""
+    import numpy as np
+    from PIL import Image
+
+    page.get_by_role("tab", name=tab, exact=True).click()
+    page.locator(f"#{prefix}-photo input[type=file]").set_input_files(str(photo))
+    page.locator(f"#{prefix}-photo img").first.wait_for()
+    page.get_by_role("button", name=button).click()
+    try:
+        page.locator(f"#{prefix}-info").get_by_text("face(s) processed").wait_for()
+    finally:
+        page.screenshot(path=str(shots / f"{prefix}-1400.png"), full_page=True)
+    with page.expect_download() as download:
+        page.locator(f"#{prefix}-download").click()
+    path = tmp_path / f"{prefix}-result.png"
+    download.value.save_as(path)
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_a_large_group_photo_is_enlarged_never_shrunk_and_never_blurred(page, data_root, tmp_path):
+    """A real 2043 px three-face photo through the browser: the x4 result is the upload enlarged (to the
+    4096 px cap), identical to a plain enlargement where the model leaves the photo alone; Smile and
+    Expression keep >= 80 % of the high-frequency energy inside every face (no blur box)."""
+    import cv2
+    import numpy as np
+
+    import app
+    from facegen import faces as F
+
+    shots = Path(os.environ.get("FACEGEN_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    path, photo = _rafd_group(data_root, tmp_path)
+    sr = _run_tab(page, "sr", "Super-resolution", "Super-resolve", path, tmp_path, shots)
+    assert sr.shape[1] == app.MAX_OUTPUT_SIDE and sr.shape[0] > photo.shape[0]  # enlarged, capped, never smaller
+    assert np.array_equal(sr, app.resize(photo, app.MAX_OUTPUT_SIDE / photo.shape[1]))
+
+    def detail(img, box):
+        x, y, w, h = (int(v) for v in box)
+        g = cv2.cvtColor(np.ascontiguousarray(img[y:y + h, x:x + w]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float((cv2.Laplacian(g, cv2.CV_32F) ** 2).mean())
+
+    faces = F.detect(photo)
+    assert len(faces) == 3
+    for prefix, tab, button in (("smile", "Smile", "Make them smile"),
+                                ("expression", "Expression", "Change the expression")):
+        out = _run_tab(page, prefix, tab, button, path, tmp_path, shots)
+        assert out.shape == photo.shape and not np.array_equal(out, photo)
+        for f in faces:
+            assert detail(out, f.box) >= 0.8 * detail(photo, f.box)
+
+
+@pytest.mark.parametrize("width,height", [(390, 844)])
+def test_phone_layout_shows_the_run_button_first(served, width, height, tmp_path):
+    """On a phone, each photo tab's run button sits within the first screen."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("FACEGEN_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": width, "height": height})
+            pg.set_default_timeout(120_000)
+            pg.goto(served)
+            for tab, button in (("Super-resolution", "Super-resolve"), ("Smile", "Make them smile"),
+                                ("Expression", "Change the expression")):
+                pg.get_by_role("tab", name=tab, exact=True).click()
+                box = pg.get_by_role("button", name=button).bounding_box()
+                pg.screenshot(path=str(shots / f"{tab.lower()}-{width}.png"), full_page=True)
+                assert box is not None and box["y"] + box["height"] <= height, (tab, box)
+            pg.get_by_role("tab", name="Leaderboard", exact=True).click()
+            pg.screenshot(path=str(shots / f"leaderboard-{width}.png"), full_page=True)
+        finally:
+            browser.close()
