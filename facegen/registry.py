@@ -19,6 +19,16 @@ from facegen.models.stackedgan import StackedSRGenerator
 
 CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
+#: What a model may be given at test time besides the input face: key -> (label, privileged). A
+#: privileged input comes from the ground truth (or what it was made from) and is not available
+#: to a user with only a photo; the expression label is the task's instruction, not privileged.
+GIVEN: dict[str, tuple[str, bool]] = {
+    "expression": ("target label", False),
+    "guide": ("HR neutral guide", True),
+    "landmarks": ("target landmarks", True),
+    "reference": ("reference photo", True),
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -31,6 +41,9 @@ class ModelSpec:
     checkpoints: dict[str, str | None] = field(default_factory=dict)  # task id -> folder name
     # Configs of weightless models (no checkpoint folder), by task id.
     configs: dict[str, object] = field(default_factory=dict)
+    # Test-time inputs the model consumes besides the input face (keys of GIVEN): the benchmark
+    # passes exactly these and records them; inputs taken from the ground truth are privileged.
+    given: tuple[str, ...] = ()
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -116,6 +129,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="000",
         family="smile",
         checkpoints={"smile": "p2p-sge"},
+        given=('guide',),
     ),
     "exprgan": ModelSpec(
         id="exprgan",
@@ -125,6 +139,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="001",
         family="expression",
         checkpoints={"expression": "exprgan"},
+        given=('expression',),
     ),
     "exprgan-msd": ModelSpec(
         id="exprgan-msd",
@@ -134,6 +149,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="001",
         family="expression",
         checkpoints={"expression": "exprgan-msd"},
+        given=('expression',),
     ),
     "exprgan-msd-no-unsharp": ModelSpec(
         id="exprgan-msd-no-unsharp",
@@ -143,6 +159,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="001",
         family="expression",
         checkpoints={"expression": "exprgan-msd-no-unsharp"},
+        given=('expression',),
     ),
     "lmk-guided": ModelSpec(
         id="lmk-guided",
@@ -152,6 +169,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided"},
+        given=('expression', 'landmarks'),
     ),
     "lmk-guided-no-feature-init": ModelSpec(
         id="lmk-guided-no-feature-init",
@@ -161,6 +179,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided-no-feature-init"},
+        given=('expression', 'landmarks'),
     ),
     "lmk-guided-no-label": ModelSpec(
         id="lmk-guided-no-label",
@@ -170,8 +189,19 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided-no-label"},
+        given=('expression', 'landmarks'),
     ),
 }
+
+
+def given_label(given: tuple[str, ...] | list[str]) -> str:
+    """The leaderboard's "given" cell: the privileged inputs a row sees, or ``none``."""
+    shown = [GIVEN[g][0] for g in given if GIVEN[g][1]]
+    return " + ".join(shown) if shown else "none"
+
+
+def is_privileged(given: tuple[str, ...] | list[str]) -> bool:
+    return any(GIVEN[g][1] for g in given)
 
 
 def get(model_id: str) -> ModelSpec:
