@@ -109,6 +109,12 @@ CARDS: dict[str, ProtocolCard] = {
 }
 
 
+def headline(task_id: str) -> str:
+    """The task's headline metric: its card's, else the task's first metric."""
+    c = CARDS.get(task_id)
+    return c.headline if c is not None else TASKS[task_id].metrics[0].key
+
+
 def card(task_id: str) -> ProtocolCard:
     """The protocol card of ``task_id``; a task without one is an error (every task must state it)."""
     if task_id not in TASKS:

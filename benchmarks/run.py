@@ -37,9 +37,9 @@ import torch
 from tqdm import tqdm
 
 from benchmarks import judges as J
-from benchmarks import leaderboard, lfw, metrics
+from benchmarks import leaderboard, lfw, metrics, protocols
 from benchmarks.tasks import TASKS, Task
-from facegen import assets, checkpoint, registry
+from facegen import assets, checkpoint, deviations, registry
 from facegen import faces as F
 from facegen.data import degrade
 from facegen.data.records import load_image
@@ -52,7 +52,7 @@ DISTRACTORS = 1000  # LFW faces added to every identity gallery and impostor set
 EIGENFACES = 10  # paper 001's k
 CALIBRATION = "calibration"  # the pseudo-task of judge calibrations
 CALIBRATION_ENCODERS = ("sface", "dlib")
-SCHEMA = 3  # 3: FID/KID fallback backbone alexnet224 (was vgg16 at 299), its definition and timing recorded
+SCHEMA = 4  # 4: given inputs, deviations, task protocol and TAR operating points recorded (3: FID/KID fallback alexnet224)
 
 
 def _bar(**kw: Any) -> tqdm:
@@ -759,6 +759,11 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
             "judges": judge_versions,
             "checkpoint": row.checkpoint,
             "notes": row.notes,
+            "given": list(row.given),
+            "given_label": registry.given_label(row.given),
+            "privileged_inputs": registry.is_privileged(row.given),
+            "deviations": [d.as_json() for d in deviations.of(row.model)],
+            "task_protocol": protocols.card(task_id).as_json(),
             "seconds": round(time.perf_counter() - start, 2),
             **prov,
         }
@@ -826,11 +831,9 @@ def main(argv: list[str] | None = None) -> int:
             errors.append(f"{task_id}: {type(e).__name__}: {e}")
             print(f"FAILED {task_id}: {e}", file=sys.stderr)
     leaderboard.write_leaderboard(args.results)
-    if args.results.resolve() == leaderboard.RESULTS_DIR.resolve():
-        from benchmarks.cards import update_model_cards
-
-        for card in update_model_cards(args.results):
-            print(f"updated the benchmark section of {card.relative_to(leaderboard.REPO)}")
+    # The model cards' benchmark sections are a separate, explicit step (`python -m benchmarks.cards`),
+    # so a run never edits tracked files besides its results and the next run is not marked dirty by it.
+    print("model cards: run `python -m benchmarks.cards` to write these results into checkpoints/*/README.md")
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     return 1 if errors else 0
