@@ -92,8 +92,10 @@ def read_leaderboard(results_dir: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=list(leaderboard.ID_COLUMNS))
     df = pd.read_csv(path, dtype={"paper": str, "given": str})
     df["paper"] = df["paper"].fillna("")
-    if "given" not in df.columns:
-        df["given"] = "none"
+    if "given" not in df.columns:  # a leaderboard written before the given inputs were recorded
+        df.insert(list(df.columns).index("kind") + 1, "given",
+                  [leaderboard.given_of({"model": m}) for m in df["model"]])
+    df["given"] = df["given"].fillna("none")
     return df
 
 
