@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+import leaderboard_view
 from benchmarks import judges, leaderboard, metrics, recommend
 from benchmarks.tasks import TASKS, Task
 from facegen import assets, papers, registry
@@ -280,11 +281,11 @@ def model_choices(task_id: str, results_dir: Path) -> list[tuple[str, str]]:
 
 
 def recommended_model(task_id: str, results_dir: Path) -> str | None:
-    """The task's best shipped model on the leaderboard (benchmarks.recommend.best_model), read from
-    ``results_dir``; the first registered model when there are no results yet."""
+    """The task's best shipped model on the leaderboard (:func:`benchmarks.recommend.recommended_model`,
+    read from ``results_dir``); the first registered model when there are no results yet."""
     ids = [s.id for s in registry.models_for(task_id)]
-    best = recommend.best_model(Path(results_dir), task_id, ids)
-    return best or (ids[0] if ids else None)
+    best = recommend.recommended_model(task_id, Path(results_dir))
+    return best if best in ids else (ids[0] if ids else None)
 
 
 def _model_failed(model_id: str):
@@ -526,136 +527,8 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
 
 
 # ---------------------------------------------------------------------------------------------
-# Leaderboard (read from benchmarks/results; the app never computes a metric)
+# About (the Leaderboard and Models tabs live in leaderboard_view)
 # ---------------------------------------------------------------------------------------------
-
-ID_TITLES = {"model": "model", "paper": "paper", "kind": "type", "n": "n"}
-_QUALITY_PREFERENCE = ("psnr_y", "expr_acc_domain", "expr_acc_fer", "lpips_alex", "ssim_y")
-NO_PAPER = "—"  # baselines and reference rows
-
-
-def metric_title(task: Task, key: str) -> str:
-    for m in task.metrics:
-        if m.key == key:
-            return m.title + (f" ({m.unit})" if m.unit else "") + (" ↑" if m.higher_is_better else " ↓")
-    return key
-
-
-def read_leaderboard(results_dir: Path) -> pd.DataFrame:
-    """leaderboard.csv as written by `python -m benchmarks.run` (empty frame when there is none)."""
-    path = results_dir / "leaderboard.csv"
-    if not path.is_file():
-        return pd.DataFrame(columns=list(leaderboard.ID_COLUMNS))
-    df = pd.read_csv(path, dtype={"paper": str})
-    df["paper"] = df["paper"].fillna("")
-    return df
-
-
-def task_rows(results_dir: Path, task_id: str) -> pd.DataFrame:
-    """The rows of one task, with the metric columns it has values for, keys as column names."""
-    df = read_leaderboard(results_dir)
-    df = df[df["task"] == task_id].drop(columns=["task"]).dropna(axis=1, how="all")
-    return df.reset_index(drop=True)
-
-
-def _paper_label(paper: str) -> str:
-    return paper if paper else NO_PAPER
-
-
-def leaderboard_view(results_dir: Path, task_id: str, search: str = "", columns: list[str] | None = None,
-                     papers: list[str] | None = None, kinds: list[str] | None = None) -> pd.DataFrame:
-    """One task's table for people: filtered by model name, paper and type; chosen metric columns
-    (display titles); reference rows (``identity``, ``real``) marked."""
-    task = TASKS[task_id]
-    df = task_rows(results_dir, task_id)
-    if df.empty:
-        return pd.DataFrame({"model": [], "note": []})
-    if search:
-        df = df[df["model"].str.contains(search, case=False, regex=False)]
-    if papers is not None:
-        df = df[[_paper_label(p) in papers for p in df["paper"]]]
-    if kinds is not None:
-        df = df[df["kind"].isin(kinds)]
-    df = df.copy()
-    df["model"] = [f"{m} (reference)" if m in leaderboard.REFERENCE_ROWS else m for m in df["model"]]
-    df["paper"] = [_paper_label(p) for p in df["paper"]]
-    df = df.rename(columns={**ID_TITLES, **{c: metric_title(task, c) for c in df.columns if c not in ID_TITLES}})
-    if columns is not None:
-        keep = [c for c in df.columns if c in ID_TITLES.values() or c in columns]
-        df = df[keep]
-    return df.reset_index(drop=True)
-
-
-def scatter_data(results_dir: Path, task_id: str, quality: str) -> pd.DataFrame:
-    """model, type, latency and one quality metric of the rows that have both (for the scatter plot)."""
-    df = task_rows(results_dir, task_id)
-    if df.empty or quality not in df.columns or "latency_ms" not in df.columns:
-        return pd.DataFrame({"model": [], "type": [], "latency_ms": [], "quality": []})
-    out = pd.DataFrame({"model": df["model"], "type": df["kind"], "latency_ms": df["latency_ms"], "quality": df[quality]})
-    return out.dropna().reset_index(drop=True)
-
-
-def quality_metrics(results_dir: Path, task_id: str) -> list[str]:
-    df = task_rows(results_dir, task_id)
-    return [m.key for m in TASKS[task_id].metrics if m.key in df.columns and m.key not in ("params", "latency_ms")]
-
-
-def default_quality(keys: list[str]) -> str | None:
-    for k in _QUALITY_PREFERENCE:
-        if k in keys:
-            return k
-    return keys[0] if keys else None
-
-
-PROVENANCE_FIELDS = ("model", "kind", "paper", "dataset", "split", "n", "limit", "judges", "commit", "date",
-                     "hardware", "device", "checkpoint", "protocol", "versions", "notes", "test_set_fingerprint")
-
-
-def provenance(results_dir: Path, task_id: str, model: str | None) -> dict:
-    """Where one leaderboard row comes from: data, n, judges, commit, date, hardware (from its result JSON)."""
-    if not model:
-        return {}
-    model = model.removesuffix(" (reference)")
-    path = leaderboard.result_path(task_id, model, results_dir)
-    if not path.is_file():
-        raise gr.Error(f"There is no result file for {model} on {task_id}.")
-    import json
-
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {k: data[k] for k in PROVENANCE_FIELDS if k in data}
-
-
-def csv_file(df: pd.DataFrame, name: str) -> str:
-    """The table as a CSV file in a fresh per-request folder (for the download button)."""
-    files = RequestFiles()
-    path = files.dir / f"{name}.csv"
-    df.to_csv(path, index=False)
-    return str(path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Models and About
-# ---------------------------------------------------------------------------------------------
-
-
-def models_table() -> pd.DataFrame:
-    rows = []
-    for spec in registry.REGISTRY.values():
-        rows.append({"model": spec.id, "title": spec.title, "paper": spec.paper or "—", "family": spec.family,
-                     "tasks": ", ".join(spec.tasks),
-                     "checkpoint": ", ".join(sorted({c for c in spec.checkpoints.values() if c})) or "none needed"})
-    return pd.DataFrame(rows)
-
-
-def model_cards() -> dict[str, str]:
-    """Checkpoint folder name -> its model card (Markdown, YAML header dropped)."""
-    cards = {}
-    for card in sorted(registry.CHECKPOINT_ROOT.glob("*/README.md")):
-        text = card.read_text(encoding="utf-8")
-        if text.startswith("---"):  # drop the YAML header of the Hub model card
-            text = text.split("---", 2)[-1]
-        cards[card.parent.name] = text.strip()
-    return cards
 
 
 def about() -> str:
@@ -882,81 +755,6 @@ def _expression_tab(examples: list[str], results_dir: Path) -> None:
              [gallery, compare, slider, download, info, state], api_name="expression", show_progress_on=[info])
 
 
-REPRODUCE = """**How to reproduce.** Every number here was measured by the benchmark and read from
-`benchmarks/results/` (the app computes none). With the face data root in `FACEGEN_DATA`:
-
-```
-python -m benchmarks.run --task sr-x4          # one task: every registered model + the identity/real rows
-python -m benchmarks.run                       # every task; rewrites leaderboard.csv and leaderboard.md
-```
-
-`identity` is the input returned unchanged (up-sampled bicubically where needed) and `real` the ground
-truth itself (the ceiling); both are marked *(reference)*. Click a column title to sort."""
-
-
-def _leaderboard_panel(results_dir: Path, task: Task) -> None:
-    slug = task.id.replace("-", "_")
-    rows = task_rows(results_dir, task.id)
-    if rows.empty:
-        gr.Markdown(f"No results for {task.id} yet: run `python -m benchmarks.run --task {task.id}`.")
-    metric_titles = [metric_title(task, c) for c in rows.columns if c not in ID_TITLES]
-    papers = sorted({_paper_label(p) for p in rows.get("paper", [])})
-    kinds = sorted(set(rows.get("kind", [])))
-    gr.Markdown(f"**{task.title}** — {task.dataset}, {task.split}; inputs: {task.degradation}.")
-    with gr.Row():
-        search = gr.Textbox(label="Search models", placeholder="model name", scale=2)
-        paper = gr.CheckboxGroup(papers, value=papers, label=f"Paper ({NO_PAPER}: baseline or reference)", scale=2)
-        kind = gr.CheckboxGroup(kinds, value=kinds, label="Model type", scale=2)
-    columns = gr.CheckboxGroup(metric_titles, value=metric_titles, label="Columns")
-    view = leaderboard_view(results_dir, task.id)
-    table = gr.Dataframe(view, interactive=False, label=f"{task.id} leaderboard", max_height=480)
-    download = gr.DownloadButton("Download this table (CSV)", value=csv_file(view, f"leaderboard-{task.id}"))
-    qualities = quality_metrics(results_dir, task.id)
-    q0 = default_quality(qualities)
-    with gr.Row():
-        with gr.Column(scale=3):
-            plot = gr.ScatterPlot(scatter_data(results_dir, task.id, q0) if q0 else None, x="latency_ms", y="quality",
-                                  color="type", tooltip=["model", "latency_ms", "quality"],
-                                  x_title="latency per face (ms)", y_title=metric_title(task, q0) if q0 else "quality",
-                                  label="Quality vs latency", height=320)
-            quality = gr.Dropdown([(metric_title(task, k), k) for k in qualities], value=q0, label="Quality axis")
-        with gr.Column(scale=2):
-            which = gr.Dropdown(list(rows.get("model", [])), value=None, label="Provenance of a row")
-            prov = gr.JSON(label="Data, n, judges, commit, date, hardware")
-
-    def refresh(search: str, columns: list[str], papers: list[str], kinds: list[str]):
-        df = leaderboard_view(results_dir, task.id, search, columns, papers, kinds)
-        return df, csv_file(df, f"leaderboard-{task.id}")
-
-    def replot(metric: str):
-        return gr.ScatterPlot(scatter_data(results_dir, task.id, metric), y_title=metric_title(task, metric))
-
-    def row_provenance(model: str | None) -> dict:
-        return provenance(results_dir, task.id, model)
-
-    inputs = [search, columns, paper, kind]
-    gr.on([c.change for c in inputs], refresh, inputs, [table, download], api_name=f"leaderboard_{slug}")
-    quality.change(replot, quality, plot, api_name=f"leaderboard_plot_{slug}")
-    which.change(row_provenance, which, prov, api_name=f"provenance_{slug}")
-
-
-def _leaderboard_tab(results_dir: Path) -> None:
-    gr.Markdown(REPRODUCE)
-    for task in TASKS.values():
-        with gr.Tab(task.id):
-            _leaderboard_panel(results_dir, task)
-
-
-def _models_tab() -> None:
-    gr.Dataframe(models_table(), label="Registered models", interactive=False)
-    cards = model_cards()
-    if not cards:
-        gr.Markdown("No trained checkpoints are shipped yet; the `bicubic` baseline needs none.")
-    for name, text in cards.items():
-        with gr.Accordion(f"Model card: {name}", open=False):
-            gr.Markdown(text)
-
-
 def build_demo(results_dir: Path | None = None) -> gr.Blocks:
     """The whole app. ``results_dir``: benchmark results to show (default benchmarks/results)."""
     results_dir = Path(results_dir or os.environ.get("FACEGEN_RESULTS") or leaderboard.RESULTS_DIR)
@@ -974,9 +772,9 @@ def build_demo(results_dir: Path | None = None) -> gr.Blocks:
             _expression_tab(examples, results_dir)
         _list_endpoints(results_dir)
         with gr.Tab("Leaderboard"):
-            _leaderboard_tab(results_dir)
+            leaderboard_view.leaderboard_tab(results_dir, lambda: RequestFiles().dir)
         with gr.Tab("Models"):
-            _models_tab()
+            leaderboard_view.models_tab()
         with gr.Tab("About"):
             gr.Markdown(about())
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)

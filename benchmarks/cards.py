@@ -1,23 +1,29 @@
-"""Benchmark sections of the shipped model cards, written from the result files.
+"""Benchmark and deviation sections of the shipped model cards: `python -m benchmarks.cards`.
 
 Each checkpoint folder's ``README.md`` gets, between two markers, a table of its model's row on
 the task it serves next to the reference rows (and the bicubic baseline for super-resolution),
-with the run's dataset, n, commit and date. ``python -m benchmarks.run`` rewrites these
-sections after every run, so a card never quotes a number the results do not hold.
+with the run's dataset, n, commit and date; and between two other markers the model's
+deviations from its paper (:mod:`facegen.deviations`). Writing the cards is its own explicit step,
+``python -m benchmarks.cards`` after ``python -m benchmarks.run``: a benchmark run never edits a
+tracked file besides its results (the cards are outside what marks a run dirty, by design).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from benchmarks.leaderboard import RESULTS_DIR, _fmt, read_results
 from benchmarks.tasks import TASKS
+from facegen import deviations
 from facegen.checkpoint import atomic_write_bytes
 from facegen.registry import CHECKPOINT_ROOT, REGISTRY
 
 START = "<!-- benchmark:start -->"
 END = "<!-- benchmark:end -->"
+DEV_START = "<!-- deviations:start -->"
+DEV_END = "<!-- deviations:end -->"
 COMPARE_WITH = ("bicubic", "identity", "real")  # rows shown beside the model, when present
 
 
@@ -50,13 +56,23 @@ def section(task_id: str, model_id: str, results: list[dict[str, Any]]) -> str |
     return "\n".join(lines)
 
 
-def replace_section(card: str, new: str) -> str:
-    """``card`` with its benchmark section replaced by ``new`` (appended when absent)."""
-    if START in card and END in card:
-        head, rest = card.split(START, 1)
-        tail = rest.split(END, 1)[1]
+def replace_section(card: str, new: str, start: str = START, end: str = END) -> str:
+    """``card`` with its section between ``start`` and ``end`` replaced by ``new`` (appended when absent)."""
+    if start in card and end in card:
+        head, rest = card.split(start, 1)
+        tail = rest.split(end, 1)[1]
         return head + new + tail
     return card.rstrip("\n") + "\n\n" + new + "\n"
+
+
+def deviations_section(model_id: str) -> str | None:
+    """Markdown deviations section of ``model_id`` (None for models without a paper)."""
+    table = deviations.markdown(model_id)
+    if not table:
+        return None
+    return "\n".join([DEV_START, "## Deviations from the paper (structured)", "",
+                      "Generated from `facegen.deviations` by `python -m benchmarks.cards`; the leaderboard shows "
+                      "the same table.", "", *table, DEV_END])
 
 
 def update_model_cards(results_root: Path = RESULTS_DIR, checkpoint_root: Path = CHECKPOINT_ROOT) -> list[Path]:
@@ -73,7 +89,26 @@ def update_model_cards(results_root: Path = RESULTS_DIR, checkpoint_root: Path =
                 continue
             old = card_path.read_text(encoding="utf-8")
             text = replace_section(old, new)
+            dev = deviations_section(spec.id)
+            if dev is not None:
+                text = replace_section(text, dev, DEV_START, DEV_END)
             if text != old:
                 atomic_write_bytes(card_path, text.encode("utf-8"))
                 changed.append(card_path)
     return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.cards [--results DIR]`: write the results and deviations into the model cards."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cards", description=main.__doc__)
+    p.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default: benchmarks/results)")
+    args = p.parse_args(argv)
+    for card in update_model_cards(args.results):
+        print(f"updated {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

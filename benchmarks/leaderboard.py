@@ -12,26 +12,39 @@ import io
 import json
 import math
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import protocols
 from benchmarks.tasks import TASKS
+from facegen import registry
 from facegen.checkpoint import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REFERENCE_ROWS = ("identity", "real")  # input returned unchanged (up-sampled) / the ground truth
-ID_COLUMNS = ("task", "model", "paper", "kind", "n")
+ID_COLUMNS = ("task", "model", "paper", "kind", "given", "n")
+PRIVILEGED_MARK = "†"  # rows given inputs taken from the ground truth (see the "given" column)
 
 
-def git_commit() -> str:
-    """The checkout's commit, with ``-dirty`` when tracked files other than the results differ from it
-    (result files the run itself rewrites do not count); ``unknown`` outside a git checkout."""
+#: What a result depends on (code, checkpoints, data lists, pins): a tracked change or an untracked
+#: (not git-ignored) file here marks a run ``-dirty``. Excluded by design: the result files the run
+#: writes and the model cards (prose; `python -m benchmarks.cards` rewrites their benchmark section).
+DEPENDS_ON = ("facegen", "benchmarks", "checkpoints", "pyproject.toml", "requirements.txt",
+              "requirements-assets.txt", "overrides.txt")
+NOT_DEPENDED_ON = ("benchmarks/results", "checkpoints/*/README.md")
+
+
+def git_commit(repo: Path = REPO) -> str:
+    """The checkout's commit, with ``-dirty`` when a tracked or untracked file the results depend on
+    (:data:`DEPENDS_ON`) differs from it; ``unknown`` outside a git checkout."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
-                               cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        spec = [*DEPENDS_ON, *(f":(exclude,glob){p}" + ("/**" if "*" not in p else "") for p in NOT_DEPENDED_ON)]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *spec],
+                               cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -74,6 +87,33 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def given_of(result: dict[str, Any]) -> str:
+    """The row's "given" cell from its result (``none``, or the privileged inputs it saw)."""
+    if "given" in result:
+        return registry.given_label(result["given"])
+    spec = registry.REGISTRY.get(result.get("model", ""))  # results written before inputs were recorded
+    return registry.given_label(spec.given) if spec is not None else "none"
+
+
+def is_privileged(row: dict[str, Any]) -> bool:
+    return row.get("given", "none") not in ("none", "")
+
+
+def sort_rows(task_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Like with like: rows given no privileged input first, then privileged rows, then the reference
+    rows; within each group by the task's headline metric, best first (rows without it last)."""
+    headline = protocols.headline(task_id)
+    higher = next((m.higher_is_better for m in TASKS[task_id].metrics if m.key == headline), True)
+
+    def key(row: dict[str, Any]) -> tuple:
+        group = 2 if row["kind"] == "reference" else (1 if is_privileged(row) else 0)
+        v = row.get(headline)
+        missing = v is None or (isinstance(v, float) and math.isnan(v))
+        return group, missing, 0.0 if missing else (-v if higher else v), row["model"]
+
+    return sorted(rows, key=key)
+
+
 def leaderboard_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """Flatten results into (columns, rows): id columns, then every metric of TASKS in order."""
     metric_cols: list[str] = []
@@ -84,10 +124,11 @@ def leaderboard_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dic
     rows = []
     for r in results:
         row = {"task": r["task"], "model": r["model"], "paper": r.get("paper") or "",
-               "kind": r.get("kind", ""), "n": r.get("n", "")}
+               "kind": r.get("kind", ""), "given": given_of(r), "n": r.get("n", "")}
         for key in metric_cols:
             row[key] = r.get("metrics", {}).get(key)
         rows.append(row)
+    rows = [r for task in TASKS for r in sort_rows(task, [r for r in rows if r["task"] == task])]
     used = [c for c in metric_cols if any(row[c] is not None for row in rows)]
     return list(ID_COLUMNS) + used, rows
 
@@ -209,6 +250,45 @@ def paper_table_markdown(table: PaperTable, rows: list[dict[str, Any]]) -> list[
     return lines + [""]
 
 
+def task_markdown(task_id: str, task_rows: list[dict[str, Any]]) -> list[str]:
+    """One task's section: title, protocol card, table (given column, privileged rows marked), paper tables."""
+    if not task_rows:
+        return []
+    task = TASKS[task_id]
+    cols = ["model", "given", "n"] + [m.key for m in task.metrics if any(r.get(m.key) is not None for r in task_rows)]
+    titles = {m.key: m.title + (f" ({m.unit})" if m.unit else "") + (" ↑" if m.higher_is_better else " ↓")
+              for m in task.metrics}
+    md = [f"## {task.id}: {task.title}", ""]
+    if task_id in protocols.CARDS:
+        md += protocols.CARDS[task_id].markdown()
+    md += ["| " + " | ".join(titles.get(c, c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in task_rows:
+        name = f"*{r['model']}* (reference)" if r["kind"] == "reference" else r["model"]
+        name += f" {PRIVILEGED_MARK}" if is_privileged(r) else ""
+        md.append("| " + " | ".join([name] + [_fmt(r.get(c)) for c in cols[1:]]) + " |")
+    md.append("")
+    for table in PAPER_TABLES:
+        if table.task == task.id:
+            md += paper_table_markdown(table, task_rows)
+    return md
+
+
+def deviations_markdown(results: list[dict[str, Any]]) -> list[str]:
+    """The deviations view: each model's departures from its paper, as recorded in its results."""
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        if r.get("deviations") and r["model"] not in seen:
+            seen[r["model"]] = r["deviations"]
+    if not seen:
+        return []
+    md = ["## Deviations from the papers", "",
+          "Per model (facegen.deviations; the model cards carry the same table):", ""]
+    for model, devs in seen.items():
+        md += [f"### {model}", "", "| area | paper | here |", "|---|---|---|"]
+        md += [f"| {d['area']} | {d['paper']} | {d['here']} |" for d in devs] + [""]
+    return md
+
+
 def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
     """Regenerate leaderboard.csv and leaderboard.md from the result files under ``root``."""
     columns, rows = leaderboard_rows(read_results(root))
@@ -219,25 +299,34 @@ def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
         writer.writerow({c: _fmt(row.get(c)) for c in columns})
     csv_path = root / "leaderboard.csv"
     atomic_write_bytes(csv_path, buf.getvalue().encode())
-    md = ["# facegen leaderboard", "", "Generated by `python -m benchmarks.run` from the JSON files beside it.", ""]
+    md = ["# facegen leaderboard", "",
+          "Generated from the JSON files beside it by `python -m benchmarks.leaderboard` (and at the end of "
+          "`python -m benchmarks.run`). Rows given no privileged input come first, sorted by the task's headline "
+          f"metric; rows marked {PRIVILEGED_MARK} see inputs taken from the ground truth (the *given* column) and are "
+          "ranked among themselves; reference rows come last.", ""]
     for task in TASKS.values():
-        task_rows = [r for r in rows if r["task"] == task.id]
-        if not task_rows:
-            continue
-        cols = ["model", "n"] + [m.key for m in task.metrics if any(r.get(m.key) is not None for r in task_rows)]
-        titles = {m.key: m.title + (f" ({m.unit})" if m.unit else "") + (" ↑" if m.higher_is_better else " ↓")
-                  for m in task.metrics}
-        md += [f"## {task.id}: {task.title}", "",
-               "| " + " | ".join(titles.get(c, c) for c in cols) + " |",
-               "|" + "---|" * len(cols)]
-        for r in task_rows:
-            name = f"*{r['model']}* (reference)" if r["model"] in REFERENCE_ROWS else r["model"]
-            md.append("| " + " | ".join([name] + [_fmt(r.get(c)) for c in cols[1:]]) + " |")
-        md.append("")
-        for table in PAPER_TABLES:
-            if table.task == task.id:
-                md += paper_table_markdown(table, task_rows)
+        md += task_markdown(task.id, [r for r in rows if r["task"] == task.id])
+    md += deviations_markdown(read_results(root))
     md += calibration_markdown(root)
     md_path = root / "leaderboard.md"
     atomic_write_bytes(md_path, "\n".join(md).encode())
     return csv_path, md_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.leaderboard [--results DIR]`: regenerate leaderboard.csv/.md from the JSON files."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.leaderboard", description=main.__doc__)
+    p.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default: benchmarks/results)")
+    args = p.parse_args(argv)
+    if not args.results.is_dir():
+        print(f"error: there is no results folder at {args.results}", file=sys.stderr)
+        return 2
+    for path in write_leaderboard(args.results):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

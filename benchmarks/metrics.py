@@ -739,15 +739,22 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
     FAR <= far; ties at t are rejected. With fewer than 1/far impostors k = 0 and the TAR is
     that at FAR = 0 (genuine scores above every impostor score).
     """
+    return far_operating_point(scores, labels, far)["tar"]
+
+
+def far_operating_point(scores: np.ndarray, labels: np.ndarray, far: float) -> dict[str, float | int]:
+    """The operating point behind :func:`tar_at_far`: ``threshold`` (accept score > threshold;
+    -inf when every pair is accepted), ``tar``, the FAR it actually has on these impostors
+    (``far_measured`` <= ``far``), and the pair counts."""
     if not 0.0 <= far <= 1.0:
         raise MetricError(f"far must be in [0, 1], got {far}")
     s, y = _scores_labels(scores, labels)
     impostor = np.sort(s[~y])[::-1]
     # 1e-9 absorbs binary rounding such as 0.29 * 100 = 28.999999999999996
     k = int(math.floor(far * impostor.size + 1e-9))
-    if k >= impostor.size:
-        return 1.0
-    return float(np.mean(s[y] > impostor[k]))
+    t = -math.inf if k >= impostor.size else float(impostor[k])
+    return {"threshold": t, "tar": float(np.mean(s[y] > t)), "far_target": far,
+            "far_measured": float(np.mean(impostor > t)), "n_genuine": int(y.sum()), "n_impostor": int(impostor.size)}
 
 
 def rank1(

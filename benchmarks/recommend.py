@@ -1,34 +1,43 @@
-"""The model a person should see first: the best shipped model of a task on the leaderboard."""
+"""The recommended model of a task, read from the benchmark's results (never hard-coded).
+
+``recommended_model(task_id)`` is the best shipped model on the task's headline metric
+(:func:`benchmarks.protocols.headline`) among the rows that are neither reference rows nor given
+privileged inputs (``given`` = none), so it compares like with like and names a model a user
+with only a photo can run. The app pre-selects it in each photo tab.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
-from benchmarks.leaderboard import read_results
-
-# The metric that ranks each task's models for the app's default choice: what a person asks of it
-# first (PSNR for super-resolution; keeping the person for the smile; the target expression,
-# judged in-domain, for the expression task), and whether higher is better.
-HEADLINE: dict[str, tuple[str, bool]] = {
-    "sr-x2": ("psnr_y", True),
-    "sr-x4": ("psnr_y", True),
-    "sr-x8": ("psnr_y", True),
-    "smile": ("tar_far1", True),
-    "expression": ("expr_acc_domain", True),
-}
+from benchmarks import protocols
+from benchmarks.leaderboard import RESULTS_DIR, given_of
+from benchmarks.tasks import TASKS
+from facegen import registry
 
 
-def best_model(results_dir: Path, task_id: str, candidates: list[str]) -> str | None:
-    """The candidate with the best headline metric in ``results_dir`` (None without results).
-
-    Ties go to the earlier candidate (registry order). Reference rows are never candidates.
-    """
-    if task_id not in HEADLINE:
-        return None
-    key, higher = HEADLINE[task_id]
-    scored = {r["model"]: r["metrics"].get(key) for r in read_results(results_dir)
-              if r.get("task") == task_id and r.get("kind") == "model"}
-    ranked = [(scored[m], i, m) for i, m in enumerate(candidates) if isinstance(scored.get(m), (int, float))]
-    if not ranked:
-        return None
-    return min(ranked, key=lambda t: ((-t[0] if higher else t[0]), t[1]))[2]
+def recommended_model(task_id: str, results_dir: Path = RESULTS_DIR) -> str | None:
+    """Id of the best registered, non-reference, non-privileged model on ``task_id`` by its headline
+    metric in ``results_dir/<task>/*.json``; None when no such result exists."""
+    if task_id not in TASKS:
+        raise KeyError(f"unknown task {task_id!r}; known: {sorted(TASKS)}")
+    key = protocols.headline(task_id)
+    higher = next(m.higher_is_better for m in TASKS[task_id].metrics if m.key == key)
+    best: tuple[float, str] | None = None
+    for path in sorted((Path(results_dir) / task_id).glob("*.json")):
+        try:
+            r = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        spec = registry.REGISTRY.get(r.get("model", ""))
+        if spec is None or task_id not in spec.tasks or r.get("kind") == "reference" or given_of(r) != "none":
+            continue
+        v = r.get("metrics", {}).get(key)
+        if not isinstance(v, (int, float)) or math.isnan(v):
+            continue
+        score = v if higher else -v
+        if best is None or score > best[0]:
+            best = (score, r["model"])
+    return best[1] if best else None

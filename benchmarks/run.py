@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -38,9 +37,9 @@ import torch
 from tqdm import tqdm
 
 from benchmarks import judges as J
-from benchmarks import leaderboard, lfw, metrics
+from benchmarks import leaderboard, lfw, metrics, protocols
 from benchmarks.tasks import TASKS, Task
-from facegen import assets, checkpoint, registry
+from facegen import assets, checkpoint, deviations, registry
 from facegen import faces as F
 from facegen.data import degrade
 from facegen.data.records import load_image
@@ -53,7 +52,7 @@ DISTRACTORS = 1000  # LFW faces added to every identity gallery and impostor set
 EIGENFACES = 10  # paper 001's k
 CALIBRATION = "calibration"  # the pseudo-task of judge calibrations
 CALIBRATION_ENCODERS = ("sface", "dlib")
-SCHEMA = 3  # 3: FID/KID fallback backbone alexnet224 (was vgg16 at 299), its definition and timing recorded
+SCHEMA = 4  # 4: given inputs, deviations, task protocol and TAR operating points recorded (3: FID/KID fallback alexnet224)
 
 
 def _bar(**kw: Any) -> tqdm:
@@ -219,6 +218,7 @@ class RowOutput:
     key: str  # cache key of the outputs (what produced them)
     checkpoint: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)  # recorded in the result (conditions given)
+    given: tuple[str, ...] = ()  # test-time inputs consumed besides the input face (registry.GIVEN keys)
 
 
 def _identity_row(ts: TestSet) -> list[np.ndarray]:
@@ -232,17 +232,6 @@ def _checkpoint_hashes(spec: registry.ModelSpec, task: str) -> dict[str, str]:
         return {}
     manifest = checkpoint.read_manifest(folder)
     return {"folder": f"checkpoints/{folder.name}", **manifest.get("sha256", {})}
-
-
-def _accepted_conditions(runner) -> set[str] | None:
-    """Keyword arguments the model's ``infer`` takes (None: any, it has ``**kwargs``)."""
-    infer = getattr(runner.model, "infer", None)
-    if infer is None:
-        return set()  # plain callables (baselines) take the images only
-    params = inspect.signature(infer).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params}
 
 
 def target_landmarks(ts: TestSet) -> np.ndarray:
@@ -264,8 +253,9 @@ def target_landmarks(ts: TestSet) -> np.ndarray:
     return lm
 
 
-def item_conditions(ts: TestSet, accepted: set[str] | None) -> list[dict[str, Any]]:
-    """Per-item conditions for a model whose ``infer`` takes ``accepted`` keywords (None: any).
+def item_conditions(ts: TestSet, given: set[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per-item conditions for a model that consumes the ``given`` inputs (its registry ``given``):
+    exactly these are passed, so the result records exactly what the model saw.
 
     ``expression``: the target label (paired tasks); ``guide``: the neutral face at the output
     size (smile: the SGE guide, uint8 HWC); ``landmarks``: the ground-truth target's 68 points
@@ -273,7 +263,7 @@ def item_conditions(ts: TestSet, accepted: set[str] | None) -> list[dict[str, An
     Arrays are stacked into tensors per batch by :func:`batch_conditions`.
     """
     def want(k: str) -> bool:
-        return accepted is None or k in accepted
+        return k in given
 
     conds: list[dict[str, Any]] = [{} for _ in ts.inputs]
     if want("expression"):
@@ -316,12 +306,11 @@ def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: in
     """The model's outputs on the test set (from the cache when the same model already ran)."""
     ckpt = _checkpoint_hashes(spec, ts.task.id)
     runner = load_runner(spec.id, ts.task.id, device=device)
-    accepted = _accepted_conditions(runner)
-    tag = "conditions-v1:" + ",".join(sorted(accepted)) if accepted is not None else "conditions-v1:any"
+    tag = "conditions-v2:" + ",".join(sorted(spec.given))
     key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(ts.task.id)), tag]).encode()).hexdigest()[:16]
     path = cache_root() / ts.task.id / f"{spec.id}-{key}.npz"
     cached = _load_npz(path)
-    conds = item_conditions(ts, accepted)
+    conds = item_conditions(ts, spec.given)
     if cached is not None and len(cached["outputs"]) == len(ts.inputs):
         outputs = list(cached["outputs"])
         latency = float(cached["latency_ms"])
@@ -348,9 +337,10 @@ def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: in
         raise BenchmarkError(f"{spec.id} produced {bad[0]} images for {ts.task.id}, expected {ts.task.out_size}^2 RGB")
     kind = "baseline" if spec.family == "baseline" else "model"
     row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt)
+    row.given = tuple(spec.given)
     row.notes = {"conditions": sorted({k for c in conds for k in c}),
                  "items_without_target_landmarks": int(sum("landmarks" not in c for c in conds))
-                 if any("landmarks" in c for c in conds) else None}
+                 if "landmarks" in spec.given else None}
     return row
 
 
@@ -542,13 +532,28 @@ def identity_metrics(ts: TestSet, judges: Judges, emb_out: np.ndarray, emb_real:
     labels = np.concatenate([np.ones(len(genuine), int), np.zeros(len(impostors), int)])
     gallery = np.concatenate([real, dis])
     gallery_ids = list(subj) + [f"distractor{i}" for i in range(len(dis))]
+    points = {key: metrics.far_operating_point(scores, labels, far) for key, far in TAR_COLUMNS.items()}
     return {
         "id_cosine": float(genuine.mean()),
-        "tar_far1": 100 * metrics.tar_at_far(scores, labels, 0.01),
-        "tar_far01": 100 * metrics.tar_at_far(scores, labels, 0.001),
+        **{key: 100 * p["tar"] for key, p in points.items()},
+        "_thresholds": {key: threshold_record(p) for key, p in points.items()},
         "rank1": 100 * metrics.rank1(out, list(subj), gallery, gallery_ids),
         "id_faces": int(ok.sum()),
     }
+
+
+TAR_COLUMNS = {"tar_far1": 0.01, "tar_far01": 0.001}  # column -> nominal FAR
+THRESHOLD_SOURCE = ("this row's own impostor pairs on this task (output vs the ground truth of every other subject, "
+                    "and vs the LFW distractors): accept cosine > the (floor(FAR x impostors) + 1)-th highest impostor "
+                    "score; not SFace's LFW-calibrated threshold, which admits more impostors on other photo collections")
+
+
+def threshold_record(point: dict[str, float | int]) -> dict[str, Any]:
+    """One TAR's operating point as recorded in the result: threshold, its source and the FAR it has."""
+    t = point["threshold"]
+    return {"threshold": None if t == -np.inf else round(float(t), 6), "source": "task impostors",
+            "far_target": point["far_target"], "far_measured": point["far_measured"],
+            "n_genuine": point["n_genuine"], "n_impostor": point["n_impostor"]}
 
 
 def content_key(images: list[np.ndarray]) -> str:
@@ -582,7 +587,9 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     # From features: FID by the sqrtm-free path (benchmarks.metrics.fid_from_features), KID over 100 subsets.
     details: dict[str, Any] = {"timings": {"fid_seconds": round(dist.fid_seconds, 4), "kid_seconds": round(dist.kid_seconds, 4)}}
     if {"id_cosine", "tar_far1"} & keys:
-        m.update(identity_metrics(ts, judges, judges.embeddings(ck, outs), judges.embeddings("real", gts)))
+        ident = identity_metrics(ts, judges, judges.embeddings(ck, outs), judges.embeddings("real", gts))
+        details["identity_thresholds"] = {k: v for k, v in ident.pop("_thresholds").items() if k in keys}
+        m.update(ident)
     if {"expr_acc_fer", "expr_acc_domain"} & keys:
         pred = judges.expressions(ck, outs)
         labels = [str(x) for x in ts.labels]
@@ -669,7 +676,8 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
                     f"scipy sqrtm to 1e-6 relative); KID: cubic polynomial kernel, 100 subsets of min(1000, n)"),
         "identity": (f"{judges.encoder.name} embeddings of crops from the landmarks detected on the ground truth; "
                      f"genuine = (output, its ground truth); impostors = (output, ground truth of every other subject) "
-                     f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors"),
+                     f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors; "
+                     f"TAR thresholds: {THRESHOLD_SOURCE} (identity_thresholds: threshold, FAR measured)"),
         "input": ts.task.degradation,
         "latency": f"median wall time per face at batch 1 over {LATENCY_FACES} faces",
     }
@@ -751,6 +759,11 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
             "judges": judge_versions,
             "checkpoint": row.checkpoint,
             "notes": row.notes,
+            "given": list(row.given),
+            "given_label": registry.given_label(row.given),
+            "privileged_inputs": registry.is_privileged(row.given),
+            "deviations": [d.as_json() for d in deviations.of(row.model)],
+            "task_protocol": protocols.card(task_id).as_json(),
             "seconds": round(time.perf_counter() - start, 2),
             **prov,
         }
@@ -818,11 +831,9 @@ def main(argv: list[str] | None = None) -> int:
             errors.append(f"{task_id}: {type(e).__name__}: {e}")
             print(f"FAILED {task_id}: {e}", file=sys.stderr)
     leaderboard.write_leaderboard(args.results)
-    if args.results.resolve() == leaderboard.RESULTS_DIR.resolve():
-        from benchmarks.cards import update_model_cards
-
-        for card in update_model_cards(args.results):
-            print(f"updated the benchmark section of {card.relative_to(leaderboard.REPO)}")
+    # The model cards' benchmark sections are a separate, explicit step (`python -m benchmarks.cards`),
+    # so a run never edits tracked files besides its results and the next run is not marked dirty by it.
+    print("model cards: run `python -m benchmarks.cards` to write these results into checkpoints/*/README.md")
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     return 1 if errors else 0

@@ -19,6 +19,16 @@ from facegen.models.stackedgan import StackedSRGenerator
 
 CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
+#: What a model may be given at test time besides the input face: key -> (label, privileged). A
+#: privileged input comes from the ground truth (or what it was made from) and is not available
+#: to a user with only a photo; the expression label is the task's instruction, not privileged.
+GIVEN: dict[str, tuple[str, bool]] = {
+    "expression": ("target label", False),
+    "guide": ("HR neutral guide", True),
+    "landmarks": ("target landmarks", True),
+    "reference": ("reference photo", True),
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -32,8 +42,11 @@ class ModelSpec:
     # Configs of weightless models (no checkpoint folder), by task id.
     configs: dict[str, object] = field(default_factory=dict)
     # Whether an expression intensity in [0, 1] visibly changes the output (the app offers its
-    # slider only then; tests/test_app.py measures it on a real face for every model that says so).
+    # slider only then; tests/test_pipeline.py measures it on a real face for every model that says so).
     intensity_control: bool = False
+    # Test-time inputs the model consumes besides the input face (keys of GIVEN): the benchmark
+    # passes exactly these and records them; inputs taken from the ground truth are privileged.
+    given: tuple[str, ...] = ()
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -119,6 +132,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="000",
         family="smile",
         checkpoints={"smile": "p2p-sge"},
+        given=('guide',),
     ),
     "exprgan": ModelSpec(
         id="exprgan",
@@ -129,6 +143,7 @@ REGISTRY: dict[str, ModelSpec] = {
         family="expression",
         checkpoints={"expression": "exprgan"},
         intensity_control=True,
+        given=('expression',),
     ),
     "exprgan-msd": ModelSpec(
         id="exprgan-msd",
@@ -139,6 +154,7 @@ REGISTRY: dict[str, ModelSpec] = {
         family="expression",
         checkpoints={"expression": "exprgan-msd"},
         intensity_control=True,
+        given=('expression',),
     ),
     "exprgan-msd-no-unsharp": ModelSpec(
         id="exprgan-msd-no-unsharp",
@@ -149,6 +165,7 @@ REGISTRY: dict[str, ModelSpec] = {
         family="expression",
         checkpoints={"expression": "exprgan-msd-no-unsharp"},
         intensity_control=True,
+        given=('expression',),
     ),
     "lmk-guided": ModelSpec(
         id="lmk-guided",
@@ -158,6 +175,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided"},
+        given=('expression', 'landmarks'),
     ),
     "lmk-guided-no-feature-init": ModelSpec(
         id="lmk-guided-no-feature-init",
@@ -167,6 +185,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided-no-feature-init"},
+        given=('expression', 'landmarks'),
     ),
     "lmk-guided-no-label": ModelSpec(
         id="lmk-guided-no-label",
@@ -176,8 +195,19 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided-no-label"},
+        given=('expression', 'landmarks'),
     ),
 }
+
+
+def given_label(given: tuple[str, ...] | list[str]) -> str:
+    """The leaderboard's "given" cell: the privileged inputs a row sees, or ``none``."""
+    shown = [GIVEN[g][0] for g in given if GIVEN[g][1]]
+    return " + ".join(shown) if shown else "none"
+
+
+def is_privileged(given: tuple[str, ...] | list[str]) -> bool:
+    return any(GIVEN[g][1] for g in given)
 
 
 def get(model_id: str) -> ModelSpec:

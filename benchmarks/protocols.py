@@ -1,0 +1,125 @@
+"""Task protocol cards: each task's source papers' evaluation and every way ours differs.
+
+A card states, per task, the protocol of the paper(s) whose models it scores (test set, sizes,
+degradation, identity gallery/probe) and each difference from it, and the task's headline
+metric (what "best model" means for it). The leaderboard prints the card beside the task's
+table and every result JSON carries it (``task_protocol``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from benchmarks.tasks import TASKS
+
+_SR_PAPERS = (
+    "Paper 002 (stackedgan): CelebA faces, bicubic LR, '16 to 64', '32 to 128' and '64 to 256'; PSNR/SSIM of the "
+    "SR output against the ground truth; no identity or distribution metric.",
+    "Paper 003 (psgan): 500 random FFHQ faces split 50/30/20 (150 test faces), 512 -> 1024 (2x), LR made by a "
+    "7x7 Gaussian blur (sigma 5) and resize; PSNR on the validation faces.",
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    aspect: str  # "test set" | "sizes" | "degradation" | "gallery/probe" | "metrics"
+    paper: str  # what the paper did
+    here: str  # what this benchmark does
+
+
+@dataclass(frozen=True)
+class ProtocolCard:
+    task: str
+    headline: str  # metric key that ranks the task's shipped models (the recommended model)
+    papers: tuple[str, ...]  # the source papers' evaluation protocols, one line per paper
+    differences: tuple[Difference, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def markdown(self) -> list[str]:
+        lines = [f"**Protocol.** Headline metric: `{self.headline}`. Source papers' evaluation:", ""]
+        lines += [f"- {p}" for p in self.papers]
+        lines += ["", "| differs in | paper | here |", "|---|---|---|"]
+        lines += [f"| {d.aspect} | {d.paper} | {d.here} |" for d in self.differences]
+        return lines + [""]
+
+
+_ID_HERE = ("SFace identity of each output against its own ground truth (genuine) and against every other test "
+            "subject's ground truth and 1,000 LFW distractors (impostors); TAR thresholds from those impostors")
+
+
+def _sr(scale: int) -> ProtocolCard:
+    size = 128 // scale
+    return ProtocolCard(
+        task=f"sr-x{scale}", headline="psnr_y", papers=_SR_PAPERS,
+        differences=(
+            Difference("test set", "002: CelebA faces (its own split); 003: 150 random FFHQ faces",
+                       "the 1,000 HR faces of the FSRNet CelebA test set, each face its own identity"),
+            Difference("sizes", "002: 16->64, 32->128, 64->256; 003: 512->1024 (2x)", f"{size} -> 128"),
+            Difference("degradation", "002: bicubic; 003: 7x7 Gaussian blur (sigma 5) then resize",
+                       "PIL bicubic down-sampling (antialiased) for every model, psgan included"),
+            Difference("metrics", "PSNR (and 002: SSIM), colour space unstated",
+                       "PSNR/SSIM on Y (BT.601) and RGB, LPIPS, FID/KID, identity (SFace), params, latency"),
+            Difference("gallery/probe", "no identity evaluation", _ID_HERE),
+        ),
+    )
+
+
+CARDS: dict[str, ProtocolCard] = {
+    **{f"sr-x{s}": _sr(s) for s in (2, 4, 8)},
+    "smile": ProtocolCard(
+        task="smile", headline="expr_acc_domain",
+        papers=("Paper 000 (p2p-*): its own recorded neutral->smile video frames; test = one male and one female "
+                "low-resolution neutral face not in training; PSNR and SSIM of the HR smile against the ground truth.",),
+        differences=(
+            Difference("test set", "2 held-out subjects of its own video data (one image each)",
+                       "neutral->happy pairs of the held-out JAFFE and RaFD subjects (facegen.data.splits)"),
+            Difference("sizes", "low-resolution neutral in, 2x smiling out (the paper's 256 px models)", "64 -> 128"),
+            Difference("degradation", "its low-resolution frames", "the aligned 128 px neutral face, PIL-bicubic down-sampled"),
+            Difference("given inputs", "p2p-sge reads the HR neutral face (self-supervised guidance), as in the paper",
+                       "p2p-sge is given the 128 px neutral face it was made from (privileged; marked on the leaderboard)"),
+            Difference("metrics", "PSNR, SSIM",
+                       "also LPIPS, FID/KID, two expression judges, identity (SFace), params, latency"),
+            Difference("gallery/probe", "no identity evaluation", _ID_HERE),
+        ),
+    ),
+    "expression": ProtocolCard(
+        task="expression", headline="expr_acc_domain",
+        papers=("Paper 001 (exprgan*): Oulu-CASIA, 90/10 split (144 test images; 6 test persons x 6 expressions shown); "
+                "CNN expression classifier, PCA (eigenface) recognition, Inception FID.",
+                "Paper 004 (lmk-guided*): CK+ (PSNR, SSIM, FID) and Oulu-CASIA (expression recognition with generated "
+                "images as augmentation); identity preserved judged against a gallery of non-transformed images; the "
+                "generator is given the target's landmarks."),
+        differences=(
+            Difference("test set", "001: Oulu-CASIA 10 %; 004: CK+ and Oulu-CASIA",
+                       "neutral->expression pairs of the held-out JAFFE and RaFD subjects (facegen.data.splits)"),
+            Difference("sizes", "001: 128 px; 004: 128 px crops", "128 -> 128, aligned with the 'expression' template"),
+            Difference("degradation", "none", "none"),
+            Difference("gallery/probe", "004: gallery of the non-transformed (neutral) images",
+                       _ID_HERE + "; the gallery holds the ground-truth targets, not the neutral inputs"),
+            Difference("given inputs", "004: the target's landmarks (from the target image)",
+                       "lmk-guided* are given the ground-truth target's 68 dlib landmarks (privileged; marked); "
+                       "exprgan* get the target label only"),
+            Difference("metrics", "001: its CNN classifier, PCA k=10, Inception FID; 004: PSNR/SSIM/FID",
+                       "FER2013 and in-domain judges, eigenface k=10, FID on AlexNet-224 features offline, identity"),
+        ),
+    ),
+}
+
+
+def headline(task_id: str) -> str:
+    """The task's headline metric: its card's, else the task's first metric."""
+    c = CARDS.get(task_id)
+    return c.headline if c is not None else TASKS[task_id].metrics[0].key
+
+
+def card(task_id: str) -> ProtocolCard:
+    """The protocol card of ``task_id``; a task without one is an error (every task must state it)."""
+    if task_id not in TASKS:
+        raise KeyError(f"unknown task {task_id!r}; known: {sorted(TASKS)}")
+    try:
+        return CARDS[task_id]
+    except KeyError:
+        raise KeyError(f"task {task_id!r} has no protocol card in benchmarks.protocols.CARDS") from None

@@ -1,0 +1,168 @@
+"""Every departure of a shipped model from its paper, as data.
+
+One list per registered model: each :class:`Deviation` names its area (architecture, objective,
+optimiser, data, evaluation), what the paper does, what the shipped (lite) recipe does, and the
+recipe fields it accounts for (``model.<config field>``, ``objective.<attribute>``,
+``train.<TrainConfig field>``, ``recipe.degradation``). The model cards' "Deviations" section
+(``python -m benchmarks.cards``) and the leaderboard's deviations view are generated from it;
+``tests/test_deviations.py`` fails when the shipped recipe differs from the paper preset in a
+field that no entry names. :data:`SHIPPED` gives each model's training command as recipe
+arguments (the README's table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+AREAS = ("architecture", "objective", "optimiser", "data", "evaluation")
+
+
+@dataclass(frozen=True)
+class Deviation:
+    area: str
+    paper: str
+    here: str
+    fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.area not in AREAS:
+            raise ValueError(f"deviation area must be one of {AREAS}; got {self.area!r}")
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: model id -> (recipe model id, preset, recipe options per task) of the shipped checkpoint.
+SHIPPED: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "stackedgan": ("stackedgan", "lite", {"steps": 3500, "batch_size": 16}),
+    "psgan": ("psgan", "lite", {"steps": 3000, "batch_size": 16, "l1_weight": 10.0, "degradation": "bicubic",
+                                "optimizer": "adam"}),
+    "p2p-bilinear": ("p2p-bilinear", "lite", {"steps": 6000, "batch_size": 8}),
+    "p2p-two-step": ("p2p-two-step", "lite", {"steps": 3000, "batch_size": 8}),
+    "p2p-serial": ("p2p-serial", "lite", {"steps": 3000, "batch_size": 8}),
+    "p2p-parallel": ("p2p-parallel", "lite", {"steps": 3000, "batch_size": 8}),
+    "p2p-sge": ("p2p-sge", "lite", {"steps": 4000, "batch_size": 8}),
+    "exprgan": ("exprgan", "lite", {"steps": 3000, "batch_size": 8}),
+    "exprgan-msd": ("exprgan-msd", "lite", {"steps": 3000, "batch_size": 8}),
+    "exprgan-msd-no-unsharp": ("exprgan-msd", "no-unsharp", {"steps": 3000, "batch_size": 8}),
+    "lmk-guided": ("lmk-guided", "lite", {"steps": 4000, "batch_size": 8}),
+    "lmk-guided-no-feature-init": ("lmk-guided", "no-feature-init", {"steps": 4000, "batch_size": 8}),
+    "lmk-guided-no-label": ("lmk-guided", "no-label", {"steps": 4000, "batch_size": 8}),
+}
+
+#: The paper preset each shipped preset is compared with.
+PAPER_PRESET = {"lite": "paper", "no-unsharp": "paper-no-unsharp", "no-feature-init": "paper-no-feature-init",
+                "no-label": "paper-no-label"}
+
+_CPU = "CPU budget: the shipped steps and batch size (README table) instead of the paper's schedule"
+_GREY = Deviation("data", "colour images", "trained and run on luminance (BT.601 Y); chroma from the input (up-sampled)",
+                  ("model.channels",))
+
+_SR_DATA = Deviation("data", "002: CelebA; 003: 350 FFHQ faces",
+                     "LFW + lfw_expressions colour crops aligned like the CelebA test faces")
+
+_SMILE = (
+    Deviation("architecture", "256 px paper networks (widths of Pix2Pix, SGE 40..320 channels)",
+              "lite widths: 64 -> 128 px, ngf 16, ndf 32, multiplier capped at 4, SR ngf 12, SGE 8..32 channels",
+              ("model.lr_size", "model.ngf", "model.ndf", "model.max_mult", "model.up_channels", "model.sr_ngf",
+               "model.sr_max_mult", "model.sge_channels")),
+    Deviation("objective", "cGAN conditioned on the input (its own resolution)",
+              "the discriminator's condition is the bicubic 2x up-sampling of the 64 px input (the output's size)"),
+    Deviation("data", "own video frames, augmentation unstated",
+              "JAFFE + RaFD neutral->happy pairs of the training subjects, horizontal flip and small zoom/shift"),
+    _GREY,
+    Deviation("optimiser", "Adam 2e-4, batch 20, 12,300 steps", _CPU, ("train.steps", "train.batch_size")),
+)
+
+_EXPR_WIDTHS = ("model.enc_channels", "model.gen_channels", "model.q_hidden", "model.q_shared", "model.dec_min",
+                "model.d_fc")
+_EXPRGAN = (
+    Deviation("architecture", "ExprGAN widths (encoder 64..1024, FC 1024)", "lite widths (encoder 16..96, FC 128)",
+              _EXPR_WIDTHS),
+    Deviation("architecture", "six expression classes", "a seventh class, neutral, so neutral faces reconstruct",
+              ("model.expressions",)),
+    Deviation("objective", "identity-preserving loss weight 1 on full-size faces; no code barrier",
+              "identity weight 0.1 on 64 px faces and a code barrier (weight 0.01)",
+              ("objective.weights", "objective.id_size", "objective.barrier_weight")),
+    Deviation("optimiser", "Adam 1e-4, batch 48, 20,000 + 40,000 steps",
+              "Adam 5e-4; " + _CPU + "; stage 1 of 4,000 steps",
+              ("train.g_lr", "train.d_lr", "train.steps", "train.batch_size", "objective.stage1_steps")),
+    Deviation("data", "001: Oulu-CASIA (90 % of 1,440 images)", "JAFFE + RaFD pairs of the training subjects"),
+    _GREY,
+)
+
+DEVIATIONS: dict[str, tuple[Deviation, ...]] = {
+    "stackedgan": (
+        Deviation("architecture", "widths not given (Pix2Pix's ngf = ndf = 64)",
+                  "lite widths ngf 16, ndf 32, multiplier capped at 4, 32-channel up-sampling stages; 32 px input at x4",
+                  ("model.ngf", "model.ndf", "model.max_mult", "model.up_channels", "model.lr_size")),
+        Deviation("architecture", "'one or multiple convolutional layers and one Relu' after the up-sampling",
+                  "a ReLU after every 1x1 convolution; each stage emits its image through a 1x1 conv + tanh"),
+        Deviation("architecture", "each stage synthesises its image",
+                  "global residual: each stage predicts a correction to the bicubic-resized LR input",
+                  ("model.residual_input",)),
+        Deviation("objective", "L_BB' on G1's conditional discriminator",
+                  "an extra unconditional discriminator head for L_BB'"),
+        Deviation("optimiser", "G1 trained first, then fine-tuned with the up-sampling generators",
+                  "all stages trained jointly from the start; Pix2Pix's Adam 2e-4 (beta1 0.5), lambda 100; " + _CPU,
+                  ("train.steps", "train.batch_size")),
+        _SR_DATA, _GREY,
+    ),
+    "psgan": (
+        Deviation("architecture", "512 -> 1024 px; discriminator strides, dropout and widths unstated",
+                  "32 -> 128 (x4) / 64 -> 128 (x2); strides, dropout 0.25 and widths ours", ("model.lr_size",)),
+        Deviation("architecture", "input normalised with ImageNet RGB statistics",
+                  "lite: normalised with grey (luminance) statistics"),
+        Deviation("objective", "adversarial BCE only", "adds 10 x L1 (normalised space)", ("objective.l1_weight",)),
+        Deviation("optimiser", "SGD lr 0.02 (60 epochs) then 0.005", "Adam; " + _CPU,
+                  ("train.optimizer", "train.steps", "train.batch_size")),
+        Deviation("data", "7x7 Gaussian blur (sigma 5) + resize", "PIL bicubic down-sampling (the benchmark's LR)",
+                  ("recipe.degradation",)),
+        _SR_DATA, _GREY,
+    ),
+    **{m: _SMILE for m in ("p2p-bilinear", "p2p-two-step", "p2p-serial", "p2p-parallel")},
+    "p2p-sge": _SMILE + (
+        Deviation("objective", "the SGE always reads the HR neutral face",
+                  "half of the training samples guide the SGE with the up-sampled input instead, so the model also "
+                  "runs without the HR face (the app)", ("objective.guide_fallback",)),
+        Deviation("evaluation", "guided by the HR neutral face", "benchmark: given the 128 px neutral face "
+                  "(privileged; marked on the leaderboard); app: the up-sampled input"),
+    ),
+    "exprgan": _EXPRGAN,
+    "exprgan-msd": _EXPRGAN + (
+        Deviation("architecture", "fusion of the two dilated channels unstated", "concatenated before the FC layer"),),
+    "exprgan-msd-no-unsharp": _EXPRGAN + (
+        Deviation("architecture", "fusion of the two dilated channels unstated", "concatenated before the FC layer"),),
+}
+
+
+def _lmk(extra: tuple[Deviation, ...] = ()) -> tuple[Deviation, ...]:
+    return (
+        Deviation("architecture", "paper widths and 68 separate landmark heatmaps",
+                  "lite widths, 6 residual blocks instead of 9; the 68 heatmaps merged into one map (per-pixel maximum)",
+                  ("model.ngf", "model.ndf", "model.n_blocks", "model.n_layers", "model.heatmap_sigma", "model.merge_heatmaps")),
+        Deviation("objective", "paper loss weights", "lite loss weights (see the recipe)", ("objective.weights",)),
+        Deviation("optimiser", "paper schedule", _CPU, ("train.steps", "train.batch_size", "train.g_lr", "train.d_lr")),
+        Deviation("data", "CK+ and Oulu-CASIA", "JAFFE + RaFD pairs of the training subjects"),
+        Deviation("evaluation", "given the target's landmarks", "given the ground-truth target's 68 dlib landmarks "
+                  "(privileged; marked on the leaderboard); the app fits a template to the input instead"),
+        _GREY, *extra,
+    )
+
+
+DEVIATIONS.update({"lmk-guided": _lmk(), "lmk-guided-no-feature-init": _lmk(), "lmk-guided-no-label": _lmk()})
+
+
+def of(model_id: str) -> tuple[Deviation, ...]:
+    """The deviations of ``model_id`` (empty for baselines and reference rows)."""
+    return DEVIATIONS.get(model_id, ())
+
+
+def markdown(model_id: str) -> list[str]:
+    """A Markdown table of the model's deviations (for its card and the leaderboard)."""
+    devs = of(model_id)
+    if not devs:
+        return []
+    lines = ["| area | paper | here |", "|---|---|---|"]
+    return lines + [f"| {d.area} | {d.paper} | {d.here} |" for d in devs]
