@@ -39,6 +39,8 @@ from tqdm import tqdm
 
 from benchmarks import judges as J
 from benchmarks import leaderboard, lfw, metrics
+from benchmarks.macs import COUNTER as MACS_COUNTER
+from benchmarks.macs import macs_per_face
 from benchmarks.tasks import TASKS, Task
 from facegen import assets, checkpoint, registry
 from facegen import faces as F
@@ -219,6 +221,7 @@ class RowOutput:
     key: str  # cache key of the outputs (what produced them)
     checkpoint: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)  # recorded in the result (conditions given)
+    macs: int | None = None  # multiply-accumulates for one face (benchmarks.macs), None when not countable
 
 
 def _identity_row(ts: TestSet) -> list[np.ndarray]:
@@ -347,7 +350,8 @@ def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: in
     if bad:
         raise BenchmarkError(f"{spec.id} produced {bad[0]} images for {ts.task.id}, expected {ts.task.out_size}^2 RGB")
     kind = "baseline" if spec.family == "baseline" else "model"
-    row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt)
+    row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt,
+                    macs=macs_per_face(runner, ts.inputs[0], batch_conditions([conds[0]], device)))
     row.notes = {"conditions": sorted({k for c in conds for k in c}),
                  "items_without_target_landmarks": int(sum("landmarks" not in c for c in conds))
                  if any("landmarks" in c for c in conds) else None}
@@ -603,6 +607,7 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
         m["eigenface_acc"] = eigenface_metric(ts, outs)
     m["params"] = row.params
     m["latency_ms"] = row.latency_ms
+    m["macs_per_face"] = row.macs
     return {"metrics": {k: v for k, v in m.items() if k in keys or k in ("id_faces", "expr_faces")}, **details}
 
 
@@ -672,6 +677,7 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
                      f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors"),
         "input": ts.task.degradation,
         "latency": f"median wall time per face at batch 1 over {LATENCY_FACES} faces",
+        "macs": f"multiply-accumulates for the first face at batch 1 (conditions included), counted by {MACS_COUNTER}",
     }
     if ts.neutral_keys is not None:
         out["test_set"] = (f"task_pairs('{ts.task.id}').test: neutral -> target pairs of the held-out subjects "

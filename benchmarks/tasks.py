@@ -50,11 +50,12 @@ EXPR_DOMAIN = Metric("expr_acc_domain", "Expression acc. (in-domain judge)", Tru
 EIGENFACE = Metric("eigenface_acc", "Eigenface recognition acc. (k=10)", True, "%")
 PARAMS = Metric("params", "Parameters (inference)", False)
 LATENCY = Metric("latency_ms", "Latency per face", False, "ms")
+MACS = Metric("macs_per_face", "MACs per face", False)  # benchmarks.macs (conv/matmul, FlopCounterMode)
 
 _SR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_ALEX, KID_ALEX,
-               ID_COS, TAR_1, TAR_01, PARAMS, LATENCY)
+               ID_COS, TAR_1, TAR_01, PARAMS, LATENCY, MACS)
 _EXPR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_ALEX, KID_ALEX,
-                 EXPR_FER, EXPR_DOMAIN, ID_COS, TAR_1, TAR_01, RANK1, PARAMS, LATENCY)
+                 EXPR_FER, EXPR_DOMAIN, ID_COS, TAR_1, TAR_01, RANK1, PARAMS, LATENCY, MACS)
 
 
 def _sr(scale: int) -> Task:
