@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks import judges as J
-from benchmarks import leaderboard, lfw, metrics
+from benchmarks import jitter, leaderboard, lfw, metrics
 from benchmarks.macs import COUNTER as MACS_COUNTER
 from benchmarks.macs import macs_per_face
 from benchmarks.tasks import TASKS, Task
@@ -122,6 +122,19 @@ def _sr_testset(task: Task, root: Path, limit: int | None) -> TestSet:
                    dataset=task.dataset, split=task.split, info={"n_records": len(records)})
 
 
+def _sr_jitter_testset(task: Task, root: Path, limit: int | None) -> TestSet:
+    """The standard SR faces, each ground truth moved by its seeded similarity transform
+    (benchmarks.jitter) before the input is made from it by the task's down-sampling."""
+    base = _sr_testset(task, root, limit)
+    moved = [jitter.apply(t, jitter.draw(i)) for i, t in enumerate(base.targets)]
+    targets = [t for t, _ in moved]
+    valid = np.array([m.mean() for _, m in moved])
+    info = {**base.info, "jitter": jitter.DESCRIPTION,
+            "valid_fraction": {"mean": round(float(valid.mean()), 4), "min": round(float(valid.min()), 4)}}
+    return TestSet(task, [degrade.bicubic_down(t, task.scale) for t in targets], targets, subjects=base.subjects,
+                   labels=base.labels, names=base.names, dataset=task.dataset, split=task.split, info=info)
+
+
 def _paired_testset(task: Task, root: Path, limit: int | None) -> TestSet:
     """Neutral -> target pairs of the held-out subjects (``task_pairs(task).test``: JAFFE then RaFD),
     both faces aligned with the task's template at the output size (aligned-crop cache); the input
@@ -173,6 +186,9 @@ TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "sr-x8": _sr_testset,
     "sr-x4": _sr_testset,
     "sr-x2": _sr_testset,
+    "sr-x8-jitter": _sr_jitter_testset,
+    "sr-x4-jitter": _sr_jitter_testset,
+    "sr-x2-jitter": _sr_jitter_testset,
     "smile": _paired_testset,
     "expression": _paired_testset,
 }
@@ -316,12 +332,14 @@ def batch_conditions(conds: list[dict[str, Any]], device: str) -> dict[str, Any]
 
 
 def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: int) -> RowOutput:
-    """The model's outputs on the test set (from the cache when the same model already ran)."""
-    ckpt = _checkpoint_hashes(spec, ts.task.id)
-    runner = load_runner(spec.id, ts.task.id, device=device)
+    """The model's outputs on the test set (from the cache when the same model already ran); a
+    task with a ``base`` runs the model as registered for its base task."""
+    served = ts.task.base or ts.task.id
+    ckpt = _checkpoint_hashes(spec, served)
+    runner = load_runner(spec.id, served, device=device)
     accepted = _accepted_conditions(runner)
     tag = "conditions-v1:" + ",".join(sorted(accepted)) if accepted is not None else "conditions-v1:any"
-    key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(ts.task.id)), tag]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(served)), tag]).encode()).hexdigest()[:16]
     path = cache_root() / ts.task.id / f"{spec.id}-{key}.npz"
     cached = _load_npz(path)
     conds = item_conditions(ts, accepted)
@@ -676,6 +694,7 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
                      f"genuine = (output, its ground truth); impostors = (output, ground truth of every other subject) "
                      f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors"),
         "input": ts.task.degradation,
+        **({"framing": f"benchmarks.jitter: {jitter.DESCRIPTION}"} if ts.task.base else {}),
         "latency": f"median wall time per face at batch 1 over {LATENCY_FACES} faces",
         "macs": f"multiply-accumulates for the first face at batch 1 (conditions included), counted by {MACS_COUNTER}",
     }
@@ -709,7 +728,7 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
     t0 = time.perf_counter()
     ts = TESTSETS[task_id](task, root, limit)
     judges = Judges(ts, root, device)
-    specs = [s for s in registry.models_for(task_id) if model_ids is None or s.id in model_ids]
+    specs = [s for s in registry.models_for(task.base or task_id) if model_ids is None or s.id in model_ids]
     rows: list[tuple[str, Callable[[], RowOutput]]] = []
     if model_ids is None or "identity" in model_ids or "real" in model_ids:
         for r in reference_rows(ts):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmarks.jitter import DESCRIPTION as JITTER
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -24,6 +26,7 @@ class Task:
     degradation: str  # how inputs are made from the ground truth
     template: str  # face alignment template of facegen.faces
     metrics: tuple[Metric, ...]
+    base: str | None = None  # the task whose registered models (and checkpoints) serve this one
 
     @property
     def scale(self) -> int:
@@ -72,10 +75,31 @@ def _sr(scale: int) -> Task:
     )
 
 
+def _sr_jitter(scale: int) -> Task:
+    """The SR task under framing change (benchmarks.jitter): same faces, models and metrics."""
+    base = _sr(scale)
+    return Task(
+        id=f"{base.id}-jitter",
+        title=f"{scale}x face super-resolution under framing change ({128 // scale} -> 128)",
+        dataset=base.dataset,
+        split=f"{base.split}, each under {JITTER}",
+        in_size=base.in_size,
+        out_size=base.out_size,
+        degradation=f"HR transformed first (benchmarks.jitter), then {base.degradation}",
+        template=base.template,
+        metrics=base.metrics,
+        base=base.id,
+    )
+
+
+# Each jitter task follows its standard task, so the leaderboard shows them side by side.
 TASKS: dict[str, Task] = {
     "sr-x8": _sr(8),
+    "sr-x8-jitter": _sr_jitter(8),
     "sr-x4": _sr(4),
+    "sr-x4-jitter": _sr_jitter(4),
     "sr-x2": _sr(2),
+    "sr-x2-jitter": _sr_jitter(2),
     "smile": Task(
         id="smile",
         title="Neutral -> smiling at twice the resolution (64 -> 128)",
