@@ -37,7 +37,9 @@ import torch
 from tqdm import tqdm
 
 from benchmarks import judges as J
-from benchmarks import leaderboard, lfw, metrics, protocols
+from benchmarks import jitter, leaderboard, lfw, metrics, protocols
+from benchmarks.macs import COUNTER as MACS_COUNTER
+from benchmarks.macs import macs_per_face
 from benchmarks.tasks import TASKS, Task
 from facegen import assets, checkpoint, deviations, registry
 from facegen import faces as F
@@ -119,6 +121,19 @@ def _sr_testset(task: Task, root: Path, limit: int | None) -> TestSet:
                    dataset=task.dataset, split=task.split, info={"n_records": len(records)})
 
 
+def _sr_jitter_testset(task: Task, root: Path, limit: int | None) -> TestSet:
+    """The standard SR faces, each ground truth moved by its seeded similarity transform
+    (benchmarks.jitter) before the input is made from it by the task's down-sampling."""
+    base = _sr_testset(task, root, limit)
+    moved = [jitter.apply(t, jitter.draw(i)) for i, t in enumerate(base.targets)]
+    targets = [t for t, _ in moved]
+    valid = np.array([m.mean() for _, m in moved])
+    info = {**base.info, "jitter": jitter.DESCRIPTION,
+            "valid_fraction": {"mean": round(float(valid.mean()), 4), "min": round(float(valid.min()), 4)}}
+    return TestSet(task, [degrade.bicubic_down(t, task.scale) for t in targets], targets, subjects=base.subjects,
+                   labels=base.labels, names=base.names, dataset=task.dataset, split=task.split, info=info)
+
+
 def _paired_testset(task: Task, root: Path, limit: int | None) -> TestSet:
     """Neutral -> target pairs of the held-out subjects (``task_pairs(task).test``: JAFFE then RaFD),
     both faces aligned with the task's template at the output size (aligned-crop cache); the input
@@ -170,6 +185,9 @@ TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "sr-x8": _sr_testset,
     "sr-x4": _sr_testset,
     "sr-x2": _sr_testset,
+    "sr-x8-jitter": _sr_jitter_testset,
+    "sr-x4-jitter": _sr_jitter_testset,
+    "sr-x2-jitter": _sr_jitter_testset,
     "smile": _paired_testset,
     "expression": _paired_testset,
 }
@@ -219,6 +237,7 @@ class RowOutput:
     checkpoint: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)  # recorded in the result (conditions given)
     given: tuple[str, ...] = ()  # test-time inputs consumed besides the input face (registry.GIVEN keys)
+    macs: int | None = None  # multiply-accumulates for one face (benchmarks.macs), None when not countable
 
 
 def _identity_row(ts: TestSet) -> list[np.ndarray]:
@@ -303,11 +322,13 @@ def batch_conditions(conds: list[dict[str, Any]], device: str) -> dict[str, Any]
 
 
 def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: int) -> RowOutput:
-    """The model's outputs on the test set (from the cache when the same model already ran)."""
-    ckpt = _checkpoint_hashes(spec, ts.task.id)
-    runner = load_runner(spec.id, ts.task.id, device=device)
+    """The model's outputs on the test set (from the cache when the same model already ran); a
+    task with a ``base`` runs the model as registered for its base task."""
+    served = ts.task.base or ts.task.id
+    ckpt = _checkpoint_hashes(spec, served)
+    runner = load_runner(spec.id, served, device=device)
     tag = "conditions-v2:" + ",".join(sorted(spec.given))
-    key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(ts.task.id)), tag]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(served)), tag]).encode()).hexdigest()[:16]
     path = cache_root() / ts.task.id / f"{spec.id}-{key}.npz"
     cached = _load_npz(path)
     conds = item_conditions(ts, spec.given)
@@ -336,7 +357,8 @@ def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: in
     if bad:
         raise BenchmarkError(f"{spec.id} produced {bad[0]} images for {ts.task.id}, expected {ts.task.out_size}^2 RGB")
     kind = "baseline" if spec.family == "baseline" else "model"
-    row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt)
+    row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt,
+                    macs=macs_per_face(runner, ts.inputs[0], batch_conditions([conds[0]], device)))
     row.given = tuple(spec.given)
     row.notes = {"conditions": sorted({k for c in conds for k in c}),
                  "items_without_target_landmarks": int(sum("landmarks" not in c for c in conds))
@@ -610,6 +632,7 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
         m["eigenface_acc"] = eigenface_metric(ts, outs)
     m["params"] = row.params
     m["latency_ms"] = row.latency_ms
+    m["macs_per_face"] = row.macs
     return {"metrics": {k: v for k, v in m.items() if k in keys or k in ("id_faces", "expr_faces")}, **details}
 
 
@@ -679,7 +702,9 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
                      f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors; "
                      f"TAR thresholds: {THRESHOLD_SOURCE} (identity_thresholds: threshold, FAR measured)"),
         "input": ts.task.degradation,
+        **({"framing": f"benchmarks.jitter: {jitter.DESCRIPTION}"} if ts.task.base else {}),
         "latency": f"median wall time per face at batch 1 over {LATENCY_FACES} faces",
+        "macs": f"multiply-accumulates for the first face at batch 1 (conditions included), counted by {MACS_COUNTER}",
     }
     if ts.neutral_keys is not None:
         out["test_set"] = (f"task_pairs('{ts.task.id}').test: neutral -> target pairs of the held-out subjects "
@@ -711,7 +736,7 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
     t0 = time.perf_counter()
     ts = TESTSETS[task_id](task, root, limit)
     judges = Judges(ts, root, device)
-    specs = [s for s in registry.models_for(task_id) if model_ids is None or s.id in model_ids]
+    specs = [s for s in registry.models_for(task.base or task_id) if model_ids is None or s.id in model_ids]
     rows: list[tuple[str, Callable[[], RowOutput]]] = []
     if model_ids is None or "identity" in model_ids or "real" in model_ids:
         for r in reference_rows(ts):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmarks.jitter import DESCRIPTION as JITTER
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -24,6 +26,7 @@ class Task:
     degradation: str  # how inputs are made from the ground truth
     template: str  # face alignment template of facegen.faces
     metrics: tuple[Metric, ...]
+    base: str | None = None  # the task whose registered models (and checkpoints) serve this one
 
     @property
     def scale(self) -> int:
@@ -50,11 +53,12 @@ EXPR_DOMAIN = Metric("expr_acc_domain", "Expression acc. (in-domain judge)", Tru
 EIGENFACE = Metric("eigenface_acc", "Eigenface recognition acc. (k=10)", True, "%")
 PARAMS = Metric("params", "Parameters (inference)", False)
 LATENCY = Metric("latency_ms", "Latency per face", False, "ms")
+MACS = Metric("macs_per_face", "MACs per face", False)  # benchmarks.macs (conv/matmul, FlopCounterMode)
 
 _SR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_ALEX, KID_ALEX,
-               ID_COS, TAR_1, TAR_01, PARAMS, LATENCY)
+               ID_COS, TAR_1, TAR_01, PARAMS, LATENCY, MACS)
 _EXPR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_INCEPTION, FID_ALEX, KID_ALEX,
-                 EXPR_FER, EXPR_DOMAIN, ID_COS, TAR_1, TAR_01, RANK1, PARAMS, LATENCY)
+                 EXPR_FER, EXPR_DOMAIN, ID_COS, TAR_1, TAR_01, RANK1, PARAMS, LATENCY, MACS)
 
 
 def _sr(scale: int) -> Task:
@@ -71,10 +75,31 @@ def _sr(scale: int) -> Task:
     )
 
 
+def _sr_jitter(scale: int) -> Task:
+    """The SR task under framing change (benchmarks.jitter): same faces, models and metrics."""
+    base = _sr(scale)
+    return Task(
+        id=f"{base.id}-jitter",
+        title=f"{scale}x face super-resolution under framing change ({128 // scale} -> 128)",
+        dataset=base.dataset,
+        split=f"{base.split}, each under {JITTER}",
+        in_size=base.in_size,
+        out_size=base.out_size,
+        degradation=f"HR transformed first (benchmarks.jitter), then {base.degradation}",
+        template=base.template,
+        metrics=base.metrics,
+        base=base.id,
+    )
+
+
+# Each jitter task follows its standard task, so the leaderboard shows them side by side.
 TASKS: dict[str, Task] = {
     "sr-x8": _sr(8),
+    "sr-x8-jitter": _sr_jitter(8),
     "sr-x4": _sr(4),
+    "sr-x4-jitter": _sr_jitter(4),
     "sr-x2": _sr(2),
+    "sr-x2-jitter": _sr_jitter(2),
     "smile": Task(
         id="smile",
         title="Neutral -> smiling at twice the resolution (64 -> 128)",

@@ -48,6 +48,8 @@ def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkey
                 "hardware", "seconds", "test_set_fingerprint"):
         assert key in r, key
     assert r["n"] == 2 and r["metrics"]["params"] == 0 and r["metrics"]["latency_ms"] > 0
+    # PIL bicubic runs outside torch: its MACs are not countable (None), and the counter is named
+    assert r["metrics"]["macs_per_face"] is None and "FlopCounterMode" in r["protocol"]["macs"]
     # FID/KID: the backbone's columns, name and exact definition, and the time the computation took
     backbone = bench.metrics.fid_backbone()
     assert f"fid_{backbone.name}" in r["metrics"] and f"kid_{backbone.name}" in r["metrics"]

@@ -12,6 +12,14 @@ convolution (64, 128 before the first shuffle; 64, 32 per shuffle stage); the di
 strides (stride 2 while the map is at least 4x4), dropout rate 0.25, BatchNorm on the four
 inner blocks; the sigmoid is folded into the loss (``BCEWithLogits``, the same function,
 numerically safer) and :meth:`PSGANDiscriminator.probability` applies it explicitly.
+
+Initialisation (a training choice; the paper gives none): ``shuffle_init="default"`` keeps
+PyTorch's default initialisation everywhere (the ``paper`` preset, and every checkpoint whose
+config predates the field); ``"icnr"`` (the ``lite`` and ``tiny`` presets) initialises each
+convolution that feeds a pixel shuffle by ICNR (Aitken et al. 2017, "Checkerboard artifact free
+sub-pixel convolution"): one default-initialised kernel per output channel, copied to its r*r
+sub-pixel positions, so that at initialisation the conv + shuffle equals a convolution followed
+by nearest-neighbour up-sampling and the output carries no checkerboard at the shuffle period.
 """
 
 from __future__ import annotations
@@ -35,6 +43,28 @@ from facegen.models.layers import (
 )
 
 
+SHUFFLE_INITS = ("default", "icnr")
+SHUFFLE = 2  # up-sampling factor of each pixel-shuffle stage
+
+
+def icnr_(conv: nn.Conv2d, upscale: int = SHUFFLE) -> nn.Conv2d:
+    """ICNR initialisation (Aitken et al. 2017) of ``conv``, the convolution before a
+    ``PixelShuffle(upscale)``: a default-initialised kernel of ``out / upscale**2`` channels is
+    repeated so that every output channel's ``upscale**2`` sub-pixel filters (PixelShuffle reads
+    channel ``c * upscale**2 + i * upscale + j`` for sub-pixel (i, j) of channel c) are equal;
+    the bias likewise. In place; returns ``conv``."""
+    r2 = upscale * upscale
+    if conv.out_channels % r2:
+        raise ValueError(f"ICNR needs out_channels divisible by {r2}; got {conv.out_channels}")
+    sub = nn.Conv2d(conv.in_channels, conv.out_channels // r2, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None)  # default (Kaiming-uniform) initialisation, same fan-in
+    with torch.no_grad():
+        conv.weight.copy_(sub.weight.repeat_interleave(r2, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(sub.bias.repeat_interleave(r2, dim=0))
+    return conv
+
+
 @dataclass(frozen=True)
 class PSGANConfig:
     scale: int = 2
@@ -48,8 +78,11 @@ class PSGANConfig:
     scale_max: float = 0.8
     d_channels: tuple[int, ...] = (12, 48, 72, 48, 12, 3)
     d_dropout: float = 0.25
+    shuffle_init: str = "default"  # "default" (PyTorch's) or "icnr" (see module docstring)
 
     def __post_init__(self) -> None:
+        if self.shuffle_init not in SHUFFLE_INITS:
+            raise ValueError(f"psgan shuffle_init must be one of {SHUFFLE_INITS}; got {self.shuffle_init!r}")
         if self.scale not in (2, 4, 8):
             raise ValueError(f"psgan scale must be 2, 4 or 8; got {self.scale}")
         if self.lr_size % 2:
@@ -68,20 +101,21 @@ class PSGANConfig:
 
     @classmethod
     def paper(cls, scale: int = 2, lr_size: int = 512, channels: int = 3) -> "PSGANConfig":
-        """Paper sizes: 512 -> 1024 RGB."""
+        """Paper sizes: 512 -> 1024 RGB; PyTorch's default initialisation (the paper names none)."""
         return cls(scale=scale, lr_size=lr_size, channels=channels, up_channels=cls._ups(scale))
 
     @classmethod
     def lite(cls, scale: int = 2, lr_size: int | None = None, channels: int = 1) -> "PSGANConfig":
-        """128-pixel outputs (x2 64->128; x4 32->128 by one more shuffle stage), luminance."""
-        return cls(scale=scale, lr_size=lr_size or 128 // scale, channels=channels, up_channels=cls._ups(scale))
+        """128-pixel outputs (x2 64->128; x4 32->128 by one more shuffle stage), luminance; ICNR."""
+        return cls(scale=scale, lr_size=lr_size or 128 // scale, channels=channels, up_channels=cls._ups(scale),
+                   shuffle_init="icnr")
 
     @classmethod
     def tiny(cls, scale: int = 2, lr_size: int = 16, channels: int = 3) -> "PSGANConfig":
         """For tests: 8-16 channels, 32-64 pixel outputs."""
         ups = (16,) + (8,) * int(math.log2(scale))
         return cls(scale=scale, lr_size=lr_size, channels=channels, entry_channels=16, body=(16,),
-                   up_channels=ups, d_channels=(8, 16, 8, 3))
+                   up_channels=ups, d_channels=(8, 16, 8, 3), shuffle_init="icnr")
 
     @staticmethod
     def _ups(scale: int) -> tuple[int, ...]:
@@ -108,7 +142,10 @@ class PSGANGenerator(nn.Module, PyTorchModelHubMixin):
             layers += [nn.Conv2d(ch, w, 3, 1, 1), nn.Tanh()]
             ch = w
         for w in c.up_channels:
-            layers += [nn.Conv2d(ch, 4 * w, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh()]
+            conv = nn.Conv2d(ch, SHUFFLE * SHUFFLE * w, 3, 1, 1)
+            if c.shuffle_init == "icnr":
+                icnr_(conv)
+            layers += [conv, nn.PixelShuffle(SHUFFLE), nn.Tanh()]
             ch = w
         layers.append(nn.Conv2d(ch, c.channels, 3, 1, 1))
         self.body = nn.Sequential(*layers)

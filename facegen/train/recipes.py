@@ -181,6 +181,11 @@ def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None
         train = TrainConfig(steps=steps or 20_000, batch_size=batch_size or 16, optimizer="sgd",
                             g_lr=0.02, d_lr=0.02, lr_milestones=(0.75,), lr_gamma=0.25, seed=seed)
         deviations = ["discriminator strides, dropout rate (0.25) and generator widths after the entry conv are ours"]
+        if cfg.shuffle_init == "icnr":
+            deviations.append("the convolutions before each pixel shuffle start from ICNR (Aitken et al. 2017: equal "
+                              "sub-pixel filters, i.e. conv + nearest-neighbour up-sampling), so training starts free "
+                              "of the checkerboard at the shuffle period; the paper names no initialisation (the paper "
+                              "preset keeps PyTorch's default)")
         if l1_weight:
             deviations.append(f"generator loss adds {l1_weight:g} x L1 (normalised space) to the paper's adversarial BCE")
         paper_degradation = "blur"
