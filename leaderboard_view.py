@@ -47,6 +47,8 @@ METRIC_HELP = {
     "eigenface_acc": ("subject recognised by eigenfaces (paper 001's PCA test)", "k = 10 eigenfaces of the neutral faces"),
     "params": ("parameters of the network run at inference", "counted"),
     "latency_ms": ("median time per face at batch 1", "the benchmark machine (see provenance)"),
+    "macs_per_face": ("multiply-accumulates for one face (convolutions and matrix products)",
+                      "torch FlopCounterMode; none for the PIL bicubic baseline"),
 }
 
 PROVENANCE_FIELDS = ("model", "kind", "paper", "given", "given_label", "privileged_inputs", "dataset", "split", "n",
@@ -158,7 +160,7 @@ def scatter_data(results_dir: Path, task_id: str, quality: str) -> pd.DataFrame:
 
 def quality_metrics(results_dir: Path, task_id: str) -> list[str]:
     df = task_rows(results_dir, task_id)
-    return [m.key for m in TASKS[task_id].metrics if m.key in df.columns and m.key not in ("params", "latency_ms")]
+    return [m.key for m in TASKS[task_id].metrics if m.key in df.columns and m.key not in ("params", "latency_ms", "macs_per_face")]
 
 
 def default_quality(task_id: str, keys: list[str]) -> str | None:

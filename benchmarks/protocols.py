@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from benchmarks.jitter import DESCRIPTION as JITTER
 from benchmarks.tasks import TASKS
 
 _SR_PAPERS = (
@@ -67,8 +68,20 @@ def _sr(scale: int) -> ProtocolCard:
     )
 
 
+def _sr_jitter(scale: int) -> ProtocolCard:
+    base = _sr(scale)
+    return ProtocolCard(
+        task=f"sr-x{scale}-jitter", headline=base.headline, papers=base.papers,
+        differences=base.differences + (
+            Difference("framing", "faces aligned as in training (no framing change is tested)",
+                       f"{JITTER}; metrics over the whole crop, edge-padded where the moved face leaves it"),
+        ),
+    )
+
+
 CARDS: dict[str, ProtocolCard] = {
     **{f"sr-x{s}": _sr(s) for s in (2, 4, 8)},
+    **{f"sr-x{s}-jitter": _sr_jitter(s) for s in (2, 4, 8)},
     "smile": ProtocolCard(
         task="smile", headline="expr_acc_domain",
         papers=("Paper 000 (p2p-*): its own recorded neutral->smile video frames; test = one male and one female "
