@@ -630,7 +630,7 @@ def _photo_controls(prefix: str, photo: gr.Image, examples: list[str]) -> _Photo
     """Examples and the face picker (a gallery of the detected faces) of an upload."""
     gr.Examples(examples=[[p] for p in examples], inputs=[photo], api_name=f"{prefix}_load_example",
                 example_labels=["astronaut", "two faces", "small photo"][: len(examples)])
-    with gr.Accordion("Faces", open=False):
+    with gr.Accordion("Faces", open=True):
         faces = gr.Gallery(label="Detected faces (largest first)", columns=6, height=150, allow_preview=False,
                            object_fit="contain", fit_columns=False)
         which = gr.Radio([ALL_FACES, PICKED_FACES], value=ALL_FACES, label="Which faces")
@@ -775,13 +775,13 @@ def build_demo(results_dir: Path | None = None) -> gr.Blocks:
             _smile_tab(examples, results_dir)
         with gr.Tab("Expression"):
             _expression_tab(examples, results_dir)
-        _list_endpoints(results_dir)
         with gr.Tab("Leaderboard"):
             leaderboard_view.leaderboard_tab(results_dir, lambda: RequestFiles().dir)
         with gr.Tab("Models"):
             leaderboard_view.models_tab()
         with gr.Tab("About"):
             gr.Markdown(about())
+        _list_endpoints(results_dir)  # after the tabs: anything between them would split the tab bar
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
