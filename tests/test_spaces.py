@@ -115,7 +115,7 @@ def test_space_requirements_cover_every_import(space):
     probe = ("import json, sys, app, numpy as np\n"
              "from facegen.faces import detect\n"
              "photo = app.read_image(app.example_photos()[0])\n"
-             "app.super_resolve(photo, detect(photo), 'bicubic', app.TASKS['sr-x4'], sharp=True)\n"
+             "app.super_resolve(photo, detect(photo), app.load_runner('bicubic', 'sr-x4'), app.TASKS['sr-x4'], mode='sharp')\n"
              "app._face_scores([np.zeros((128, 128, 3), np.uint8)], [photo[:128, :128]])\n"
              "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=space, env=_env(space), capture_output=True, text=True,
@@ -159,8 +159,8 @@ def test_app_serves_from_the_space_folder_alone(space):
             assert time.monotonic() < deadline, "the Space's app did not answer within 180 s"
             time.sleep(0.5)
         client = gradio_client.Client(url, verbose=False)
-        update = client.predict("sr-x4", api_name="/sr_models")
-        assert "bicubic" in update["value"]
+        listed = client.predict("sr-x4", api_name="/sr_models")
+        assert "bicubic" in listed["models"] and listed["recommended"] in listed["models"]
     finally:
         proc.terminate()
         try:
