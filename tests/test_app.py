@@ -462,3 +462,29 @@ def test_upload_over_the_size_limit_is_refused(client, tmp_path):
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(26 * 1024 * 1024))  # over MAX_UPLOAD (25 MB)
     msg = error_of(lambda: sr(client, str(big))).lower()
     assert "too large" in msg or "exceed" in msg or "413" in msg, msg
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_small_faces_through_the_api(client, data_root, tmp_path, scale):
+    """Real faces of 32 px (x4) or 16 px (x8) in a group photo: every face is found, the photo comes
+    back exactly `scale` times larger, the bicubic row is the plain bicubic enlargement, and the best
+    model's faces are closer to the original faces than that enlargement (PSNR, Y)."""
+    from benchmarks import metrics
+
+    names = sorted((data_root / "celeba_fsrnet" / "celeba_val_1000_HR").iterdir())[:4]
+    hr = np.full((160, 640, 3), 90, np.uint8)
+    for i, n in enumerate(names):
+        hr[16:144, 16 + 160 * i:144 + 160 * i] = np.asarray(Image.open(n).convert("RGB"))
+    path = tmp_path / "small-group.png"
+    small = app.resize(hr, 1 / scale)
+    Image.fromarray(small).save(path)
+    gallery, _, _, _, _, info = sr(client, str(path), task=f"sr-x{scale}", models=("bicubic", "stackedgan"))
+    assert info.startswith("4 face(s) processed")
+    photos = {g["caption"]: image(g["image"]) for g in gallery if g["caption"].endswith(": photo")}
+    plain = app.resize(small, scale)
+    assert np.array_equal(photos["Bicubic: photo"], plain)
+    model = photos["Stacked GAN – He et al.: photo"]
+    assert model.shape == plain.shape == (160, 640, 3)
+    faces = [(slice(16, 144), slice(16 + 160 * i, 144 + 160 * i)) for i in range(4)]
+    psnr = lambda img: np.mean([metrics.psnr(img[f], hr[f], test_y_channel=True) for f in faces])  # noqa: E731
+    assert psnr(model) > psnr(plain) + 0.3
