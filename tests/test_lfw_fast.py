@@ -4,6 +4,9 @@ must equal the one-at-a-time descriptors the calibration used to compute."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
@@ -32,8 +35,9 @@ def test_cache_key_follows_the_image_list_and_the_detector():
 
 
 def test_saved_faces_load_back_exactly_and_only_for_their_list(tmp_path):
+    points = np.random.default_rng(0).random((5, 2), np.float32) * 250
     faces = [
-        F.Face(box=(10.123456789, 20.5, 100.0, 120.25), score=0.91, points=np.random.default_rng(0).random((5, 2), np.float32) * 250),
+        F.Face(box=(10.123456789, 20.5, 100.0, 120.25), score=0.91, points=points),
         F.Face(box=(62.5, 62.5, 125.0, 125.0), score=0.0, points=lfw_detect.LFW_MEAN_POINTS.copy()),
     ]
     names = ["x/x_0001.jpg", "y/y_0001.jpg"]
@@ -103,3 +107,28 @@ def test_one_pass_embeds_like_each_encoder_alone_and_caches_the_faces(data_root,
     assert again.cached
     for name in FIVE:
         assert np.array_equal(embedded2[0].embeddings[name], embedded[0].embeddings[name])
+
+
+def test_calibrate_rescores_only_the_stale_encoders_together(tmp_path, monkeypatch):
+    from benchmarks.judges import identity_encoder
+
+    pairs = lfw.read_pairs()
+    sface = identity_encoder("sface")
+    fresh = {"pairs_sha256": hashlib.sha256(lfw.PAIRS_FILE.read_bytes()).hexdigest(),
+             "encoder_version": sface.version, "code_sha256": lfw.code_fingerprint(sface), "n_pairs": len(pairs),
+             "encoder": "sface"}
+    (tmp_path / "lfw-sface.json").write_text(json.dumps(fresh))
+    (tmp_path / "lfw-sface-roc.png").write_bytes(b"png")
+    asked = []
+
+    def fake_run(root, names, pairs_file, out_dir, **kw):
+        asked.append(list(names))
+        return [{"encoder": n} for n in names]
+
+    monkeypatch.setattr(lfw, "run", fake_run)
+    got = lfw.calibrate(tmp_path, ["sface", "dlib"], tmp_path)
+    assert asked == [["dlib"]]
+    assert got == [(fresh, False), ({"encoder": "dlib"}, True)]
+    (tmp_path / "lfw-sface-roc.png").unlink()  # a missing plot makes it stale too
+    lfw.calibrate(tmp_path, ["sface", "dlib"], tmp_path)
+    assert asked[-1] == ["sface", "dlib"]
