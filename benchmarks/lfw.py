@@ -173,9 +173,8 @@ class Embedded:
 
 @dataclass(frozen=True)
 class Subjects:
-    """The subject face of every image (benchmarks.lfw_detect) and how the images were read."""
+    """How the subject faces were found (benchmarks.lfw_detect) and the images read."""
 
-    faces: list
     low_score: list[str]  # found only below the usual score threshold (LOW_SCORE <= score < 0.6)
     fallback: list[str]  # no face at all: the fixed centred LFW_MEAN_POINTS were used
     cached: bool  # the faces came from the detection cache
@@ -251,7 +250,6 @@ def embed_images(names: list[str], lfw_dir: Path, encoders: list, *, threads: in
     if loaded is None:
         lfw_detect.save_faces(cache, names, faces, status)
     subjects = Subjects(
-        faces,
         [n for n, s in zip(names, status) if s == lfw_detect.LOW],
         [n for n, s in zip(names, status) if s == lfw_detect.FALLBACK],
         loaded is not None,
