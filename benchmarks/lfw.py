@@ -1,6 +1,6 @@
 """LFW face verification: the calibration of the identity encoders and the proof of alignment.
 
-``python -m benchmarks.lfw [--data-root DIR] [--encoder sface|dlib|arcface] [--pairs FILE]
+``python -m benchmarks.lfw [--data-root DIR] [--encoder sface|dlib|arcface ...] [--pairs FILE]
 [--regenerate-pairs] [--out DIR] [--limit N]``
 
 Pairs: LFW's own pairs.txt is not part of the data, so 3,000 pairs (1,500 same-person,
@@ -9,7 +9,9 @@ generator and committed as ``benchmarks/lfw_pairs.txt`` (image names relative to
 
 Per image: YuNet detection; the face whose box centre is nearest the image centre is the
 subject (LFW photos are centred on the named person and often hold bystanders); the
-encoder's own crop; its embedding. Pairs are scored by cosine similarity. Accuracy follows
+encoder's own crop; its embedding. Each image is read once and its face detected once for all
+the encoders calibrated together, and the faces are cached (:mod:`benchmarks.lfw_detect`);
+dlib's network runs in worker processes (:mod:`benchmarks.dlib_pool`). Pairs are scored by cosine similarity. Accuracy follows
 LFW's protocol: for each fold, the threshold that maximises accuracy on the other nine folds
 is tested on it; mean and standard deviation over the ten folds. The ROC over all pairs gives
 TAR at FAR 1 % and 0.1 % and the AUC. The maths is :mod:`benchmarks.metrics`
@@ -17,12 +19,14 @@ TAR at FAR 1 % and 0.1 % and the AUC. The maths is :mod:`benchmarks.metrics`
 ``lfw-<encoder>.json`` and ``lfw-<encoder>-roc.png``.
 
 :func:`calibrate` is what ``python -m benchmarks.run`` calls: it rescores an encoder only when
-the pairs, the encoder's version or the code that produces the numbers changed.
+the pairs, the encoder's version or the code that produces the numbers changed, and rescores
+the stale encoders together.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import hashlib
@@ -39,30 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import metrics
+from benchmarks import dlib_pool, lfw_detect, metrics
 from benchmarks.leaderboard import git_commit
+from benchmarks.lfw_detect import LOW_SCORE
 
 PAIRS_FILE = Path(__file__).with_name("lfw_pairs.txt")
 PAIRS_SEED = 20180101
 N_FOLDS = 10
 PAIRS_PER_FOLD = 150  # of each kind
-
-# Fallback when YuNet finds no face even at a low score: a fixed centred face, the 5 points of
-# the average LFW subject (LFW's 250x250 images are centred on the named person), measured as
-# the mean YuNet points of the centred face over the 4,798 images of the committed pairs (YuNet
-# finds a face at score >= 0.6 in all of them; per-coordinate standard deviation 2.6-6.9 px).
-LOW_SCORE = 0.3
-LFW_MEAN_POINTS = np.array(
-    [
-        [102.95, 113.89],
-        [148.81, 112.72],
-        [125.68, 137.84],
-        [108.32, 159.44],
-        [146.69, 158.76],
-    ],
-    dtype=np.float32,
-)
-
 
 # ============================================================================================
 # Pairs
@@ -173,51 +161,101 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # Embedding the images
 
 
+CHUNK = 128  # images read, cropped and embedded together
+
+
 @dataclass(frozen=True)
 class Embedded:
     embeddings: dict[str, np.ndarray]
+    seconds: float  # wall time for this encoder's crops and embeddings of all images
+    cpu_seconds: float  # CPU time of the same work (all threads, and the worker processes for dlib)
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """How the subject faces were found (benchmarks.lfw_detect) and the images read."""
+
     low_score: list[str]  # found only below the usual score threshold (LOW_SCORE <= score < 0.6)
     fallback: list[str]  # no face at all: the fixed centred LFW_MEAN_POINTS were used
-    seconds: float  # wall time for read + detect + crop + embed of all images
-    cpu_seconds: float  # CPU time of this process over the same work (all its threads)
+    cached: bool  # the faces came from the detection cache
+    seconds: float  # wall time for reading (decoding) all images and, unless cached, detecting them
 
 
-def embed_images(names: list[str], lfw_dir: Path, encoder, *, progress: bool = True) -> Embedded:
-    """Embed each LFW image's centred face with ``encoder`` (a judges.IdentityEncoder)."""
-    from facegen import faces as F
+def _embedders(encoders: list, threads: int, stack: contextlib.ExitStack) -> list:
+    """One function per encoder: crops -> (unit embeddings, CPU seconds spent in worker processes).
+    dlib's network runs in ``threads`` worker processes (benchmarks.dlib_pool); the others run in
+    this process one crop at a time (OpenCV's int8 SFace gives wrong features for a batch of more
+    than one crop: measured, features up to 1e32 off)."""
+    from benchmarks.judges import DlibResNetEncoder, l2_normalise
+    from facegen import assets
+
+    out = []
+    for enc in encoders:
+        if isinstance(enc, DlibResNetEncoder):
+            pool = stack.enter_context(dlib_pool.DescriptorPool(assets.path("dlib_resnet"), threads))
+
+            def embed(crops, pool=pool):
+                desc, cpu = pool.descriptors(crops)
+                return l2_normalise(desc), cpu
+        else:
+
+            def embed(crops, enc=enc):
+                return np.concatenate([enc.embed(c[None]) for c in crops]), 0.0
+        out.append(embed)
+    return out
+
+
+def embed_images(names: list[str], lfw_dir: Path, encoders: list, *, threads: int = 2,
+                 progress: bool = True) -> tuple[Subjects, list[Embedded]]:
+    """Embed each LFW image's subject face with every encoder (judges.IdentityEncoder): each image
+    is read once and its face detected once (or taken from the detection cache) for all of them."""
     from facegen.images import read_image
 
-    out: dict[str, np.ndarray] = {}
-    low, fallback = [], []
+    cache = lfw_detect.cache_file(names)
+    loaded = lfw_detect.load_faces(cache, names)
+    faces, status = loaded if loaded is not None else ([], [])
+    emb: list[dict[str, np.ndarray]] = [{} for _ in encoders]
+    wall, cpu = [0.0] * len(encoders), [0.0] * len(encoders)
+    read_seconds = 0.0
     bar = None
     if progress:
         from tqdm import tqdm
 
         # Few updates when stderr is a log file rather than a terminal.
-        bar = tqdm(total=len(names), desc=f"LFW {encoder.name}", unit="img", file=sys.stderr,
-                   mininterval=5 if sys.stderr.isatty() else 60)
-    t0, c0 = time.perf_counter(), time.process_time()
-    for name in names:
-        img = read_image(lfw_dir / name)
-        found = F.detect(img)
-        if not found:
-            found = F.detect(img, min_score=LOW_SCORE)
-            if found:
-                low.append(name)
-        if found:
-            face = F.centred_face(found, img.shape)
-        else:
-            fallback.append(name)
-            h, w = img.shape[:2]
-            pts = LFW_MEAN_POINTS * np.array([w / 250.0, h / 250.0], np.float32)
-            face = F.Face(box=(w * 0.25, h * 0.25, w * 0.5, h * 0.5), score=0.0, points=pts)
-        out[name] = encoder.embed(encoder.crop(img, face)[None])[0]
-        if bar is not None:
-            bar.update()
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        bar = tqdm(total=len(names), desc="LFW " + "+".join(e.name for e in encoders), unit="img",
+                   file=sys.stderr, mininterval=5 if sys.stderr.isatty() else 60)
+    with contextlib.ExitStack() as stack:
+        embedders = _embedders(encoders, threads, stack)
+        for start in range(0, len(names), CHUNK):
+            chunk = names[start : start + CHUNK]
+            t0 = time.perf_counter()
+            images = [read_image(lfw_dir / n) for n in chunk]
+            if loaded is None:
+                for img in images:
+                    face, how = lfw_detect.subject_face(img)
+                    faces.append(face)
+                    status.append(how)
+            read_seconds += time.perf_counter() - t0
+            for k, (enc, embed) in enumerate(zip(encoders, embedders)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                crops = np.stack([enc.crop(img, f) for img, f in zip(images, faces[start : start + CHUNK])])
+                e, worker_cpu = embed(crops)
+                emb[k].update(zip(chunk, e))
+                wall[k] += time.perf_counter() - t0
+                cpu[k] += time.process_time() - c0 + worker_cpu
+            if bar is not None:
+                bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    return Embedded(out, low, fallback, seconds, cpu)
+    if loaded is None:
+        lfw_detect.save_faces(cache, names, faces, status)
+    subjects = Subjects(
+        [n for n, s in zip(names, status) if s == lfw_detect.LOW],
+        [n for n, s in zip(names, status) if s == lfw_detect.FALLBACK],
+        loaded is not None,
+        read_seconds,
+    )
+    return subjects, [Embedded(e, w, c) for e, w, c in zip(emb, wall, cpu)]
 
 
 def evaluate(pairs: list[Pair], emb: dict[str, np.ndarray]) -> dict:
@@ -284,13 +322,14 @@ VERIFICATION_METRICS = ("_scores_labels", "RocCurve", "roc_curve", "tar_at_far",
 
 
 def code_fingerprint(encoder) -> str:
-    """sha256 (16 hex) of the code behind a calibration: this module, the face detector/aligner,
-    the encoder's class source and the verification metrics it scores with (only those: a change
-    to, say, FID does not make the calibration stale)."""
+    """sha256 (16 hex) of the code behind a calibration: this module, the subject-face detection,
+    the dlib worker pool, the face detector/aligner, the encoder's class source and the
+    verification metrics it scores with (only those: a change to, say, FID does not make the
+    calibration stale)."""
     from facegen import faces
 
     h = hashlib.sha256()
-    for src in (Path(__file__), Path(faces.__file__)):
+    for src in (Path(__file__), Path(lfw_detect.__file__), Path(dlib_pool.__file__), Path(faces.__file__)):
         h.update(src.read_bytes())
     for fn in VERIFICATION_METRICS:
         h.update(inspect.getsource(getattr(metrics, fn)).encode())
@@ -298,32 +337,36 @@ def code_fingerprint(encoder) -> str:
     return h.hexdigest()[:16]
 
 
-def calibrate(data_root: Path, encoder_name: str, out_dir: Path, *, pairs_file: Path = PAIRS_FILE,
-              threads: int = 2, progress: bool = True) -> tuple[dict, bool]:
-    """``lfw-<encoder>.json`` (+ ROC PNG) under ``out_dir``, recomputed only when the pairs file,
-    the encoder's version or the code changed. Returns (result, recomputed)."""
+def calibrate(data_root: Path, encoder_names: list[str], out_dir: Path, *, pairs_file: Path = PAIRS_FILE,
+              threads: int = 2, progress: bool = True) -> list[tuple[dict, bool]]:
+    """``lfw-<encoder>.json`` (+ ROC PNG) under ``out_dir`` for each encoder, recomputed only when
+    the pairs file, the encoder's version or the code changed; the stale ones are computed
+    together (one read and one detection per image). Returns (result, recomputed) per encoder."""
     from benchmarks.judges import identity_encoder
 
-    encoder = identity_encoder(encoder_name)
-    file = Path(out_dir) / f"lfw-{encoder.name}.json"
-    want = {
-        "pairs_sha256": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest(),
-        "encoder_version": encoder.version,
-        "code_sha256": code_fingerprint(encoder),
-    }
-    if file.is_file() and (Path(out_dir) / f"lfw-{encoder.name}-roc.png").is_file():
-        try:
-            old = json.loads(file.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if all(old.get(k) == v for k, v in want.items()) and old.get("n_pairs") == len(read_pairs(pairs_file)):
-            return old, False
-    return run(data_root, encoder_name, pairs_file, out_dir, threads=threads, progress=progress), True
+    n_pairs = len(read_pairs(pairs_file))
+    pairs_sha = hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest()
+    current: dict[str, dict] = {}
+    for name in encoder_names:
+        encoder = identity_encoder(name)
+        file = Path(out_dir) / f"lfw-{encoder.name}.json"
+        want = {"pairs_sha256": pairs_sha, "encoder_version": encoder.version, "code_sha256": code_fingerprint(encoder)}
+        if file.is_file() and (Path(out_dir) / f"lfw-{encoder.name}-roc.png").is_file():
+            try:
+                old = json.loads(file.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = {}
+            if all(old.get(k) == v for k, v in want.items()) and old.get("n_pairs") == n_pairs:
+                current[name] = old
+    stale = [n for n in encoder_names if n not in current]
+    fresh = dict(zip(stale, run(data_root, stale, pairs_file, out_dir, threads=threads, progress=progress))) if stale else {}
+    return [(current[n], False) if n in current else (fresh[n], True) for n in encoder_names]
 
 
-def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, limit: int | None = None,
-        threads: int = 2, progress: bool = True) -> dict:
-    """Score the pairs with one encoder; write JSON + ROC PNG under ``out_dir``; return the result."""
+def run(data_root: Path, encoder_names: list[str], pairs_file: Path, out_dir: Path, *, limit: int | None = None,
+        threads: int = 2, progress: bool = True) -> list[dict]:
+    """Score the pairs with each encoder; write JSON + ROC PNG per encoder under ``out_dir``;
+    return the results in the order of ``encoder_names``."""
     import cv2
 
     from benchmarks.judges import identity_encoder
@@ -337,8 +380,14 @@ def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, 
     missing = [n for n in names if not (lfw_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} LFW images of the pairs are missing under {lfw_dir}, e.g. {missing[0]}")
-    encoder = identity_encoder(encoder_name)
-    emb = embed_images(names, lfw_dir, encoder, progress=progress)
+    encoders = [identity_encoder(n) for n in encoder_names]
+    subjects, embedded = embed_images(names, lfw_dir, encoders, threads=threads, progress=progress)
+    return [_write_result(pairs, pairs_file, names, encoder, subjects, emb, out_dir, limit, threads)
+            for encoder, emb in zip(encoders, embedded)]
+
+
+def _write_result(pairs: list[Pair], pairs_file: Path, names: list[str], encoder, subjects: Subjects, emb: Embedded,
+                  out_dir: Path, limit: int | None, threads: int) -> dict:
     res = evaluate(pairs, emb.embeddings)
     result = {
         "benchmark": "lfw-verification",
@@ -356,13 +405,18 @@ def run(data_root: Path, encoder_name: str, pairs_file: Path, out_dir: Path, *, 
         "ROC over all pairs; TAR at FAR f: accept score > the (floor(f * impostors) + 1)-th highest impostor score "
         "(benchmarks.metrics)",
         **{k: v for k, v in res.items() if not k.startswith("_")},
-        "images_low_score_face": emb.low_score,
-        "images_without_face": emb.fallback,
+        "images_low_score_face": subjects.low_score,
+        "images_without_face": subjects.fallback,
         "fallback": f"faces found only at score >= {LOW_SCORE} are used as found; with no face at all, "
         "the fixed centred 5 points LFW_MEAN_POINTS (the average centred LFW face) are used",
+        "timing": "seconds, ms_per_image, cpu_ms_per_image: this encoder's crops and embeddings; read_detect_seconds: "
+        "reading the images and detecting their faces, once for all the encoders calibrated together "
+        "(detect_cached: faces from the bench cache)",
         "seconds": round(emb.seconds, 2),
         "ms_per_image": round(1000 * emb.seconds / len(names), 2),
         "cpu_ms_per_image": round(1000 * emb.cpu_seconds / len(names), 2),
+        "read_detect_seconds": round(subjects.seconds, 2),
+        "detect_cached": subjects.cached,
         "cpu_threads": threads,
         "hardware": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -383,7 +437,8 @@ def _default_data_root() -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.lfw", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", type=Path, default=None, help="data root holding lfw/ (default: $FACEGEN_DATA)")
-    ap.add_argument("--encoder", default="sface", choices=["sface", "dlib", "arcface"])
+    ap.add_argument("--encoder", nargs="+", default=["sface"], choices=["sface", "dlib", "arcface"],
+                    help="one or more encoders, calibrated together (each image read and detected once)")
     ap.add_argument("--pairs", type=Path, default=PAIRS_FILE)
     ap.add_argument("--regenerate-pairs", action="store_true", help="draw the pairs again from labels.csv and write --pairs")
     ap.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the JSON and the ROC PNG")
@@ -397,19 +452,21 @@ def main(argv: list[str] | None = None) -> int:
             pairs = generate_pairs(read_labels(root))
             _atomic_write(args.pairs, format_pairs(pairs).encode())
             print(f"wrote {len(pairs)} pairs to {args.pairs}")
-        r = run(root, args.encoder, args.pairs, args.out, limit=args.limit, threads=args.threads,
-                progress=not args.no_progress)
+        results = run(root, list(dict.fromkeys(args.encoder)), args.pairs, args.out, limit=args.limit,
+                      threads=args.threads, progress=not args.no_progress)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"LFW {r['encoder']}: {r['n_pairs']} pairs, 10-fold accuracy {100 * r['accuracy_mean']:.2f} "
-        f"± {100 * r['accuracy_std']:.2f} %, TAR@FAR1% {100 * r['tar_at_far_1e-2']:.2f} %, "
-        f"TAR@FAR0.1% {100 * r['tar_at_far_1e-3']:.2f} %, AUC {r['auc']:.5f}; {r['ms_per_image']} ms/image "
-        f"wall, {r['cpu_ms_per_image']} ms CPU ({r['cpu_threads']} threads); {len(r['images_without_face'])} images without a face "
-        f"(+{len(r['images_low_score_face'])} found only at score >= {LOW_SCORE}); "
-        f"results in {args.out}/"
-    )
+    for r in results:
+        print(
+            f"LFW {r['encoder']}: {r['n_pairs']} pairs, 10-fold accuracy {100 * r['accuracy_mean']:.2f} "
+            f"± {100 * r['accuracy_std']:.2f} %, TAR@FAR1% {100 * r['tar_at_far_1e-2']:.2f} %, "
+            f"TAR@FAR0.1% {100 * r['tar_at_far_1e-3']:.2f} %, AUC {r['auc']:.5f}; {r['ms_per_image']} ms/image "
+            f"wall, {r['cpu_ms_per_image']} ms CPU ({r['cpu_threads']} threads) to crop and embed, "
+            f"{r['read_detect_seconds']} s to read and detect all images; {len(r['images_without_face'])} images "
+            f"without a face (+{len(r['images_low_score_face'])} found only at score >= {LOW_SCORE}); "
+            f"results in {args.out}/"
+        )
     return 0
 
 

@@ -195,7 +195,7 @@ def test_sface_lfw_accuracy_on_a_1000_pair_subset(data_root, tmp_path):
     Measured: 99.10 +- 0.83 % on this subset, 99.20 +- 0.34 % on all 3,000 pairs
     (``python -m benchmarks.lfw``); held to the >= 98.5 % target (at most 15 errors).
     """
-    r = lfw.run(data_root, "sface", lfw.PAIRS_FILE, tmp_path, limit=1000, progress=False)
+    (r,) = lfw.run(data_root, ["sface"], lfw.PAIRS_FILE, tmp_path, limit=1000, progress=False)
     assert r["n_pairs"] == 1000
     assert r["accuracy_mean"] >= 0.985
     assert r["tar_at_far_1e-2"] >= 0.97
