@@ -159,8 +159,8 @@ def test_unknown_model_refused(tmp_path, capsys):
 
 
 def test_leaderboard_from_result_files(tmp_path):
-    for model, v in (("a", 30.0), ("identity", 25.0)):
-        leaderboard.write_result({"task": "sr-x2", "model": model, "kind": "model", "n": 3,
+    for model, v, kind in (("a", 30.0, "model"), ("identity", 25.0, "reference")):
+        leaderboard.write_result({"task": "sr-x2", "model": model, "kind": kind, "n": 3,
                                   "metrics": {"psnr_y": v, "ssim_y": 0.9}}, tmp_path)
     csv_path, md_path = leaderboard.write_leaderboard(tmp_path)
     rows = list(csv.DictReader(open(csv_path)))
@@ -269,11 +269,6 @@ def test_paired_test_sets_are_held_out_and_stable(data_root, tmp_path, monkeypat
             assert len(imgs) == 19 and set(ids) == held
 
 
-class _FakeModel:
-    def infer(self, x, expression, intensity=1.0, landmarks=None):
-        return x
-
-
 def test_item_conditions_batch_landmarks_and_labels(monkeypatch):
     import numpy as np
     import torch
@@ -285,9 +280,7 @@ def test_item_conditions_batch_landmarks_and_labels(monkeypatch):
     lm = np.random.default_rng(0).random((3, 68, 2)).astype(np.float32)
     lm[1] = np.nan  # no landmarks found on this target
     monkeypatch.setattr(bench, "target_landmarks", lambda _ts: lm)
-    accepted = bench._accepted_conditions(type("R", (), {"model": _FakeModel()})())
-    assert accepted == {"x", "expression", "intensity", "landmarks"}
-    conds = bench.item_conditions(ts, accepted)
+    conds = bench.item_conditions(ts, ("expression", "landmarks"))  # lmk-guided's registry `given`
     assert [c["expression"] for c in conds] == ["happy", "sad", "happy"]
     assert "landmarks" not in conds[1] and np.array_equal(conds[2]["landmarks"], lm[2])
     assert bench._group_key(conds[0]) == bench._group_key(conds[2]) != bench._group_key(conds[1])
