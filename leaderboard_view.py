@@ -55,8 +55,8 @@ PROVENANCE_FIELDS = ("model", "kind", "paper", "given", "given_label", "privileg
                      "limit", "judges", "identity_thresholds", "commit", "date", "hardware", "device", "checkpoint",
                      "protocol", "task_protocol", "deviations", "versions", "notes", "test_set_fingerprint")
 
-REPRODUCE = """Every number here was measured by the benchmark and read from `benchmarks/results/` (the app
-computes none). With the face data root in `FACEGEN_DATA`:
+REPRODUCE = """Every number in these tables was measured by the benchmark and is read from `benchmarks/results/`
+(the app recomputes none of them). With the face data root in `FACEGEN_DATA`:
 
 ```
 python -m benchmarks.run --task sr-x4          # one task: every registered model + the reference rows

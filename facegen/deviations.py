@@ -119,6 +119,11 @@ DEVIATIONS: dict[str, tuple[Deviation, ...]] = {
                   ("train.optimizer", "train.steps", "train.batch_size")),
         Deviation("data", "7x7 Gaussian blur (sigma 5) + resize", "PIL bicubic down-sampling (the benchmark's LR)",
                   ("recipe.degradation",)),
+        Deviation("optimiser", "initialisation unstated (the framework's default)",
+                  "the lite recipe initialises each sub-pixel convolution by ICNR (Aitken et al. 2017) against the "
+                  "pixel-shuffle checkerboard; the shipped psgan-x2/x4 weights predate it (default initialisation, "
+                  "their config says so) and psgan-x4 still shows the grid until it is retrained",
+                  ("model.shuffle_init",)),
         _SR_DATA, _GREY,
     ),
     **{m: _SMILE for m in ("p2p-bilinear", "p2p-two-step", "p2p-serial", "p2p-parallel")},

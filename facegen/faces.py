@@ -143,6 +143,10 @@ TEMPLATES: dict[str, np.ndarray] = {
     ),
 }
 
+# Faces narrower than this (box width, photo pixels) are also searched for on enlarged copies
+# of the photo (see detect_small): YuNet alone misses faces below about 20 pixels.
+SMALL_FACE = 32
+
 # Pictures are padded to at least this side before detection (see detect).
 _MIN_DETECT_SIDE = 64
 
@@ -245,7 +249,10 @@ def detect_small(image: np.ndarray, *, min_score: float = 0.6, max_side: int = 2
         if max(h, w) * k > max_side:
             break
         big = cv2.resize(image, (w * k, h * k), interpolation=cv2.INTER_CUBIC)
-        found += [scale_face(f, 1.0 / k) for f in detect(big, min_score=min_score, max_side=max_side)]
+        # Only small faces come from the enlarged copies: larger ones the photo itself shows, and an
+        # enlarged photo makes YuNet see faces in texture (a badge, a fold) at sizes it would not.
+        found += [f for f in (scale_face(f, 1.0 / k) for f in detect(big, min_score=min_score, max_side=max_side))
+                  if f.box[2] < SMALL_FACE]
     kept: list[Face] = []
     for f in sorted(found, key=lambda f: f.score, reverse=True):
         if all(_iou(f.box, g.box) < 0.3 for g in kept):
