@@ -398,10 +398,10 @@ def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str
 def _already_showing(inputs: list[np.ndarray], target: str) -> list[str]:
     """Notes for faces that the independent FER2013 judge already reads as ``target``."""
     try:
-        labels, probs = judges.expression_judge("fer2013").predict(inputs)
+        judge = judges.expression_judge("fer2013")
     except judges.JudgeUnavailableError:
         return []
-    judge = judges.expression_judge("fer2013")
+    labels, probs = judge.predict(inputs)
     notes = []
     for i, (label, p) in enumerate(zip(labels, probs)):
         if label == target and target != "neutral":
