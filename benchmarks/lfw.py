@@ -337,11 +337,9 @@ def code_fingerprint(encoder) -> str:
     return h.hexdigest()[:16]
 
 
-def calibrate(data_root: Path, encoder_names: list[str], out_dir: Path, *, pairs_file: Path = PAIRS_FILE,
-              threads: int = 2, progress: bool = True) -> list[tuple[dict, bool]]:
-    """``lfw-<encoder>.json`` (+ ROC PNG) under ``out_dir`` for each encoder, recomputed only when
-    the pairs file, the encoder's version or the code changed; the stale ones are computed
-    together (one read and one detection per image). Returns (result, recomputed) per encoder."""
+def _current_results(encoder_names: list[str], out_dir: Path, pairs_file: Path) -> dict[str, dict]:
+    """The up-to-date calibration result of each encoder that has one (same pairs file, encoder
+    version and code, with its ROC plot)."""
     from benchmarks.judges import identity_encoder
 
     n_pairs = len(read_pairs(pairs_file))
@@ -349,15 +347,30 @@ def calibrate(data_root: Path, encoder_names: list[str], out_dir: Path, *, pairs
     current: dict[str, dict] = {}
     for name in encoder_names:
         encoder = identity_encoder(name)
-        file = Path(out_dir) / f"lfw-{encoder.name}.json"
+        file = out_dir / f"lfw-{encoder.name}.json"
         want = {"pairs_sha256": pairs_sha, "encoder_version": encoder.version, "code_sha256": code_fingerprint(encoder)}
-        if file.is_file() and (Path(out_dir) / f"lfw-{encoder.name}-roc.png").is_file():
+        if file.is_file() and (out_dir / f"lfw-{encoder.name}-roc.png").is_file():
             try:
                 old = json.loads(file.read_text())
             except (OSError, json.JSONDecodeError):
                 old = {}
             if all(old.get(k) == v for k, v in want.items()) and old.get("n_pairs") == n_pairs:
                 current[name] = old
+    return current
+
+
+def stale_encoders(encoder_names: list[str], out_dir: Path, pairs_file: Path = PAIRS_FILE) -> list[str]:
+    """The encoders whose calibration :func:`calibrate` would recompute."""
+    current = _current_results(encoder_names, Path(out_dir), pairs_file)
+    return [n for n in encoder_names if n not in current]
+
+
+def calibrate(data_root: Path, encoder_names: list[str], out_dir: Path, *, pairs_file: Path = PAIRS_FILE,
+              threads: int = 2, progress: bool = True) -> list[tuple[dict, bool]]:
+    """``lfw-<encoder>.json`` (+ ROC PNG) under ``out_dir`` for each encoder, recomputed only when
+    the pairs file, the encoder's version or the code changed; the stale ones are computed
+    together (one read and one detection per image). Returns (result, recomputed) per encoder."""
+    current = _current_results(encoder_names, Path(out_dir), pairs_file)
     stale = [n for n in encoder_names if n not in current]
     fresh = dict(zip(stale, run(data_root, stale, pairs_file, out_dir, threads=threads, progress=progress))) if stale else {}
     return [(current[n], False) if n in current else (fresh[n], True) for n in encoder_names]

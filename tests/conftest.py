@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,4 +23,24 @@ def data_root() -> Path:
     root = _data_root()
     if not (root / "README.md").is_file():
         pytest.skip(f"face data not found at {root}: set FACEGEN_DATA to the data root")
+    return root
+
+
+@pytest.fixture
+def tiny_root(data_root, tmp_path):
+    """A data root of the first two CelebA test faces and four LFW photos (the distractors)."""
+    root = tmp_path / "data"
+    hr = root / "celeba_fsrnet" / "celeba_val_1000_HR"
+    hr.mkdir(parents=True)
+    for p in sorted((data_root / "celeba_fsrnet" / "celeba_val_1000_HR").iterdir())[:2]:
+        shutil.copy(p, hr / p.name)
+    (root / "lfw").mkdir()
+    rows = list(csv.DictReader(open(data_root / "lfw" / "labels.csv")))[:4]
+    with open(root / "lfw" / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    for r in rows:
+        (root / "lfw" / r["image"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_root / "lfw" / r["image"], root / "lfw" / r["image"])
     return root

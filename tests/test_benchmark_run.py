@@ -9,34 +9,17 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks import leaderboard
+from benchmarks import leaderboard, metrics, scoring, testsets
+from benchmarks import rows as bench_rows
 from benchmarks import run as bench
+from benchmarks.tasks import TASKS
 from facegen import registry
-
-
-@pytest.fixture
-def tiny_root(data_root, tmp_path):
-    root = tmp_path / "data"
-    hr = root / "celeba_fsrnet" / "celeba_val_1000_HR"
-    hr.mkdir(parents=True)
-    for p in sorted((data_root / "celeba_fsrnet" / "celeba_val_1000_HR").iterdir())[:2]:
-        shutil.copy(p, hr / p.name)
-    (root / "lfw").mkdir()
-    rows = list(csv.DictReader(open(data_root / "lfw" / "labels.csv")))[:4]
-    with open(root / "lfw" / "labels.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    for r in rows:
-        (root / "lfw" / r["image"]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(data_root / "lfw" / r["image"], root / "lfw" / r["image"])
-    return root
 
 
 def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bench, "DISTRACTORS", 4)
-    monkeypatch.setattr(bench, "LATENCY_FACES", 2)
+    monkeypatch.setattr(scoring, "DISTRACTORS", 4)
+    monkeypatch.setattr(bench_rows, "LATENCY_FACES", 2)
     results = tmp_path / "results"
     rows = ["--model", "bicubic", "identity", "real"]  # the harness, whatever else is registered
     code = bench.main(["--task", "sr-x4", "--data-root", str(tiny_root), "--results", str(results), *rows])
@@ -51,7 +34,7 @@ def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkey
     # PIL bicubic runs outside torch: its MACs are not countable (None), and the counter is named
     assert r["metrics"]["macs_per_face"] is None and "FlopCounterMode" in r["protocol"]["macs"]
     # FID/KID: the backbone's columns, name and exact definition, and the time the computation took
-    backbone = bench.metrics.fid_backbone()
+    backbone = metrics.fid_backbone()
     assert f"fid_{backbone.name}" in r["metrics"] and f"kid_{backbone.name}" in r["metrics"]
     assert r["judges"]["fid_kid"] == backbone.name and r["judges"]["fid_kid_definition"] == backbone.definition
     assert backbone.definition in r["protocol"]["fid_kid"]
@@ -77,23 +60,22 @@ def _counting_backbone(name: str, calls: list, definition: str = "mean colour of
         calls.append((name, definition, int(batch.shape[0])))
         return torch.nn.functional.adaptive_avg_pool2d(batch, 2).flatten(1)
 
-    return bench.metrics.FeatureBackbone(name, 12, extract, 32, definition)
+    return metrics.FeatureBackbone(name, 12, extract, 32, definition)
 
 
 def _judges(ts, root, backbone):
-    j = bench.Judges(ts, root, "cpu")
+    j = scoring.Judges(ts, root, "cpu")
     j._fid_backbone = backbone
     return j
 
 
 def test_ground_truth_features_are_computed_once_for_tasks_sharing_it(tiny_root, tmp_path, monkeypatch):
     # sr-x2, sr-x4 and sr-x8 score the same HR faces: their features are extracted once.
-    from benchmarks.tasks import TASKS
 
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
     calls: list = []
     backbone = _counting_backbone("count", calls)
-    sets = [bench.TESTSETS[t](TASKS[t], tiny_root, None) for t in ("sr-x2", "sr-x4", "sr-x8")]
+    sets = [testsets.TESTSETS[t](TASKS[t], tiny_root, None) for t in ("sr-x2", "sr-x4", "sr-x8")]
     assert len({ts.fingerprint for ts in sets}) == 3 and len({ts.targets_fingerprint for ts in sets}) == 1
     feats = [_judges(ts, tiny_root, backbone).features("real", ts.targets) for ts in sets]
     assert len(calls) == 1
@@ -103,18 +85,17 @@ def test_ground_truth_features_are_computed_once_for_tasks_sharing_it(tiny_root,
     # task (the identity row and the bicubic baseline) are computed once
     for ts in sets:
         j = _judges(ts, tiny_root, backbone)
-        outs = bench.reference_rows(ts)[0].outputs
-        key = "out" + bench.content_key(outs)
+        outs = bench_rows.reference_rows(ts)[0].outputs
+        key = "out" + scoring.content_key(outs)
         j.features(key, outs)
-        j.features("out" + bench.content_key([o.copy() for o in outs]), [o.copy() for o in outs])
+        j.features("out" + scoring.content_key([o.copy() for o in outs]), [o.copy() for o in outs])
     assert len(calls) == 1 + len(sets)
 
 
 def test_feature_cache_key_changes_with_the_backbone(tiny_root, tmp_path, monkeypatch):
-    from benchmarks.tasks import TASKS
 
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
-    ts = bench.TESTSETS["sr-x4"](TASKS["sr-x4"], tiny_root, None)
+    ts = testsets.TESTSETS["sr-x4"](TASKS["sr-x4"], tiny_root, None)
     calls: list = []
     a = _counting_backbone("a", calls)
     fa = _judges(ts, tiny_root, a).features("real", ts.targets)
@@ -127,22 +108,21 @@ def test_feature_cache_key_changes_with_the_backbone(tiny_root, tmp_path, monkey
     fa2 = _judges(ts, tiny_root, a2).features("real", ts.targets)
     assert len(calls) == 3  # same name, other definition: recomputed, never mixed
     np.testing.assert_array_equal(fa, fa2)  # (same network here, so same numbers)
-    kinds = {bench.feature_cache_kind(x) for x in (a, b, a2)}
+    kinds = {scoring.feature_cache_kind(x) for x in (a, b, a2)}
     assert len(kinds) == 3 and all(k.startswith("feat-") for k in kinds)
 
 
 def test_lpips_is_cached_by_output_content(tiny_root, tmp_path, monkeypatch):
-    from benchmarks.tasks import TASKS
 
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
-    ts = bench.TESTSETS["sr-x4"](TASKS["sr-x4"], tiny_root, None)
-    outs = bench.reference_rows(ts)[0].outputs
+    ts = testsets.TESTSETS["sr-x4"](TASKS["sr-x4"], tiny_root, None)
+    outs = bench_rows.reference_rows(ts)[0].outputs
     n = []
-    real = bench.metrics.lpips_distances
-    monkeypatch.setattr(bench.metrics, "lpips_distances", lambda p, t: n.append(1) or real(p, t))
-    j = bench.Judges(ts, tiny_root, "cpu")
-    d1 = j.lpips("out" + bench.content_key(outs), outs)
-    d2 = j.lpips("out" + bench.content_key([o.copy() for o in outs]), [o.copy() for o in outs])
+    real = metrics.lpips_distances
+    monkeypatch.setattr(metrics, "lpips_distances", lambda p, t: n.append(1) or real(p, t))
+    j = scoring.Judges(ts, tiny_root, "cpu")
+    d1 = j.lpips("out" + scoring.content_key(outs), outs)
+    d2 = j.lpips("out" + scoring.content_key([o.copy() for o in outs]), [o.copy() for o in outs])
     assert len(n) == 1 and (d1 == d2).all() and (d1 > 0).all()
 
 
@@ -224,7 +204,7 @@ def paired_root(tiny_root, data_root):
 @pytest.mark.slow
 def test_smile_run_on_a_temporary_root(paired_root, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bench, "DISTRACTORS", 4)
+    monkeypatch.setattr(scoring, "DISTRACTORS", 4)
     results = tmp_path / "results"
     assert bench.main(["--task", "smile", "--data-root", str(paired_root), "--results", str(results)]) == 0
     models = [f"{spec.id}.json" for spec in registry.models_for("smile")]
@@ -254,18 +234,18 @@ def test_paired_test_sets_are_held_out_and_stable(data_root, tmp_path, monkeypat
     from facegen.data.splits import TEST_SUBJECTS, task_pairs
 
     for task_id, n in (("smile", 34), ("expression", 182)):
-        task = bench.TASKS[task_id]
-        ts = bench.TESTSETS[task_id](task, data_root, None)
+        task = TASKS[task_id]
+        ts = testsets.TESTSETS[task_id](task, data_root, None)
         assert len(ts.targets) == n and ts.info["pairs_without_face"] == []
         held = {f"{d}:{s}" for (d, t), subs in TEST_SUBJECTS.items() if t == task_id for s in subs}
         train = {f"{p.neutral.dataset}:{p.subject}" for p in task_pairs(task_id, data_root).train}
         assert set(ts.subjects) == held and not set(ts.subjects) & train
         assert ts.inputs[0].shape == (task.in_size, task.in_size, 3) and ts.targets[0].shape == (128, 128, 3)
-        again = bench.TESTSETS[task_id](task, data_root, None)
+        again = testsets.TESTSETS[task_id](task, data_root, None)
         assert again.fingerprint == ts.fingerprint and again.names == ts.names
         if task_id == "expression":
             assert {"happy", "sad", "surprise", "fear", "disgust", "angry"} == set(ts.labels)
-            imgs, ids = bench.eigenface_gallery(ts)
+            imgs, ids = scoring.eigenface_gallery(ts)
             assert len(imgs) == 19 and set(ids) == held
 
 
@@ -273,23 +253,23 @@ def test_item_conditions_batch_landmarks_and_labels(monkeypatch):
     import numpy as np
     import torch
 
-    task = bench.TASKS["expression"]
+    task = TASKS["expression"]
     imgs = [np.full((128, 128, 3), i, np.uint8) for i in range(3)]
-    ts = bench.TestSet(task, imgs, imgs, subjects=["a", "b", "c"], labels=["happy", "sad", "happy"],
+    ts = testsets.TestSet(task, imgs, imgs, subjects=["a", "b", "c"], labels=["happy", "sad", "happy"],
                        names=["x", "y", "z"], dataset="d", split="s", neutral_keys=["x", "y", "z"])
     lm = np.random.default_rng(0).random((3, 68, 2)).astype(np.float32)
     lm[1] = np.nan  # no landmarks found on this target
-    monkeypatch.setattr(bench, "target_landmarks", lambda _ts: lm)
-    conds = bench.item_conditions(ts, ("expression", "landmarks"))  # lmk-guided's registry `given`
+    monkeypatch.setattr(bench_rows, "target_landmarks", lambda _ts: lm)
+    conds = bench_rows.item_conditions(ts, ("expression", "landmarks"))  # lmk-guided's registry `given`
     assert [c["expression"] for c in conds] == ["happy", "sad", "happy"]
     assert "landmarks" not in conds[1] and np.array_equal(conds[2]["landmarks"], lm[2])
-    assert bench._group_key(conds[0]) == bench._group_key(conds[2]) != bench._group_key(conds[1])
-    kw = bench.batch_conditions([conds[0], conds[2]], "cpu")
+    assert bench_rows.group_key(conds[0]) == bench_rows.group_key(conds[2]) != bench_rows.group_key(conds[1])
+    kw = bench_rows.batch_conditions([conds[0], conds[2]], "cpu")
     assert kw["expression"] == "happy" and kw["landmarks"].shape == (2, 68, 2) and kw["landmarks"].dtype == torch.float32
     # a model without these keywords gets none; a smile guide becomes a float NCHW tensor
-    assert bench.item_conditions(ts, set()) == [{}, {}, {}]
+    assert bench_rows.item_conditions(ts, set()) == [{}, {}, {}]
     ts.guides = imgs
-    g = bench.batch_conditions(bench.item_conditions(ts, {"guide"})[:2], "cpu")["guide"]
+    g = bench_rows.batch_conditions(bench_rows.item_conditions(ts, {"guide"})[:2], "cpu")["guide"]
     assert g.shape == (2, 3, 128, 128) and float(g[1].max()) == pytest.approx(1 / 255)
 
 

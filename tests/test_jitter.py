@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import jitter
-from benchmarks import run as bench
+from benchmarks.testsets import TESTSETS
 from benchmarks.tasks import TASKS
 from facegen import registry
 from facegen.data import degrade
@@ -74,8 +74,8 @@ def test_jitter_tasks_follow_their_base_task() -> None:
 
 def test_jitter_test_set_is_the_standard_faces_moved(data_root) -> None:
     task = TASKS["sr-x4-jitter"]
-    ts = bench.TESTSETS[task.id](task, data_root, 3)
-    std = bench.TESTSETS["sr-x4"](TASKS["sr-x4"], data_root, 3)
+    ts = TESTSETS[task.id](task, data_root, 3)
+    std = TESTSETS["sr-x4"](TASKS["sr-x4"], data_root, 3)
     assert ts.names == std.names and len(ts.targets) == 3
     for i, (t, x) in enumerate(zip(ts.targets, ts.inputs)):
         want, _ = jitter.apply(std.targets[i], jitter.draw(i))
