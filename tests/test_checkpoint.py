@@ -215,7 +215,8 @@ def test_no_pickle_in_the_load_path():
     """No product code can unpickle, except facegen/asset_networks.py's numpy-only unpickler (third-party
     asset conversion at install time), which is tested to refuse code in tests/test_assets.py."""
     root = Path(__file__).resolve().parent.parent
-    files = [root / "app.py", *sorted((root / "facegen").rglob("*.py")), *sorted((root / "benchmarks").rglob("*.py"))]
+    files = [root / "app.py", *sorted((root / "app_views").rglob("*.py")), *sorted((root / "facegen").rglob("*.py")),
+             *sorted((root / "benchmarks").rglob("*.py"))]
     found = []
     for path in files:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
