@@ -5,22 +5,18 @@ with every hosted model side by side; and the benchmark's leaderboard.
 change). `build_demo()` returns the gr.Blocks app for tests and Spaces. Models come from
 facegen.registry: a model registered for a task appears in its tab without any change here.
 
-The photo pipelines (`smile_photo`, `expression_photo`) are plain functions of arrays and a model
-runner, usable without Gradio; the `run_*` handlers around them turn every failure into a gr.Error
-sentence.
+This file holds only the Gradio app: the three photo handlers (`run_*`, which turn every failure into
+a gr.Error sentence) and the tabs. What they call has no Gradio in it: the photo pipelines in
+facegen.pipeline, per-request result files in facegen.request_results, model names in
+facegen.model_menu, the sharp-photo scores (the benchmark's own metric functions) in
+benchmarks.photo_scores. The upload / face picker and the results panel are in app_views; the
+Leaderboard and Models tabs in leaderboard_view.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import re
-import shutil
-import tempfile
-import time
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app makes no calls to outside services
@@ -29,22 +25,28 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 import leaderboard_view
-from benchmarks import judges, leaderboard, metrics, recommend
-from benchmarks.tasks import TASKS, Task
+from app_views.photo_input import (ALL_FACES, MAX_FACES, MAX_PIXELS, PICKED_FACES, PhotoUpload,  # noqa: F401
+                                   detect_faces_view, find_faces, load_photo, photo_controls, photo_input,
+                                   select_faces)
+from app_views.result_panel import present, result_panel, show_comparison  # noqa: F401
+from benchmarks import leaderboard
+from benchmarks.photo_scores import already_showing, face_scores
+from benchmarks.recommend import model_choices, offered_default as recommended_model
+from benchmarks.tasks import TASKS
 from facegen import assets, papers, registry
-from facegen import faces as F
-from facegen.faces import Face, FaceNotFoundError, detect_faces
-from facegen.images import ImageReadError, read_image
+from facegen.example_photos import example_photos
+from facegen.faces import FaceNotFoundError
+from facegen.images import read_image  # noqa: F401
 from facegen.inference import Runner, load_runner
+from facegen.model_menu import intensity_models, model_name, runnable
 from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError
 from facegen.models.heatmaps import LandmarkError, photo_landmarks
-from facegen.pipeline import (ENLARGE as ENLARGE_MODE, MAX_OUTPUT_SIDE, SHARP as SHARP_MODE, SHRINK as SHRINK_MODE,
-                              expression_grid,
-                              expression_photo, model_expressions, model_input_size, resize, smile_photo,
-                              super_resolve)
+from facegen.pipeline import (ENLARGE as ENLARGE_MODE, MAX_OUTPUT_SIDE, SHARP as SHARP_MODE,  # noqa: F401
+                              SHRINK as SHRINK_MODE, expression_grid, expression_photo, model_expressions,
+                              model_input_size, resize, smile_photo, super_resolve)
+from facegen.request_results import RESULT_TTL_S, RequestFiles, RequestResults, face_label
 
 try:  # ZeroGPU Spaces: model calls run inside spaces.GPU; elsewhere the handlers run as they are
     import spaces
@@ -60,197 +62,24 @@ log = logging.getLogger("facegen.app")
 
 SR_TASKS = ("sr-x2", "sr-x4", "sr-x8")
 MAX_UPLOAD = "25mb"  # launch(max_file_size=...): larger uploads are refused by the server
-MAX_PIXELS = 40_000_000  # larger pictures are refused from their header, before decoding
-MAX_FACES = 8  # faces processed per photo; the rest are left as they are (with a note)
-RESULT_TTL_S = 3600  # per-request result files older than this are removed
 CONCURRENCY = 2  # requests processed at once; the rest wait in a queue of at most QUEUE_SIZE
 QUEUE_SIZE = 32
 ENLARGE = "Enlarge this photo"
 SHRINK = "Shrink first so the faces fit the model (a demonstration)"
 SHARP = "I have a sharp photo (make the low-res input, compare with the original)"
 SR_MODES = {ENLARGE: ENLARGE_MODE, SHRINK: SHRINK_MODE, SHARP: SHARP_MODE}
-ALL_FACES = "All faces"
-PICKED_FACES = "Only the faces ticked below"
 ALL_EXPRESSIONS = "all (grid)"
 # Gallery captions wrap instead of being cut off ("Stacked GAN – He et al.: Face 1" on a phone too).
 CSS = ".caption-label { white-space: normal !important; max-width: 100% !important; overflow: visible !important; }"
 
 
 # ---------------------------------------------------------------------------------------------
-# Photos, faces and result files
+# Models and the three photo handlers
 # ---------------------------------------------------------------------------------------------
 
 
-class PhotoUpload(gr.Image):
-    """An image input that hands the app the uploaded file untouched.
-
-    gr.Image would decode the upload itself, where an unreadable file fails before the app can
-    explain why; facegen.images.read_image does the decoding with clear messages instead.
-    """
-
-    is_template = True  # use gr.Image's front-end
-
-    def preprocess(self, payload):  # type: ignore[override]
-        if payload is None:
-            return None
-        if payload.url and payload.url.startswith("data:"):  # webcam / clipboard
-            return super().preprocess(payload)
-        return payload.path
-
-
-def _load_photo(source, what: str = "photo") -> np.ndarray:
-    if source is None:
-        raise gr.Error(f"Please upload a {what} with a face first.")
-    try:
-        return read_image(source, max_pixels=MAX_PIXELS)
-    except ImageReadError as e:
-        raise gr.Error(str(e)) from None
-
-
-def _find_faces(photo: np.ndarray) -> tuple[list[Face], list[str]]:
-    """Detected faces, largest first, at most MAX_FACES (small photos are also searched enlarged, so
-    faces down to about 8 pixels are found; large ones on a downscaled copy)."""
-    try:
-        found = detect_faces(photo, small=True)
-    except FaceNotFoundError as e:
-        raise gr.Error(str(e)) from None
-    notes = []
-    if len(found) > MAX_FACES:
-        notes.append(f"{len(found)} faces found; the {MAX_FACES} largest were processed.")
-        found = found[:MAX_FACES]
-    return found, notes
-
-
-def face_label(i: int) -> str:
-    return f"Face {i + 1}"
-
-
-def select_faces(found: list[Face], which: str | None, picked: list[str] | None) -> list[Face]:
-    """The faces to process: all of them, or those ticked ("Face 1", "Face 2" ... largest first)."""
-    if which in (None, "", ALL_FACES):
-        return found
-    if which != PICKED_FACES:
-        raise gr.Error(f"'Which faces' must be {ALL_FACES!r} or {PICKED_FACES!r}.")
-    chosen = []
-    for p in picked or []:
-        m = re.fullmatch(r"Face (\d+)", str(p).strip())
-        if not m:
-            raise gr.Error(f"{p!r} is not a face of this photo; faces are named 'Face 1', 'Face 2' ...")
-        k = int(m.group(1)) - 1
-        if not 0 <= k < len(found):
-            raise gr.Error(f"{p} is not in this photo: {len(found)} face(s) were found.")
-        if found[k] not in chosen:
-            chosen.append(found[k])
-    if not chosen:
-        raise gr.Error(f"Tick at least one face, or choose {ALL_FACES!r}.")
-    return chosen
-
-
-def _results_root() -> Path:
-    return Path(tempfile.gettempdir()) / "facegen-results"
-
-
-def _sweep_old_results(now: float | None = None) -> None:
-    """Remove result folders of past requests (older than RESULT_TTL_S); best effort."""
-    root = _results_root()
-    if not root.is_dir():
-        return
-    now = time.time() if now is None else now
-    for d in root.iterdir():
-        try:
-            if now - d.stat().st_mtime > RESULT_TTL_S:
-                shutil.rmtree(d, ignore_errors=True)
-        except OSError:
-            continue
-
-
-class RequestFiles:
-    """A fresh folder per request for its full-resolution PNGs: nothing is shared between people."""
-
-    def __init__(self) -> None:
-        _sweep_old_results()
-        _results_root().mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=_results_root()))
-        self._n = 0
-
-    def png(self, image: np.ndarray, name: str) -> str:
-        self._n += 1
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "image"
-        path = self.dir / f"{self._n:03d}-{slug}.png"
-        Image.fromarray(image).save(path, compress_level=3)
-        return str(path)
-
-
-@dataclass
-class Shown:
-    """One labelled result: its PNG, and the matching input at the same size for the slider."""
-
-    label: str
-    after: str
-    before: str | None = None
-
-
-def _same_size(image: np.ndarray, like: np.ndarray) -> np.ndarray:
-    h, w = like.shape[:2]
-    if image.shape[:2] == (h, w):
-        return image
-    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BICUBIC))
-
-
-def _present(shown: list[Shown], extra_gallery: list[tuple[str, str]]):
-    """Gallery items, the compare choices, the first comparison and its PNG, and the state to keep."""
-    gallery = extra_gallery + [(s.after, s.label) for s in shown]
-    comparable = [s for s in shown if s.before is not None]
-    choices = [s.label for s in comparable]
-    first = comparable[0] if comparable else None
-    state = [s.__dict__ for s in shown]
-    return (
-        gallery,
-        gr.Dropdown(choices=choices, value=first.label if first else None),
-        (first.before, first.after) if first else None,
-        first.after if first else (shown[0].after if shown else None),
-        state,
-    )
-
-
-def show_comparison(label: str | None, state: list[dict] | None):
-    """The before/after pair and the downloadable PNG of the chosen result."""
-    for s in state or []:
-        if s["label"] == label:
-            pair = (s["before"], s["after"]) if s["before"] else None
-            return pair, s["after"]
-    if label:
-        raise gr.Error(f"There is no result named {label!r}; run a model first.")
-    return None, None
-
-
-def detect_faces_view(photo_file):
-    """Crops of the detected faces for the picker (largest first), the face choices and a status line."""
-    if photo_file is None:
-        return [], gr.CheckboxGroup(value=[], visible=False), ""
-    photo = _load_photo(photo_file)
-    try:
-        found = F.detect_small(photo)
-    except ValueError as e:
-        raise gr.Error(str(e)) from None
-    if not found:
-        return [], gr.CheckboxGroup(choices=[], value=[], visible=False), (
-            "No face was found in this picture. Please use a photo where a face is clearly visible, "
-            "roughly frontal, and at least about 20 pixels wide.")
-    shown = found[:MAX_FACES]
-    crops = [(F.align(photo, f, 128, "celeba").image, face_label(i)) for i, f in enumerate(shown)]
-    labels = [face_label(i) for i in range(len(shown))]
-    more = f" Only the {MAX_FACES} largest are processed." if len(found) > MAX_FACES else ""
-    return crops, gr.CheckboxGroup(choices=labels, value=labels, visible=True), f"{len(found)} face(s) found.{more}"
-
-
-def _runnable(task_id: str) -> list[str]:
-    """Ids of the task's models that can run here (optional third-party files installed), registry order."""
-    return [s.id for s in registry.models_for(task_id) if registry.unavailable(s) is None]
-
-
 def _check_models(task_id: str, model_ids: list[str] | None) -> list[str]:
-    available = _runnable(task_id)
+    available = runnable(task_id)
     if not available:
         raise gr.Error(f"No model is shipped for the {task_id} task yet, so there is nothing to run here.")
     if not model_ids:
@@ -269,82 +98,9 @@ def _runner(model_id: str, task_id: str) -> Runner:
         raise gr.Error(f"The model {model_id} could not be loaded; the error was logged.") from None
 
 
-def model_name(model_id: str) -> str:
-    """A person's name for a model: what it is and whose paper, e.g. "Stacked GAN – He et al."."""
-    spec = registry.get(model_id)
-    name = re.sub(r"\s*\([^)]*\)$", "", spec.title)
-    authors = papers.PAPERS[spec.paper].authors if spec.paper in papers.PAPERS else ""
-    return f"{name} – {authors}" if authors else name
-
-
-def model_choices(task_id: str, results_dir: Path) -> list[tuple[str, str]]:
-    """(name, id) of every model of a task that can run here, the recommended one first."""
-    ids = _runnable(task_id)
-    best = recommended_model(task_id, results_dir)
-    ids.sort(key=lambda m: m != best)
-    return [(model_name(m), m) for m in ids]
-
-
-def recommended_model(task_id: str, results_dir: Path) -> str | None:
-    """The task's best shipped model on the leaderboard (:func:`benchmarks.recommend.recommended_model`,
-    read from ``results_dir``); the first registered model when there are no results yet."""
-    ids = _runnable(task_id)
-    best = recommend.recommended_model(task_id, Path(results_dir))
-    return best if best in ids else (ids[0] if ids else None)
-
-
 def _model_failed(model_id: str):
     log.exception("model %s failed", model_id)
     return gr.Error(f"The model {model_id} failed on this photo; the error was logged.")
-
-
-def _face_scores(outputs: list[np.ndarray], references: list[np.ndarray]) -> dict[str, float]:
-    """Mean PSNR/SSIM (Y), LPIPS and identity cosine of super-resolved crops against the sharp ones,
-    by the benchmark's own scoring functions."""
-    return {
-        "PSNR Y (dB)": float(np.mean([metrics.psnr(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
-        "SSIM Y": float(np.mean([metrics.ssim(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
-        "LPIPS": float(np.mean(metrics.lpips_distances(outputs, references))),
-        "identity cosine (SFace)": float(np.nanmean(judges.identity_cosines(outputs, references))),
-    }
-
-
-def _status(n_faces: int, notes: list[str]) -> str:
-    return f"{n_faces} face(s) processed." + "".join(f" {n}" for n in notes)
-
-
-class _Run:
-    """Collects one request's labelled results, notes and progress (per model and per face)."""
-
-    def __init__(self, progress, model_ids: list[str], steps_per_model: int = 1) -> None:
-        self.files = RequestFiles()
-        self.extra: list[tuple[str, str]] = []
-        self.shown: list[Shown] = []
-        self.notes: list[str] = []
-        self._progress, self._total = progress, max(1, len(model_ids) * steps_per_model)
-        self._done = 0
-
-    def tracker(self, label: str):
-        """A pipeline progress callback for the next step (fraction within the step, description)."""
-        done = self._done
-        self._done += 1
-
-        def report(fraction: float, what: str) -> None:
-            self._progress((done + fraction) / self._total, desc=f"{label}: {what}")
-
-        return report
-
-    def note(self, *notes: str) -> None:
-        self.notes.extend(n for n in notes if n not in self.notes)
-
-    def show(self, label: str, image: np.ndarray, before: np.ndarray | str | None = None) -> None:
-        if isinstance(before, np.ndarray):
-            before = self.files.png(_same_size(before, image), f"{label}-before")
-        self.shown.append(Shown(label, self.files.png(image, label), before))
-
-    def inputs(self, crops: list[np.ndarray], what: str) -> None:
-        self.extra += [(self.files.png(c, f"input-{i}"), f"{what}, {face_label(i)} ({c.shape[1]} px)")
-                       for i, c in enumerate(crops)]
 
 
 @gpu
@@ -360,12 +116,12 @@ def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str
     if mode not in SR_MODES:
         raise gr.Error(f"Unknown mode {mode!r}; choose one of: {'; '.join(SR_MODES)}.")
     model_ids = _check_models(task_id, model_ids)
-    photo = _load_photo(photo_file)
+    photo = load_photo(photo_file)
     progress(0, desc="Finding faces")
-    found, notes = _find_faces(photo)
+    found, notes = find_faces(photo)
     chosen = select_faces(found, which, picked)
     task = TASKS[task_id]
-    run = _Run(progress, model_ids)
+    run = RequestResults(progress, model_ids)
     run.note(*notes)
     rows = []
     for k, model_id in enumerate(model_ids):
@@ -383,7 +139,7 @@ def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str
             run.inputs(result.inputs, "Low-res input")
         if mode == SHARP:
             run.show(f"{name}: low-res input | model | original", result.image)
-            rows.append({"model": model_id, **_face_scores(result.outputs, result.references)})
+            rows.append({"model": model_id, **face_scores(result.outputs, result.references)})
         elif paste:
             run.show(f"{name}: photo", result.image, result.before)
         for i, inp, out in zip(result.processed, result.inputs, result.outputs):
@@ -391,23 +147,8 @@ def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str
         run.note(*result.notes)
     progress(1.0)
     table = gr.Dataframe(pd.DataFrame(rows).round(4) if rows else None, visible=bool(rows))
-    gallery, compare, pair, download, state = _present(run.shown, run.extra)
-    return gallery, compare, pair, download, table, _status(len(chosen), run.notes), state
-
-
-def _already_showing(inputs: list[np.ndarray], target: str) -> list[str]:
-    """Notes for faces that the independent FER2013 judge already reads as ``target``."""
-    try:
-        judge = judges.expression_judge("fer2013")
-    except judges.JudgeUnavailableError:
-        return []
-    labels, probs = judge.predict(inputs)
-    notes = []
-    for i, (label, p) in enumerate(zip(labels, probs)):
-        if label == target and target != "neutral":
-            notes.append(f"{face_label(i)} already looks {target} (the FER2013 expression judge says so with "
-                         f"{p[judge.classes.index(target)]:.0%} confidence), so the change may be small.")
-    return notes
+    gallery, compare, pair, download, state = present(run)
+    return gallery, compare, pair, download, table, run.status(len(chosen)), state
 
 
 @gpu
@@ -415,11 +156,11 @@ def run_smile(photo_file, which: str, picked: list[str], model_ids: list[str], p
               progress=gr.Progress()):
     """Make the chosen faces smile at twice the resolution, with each chosen model."""
     model_ids = _check_models("smile", model_ids)
-    photo = _load_photo(photo_file)
+    photo = load_photo(photo_file)
     progress(0, desc="Finding faces")
-    found, notes = _find_faces(photo)
+    found, notes = find_faces(photo)
     chosen = select_faces(found, which, picked)
-    run = _Run(progress, model_ids)
+    run = RequestResults(progress, model_ids)
     run.note(*notes)
     for k, model_id in enumerate(model_ids):
         runner = _runner(model_id, "smile")
@@ -430,15 +171,15 @@ def run_smile(photo_file, which: str, picked: list[str], model_ids: list[str], p
             raise _model_failed(model_id) from None
         if k == 0:
             run.inputs(result.inputs, "Input")
-            run.note(*_already_showing(result.inputs, "happy"))
+            run.note(*already_showing(result.inputs, "happy"))
         if paste:
             run.show(f"{name}: photo", result.image, result.before)
         for i, (inp, out) in enumerate(zip(result.inputs, result.outputs)):
             run.show(f"{name}: {face_label(i)}", out, inp)
         run.note(*result.notes)
     progress(1.0)
-    gallery, compare, pair, download, state = _present(run.shown, run.extra)
-    return gallery, compare, pair, download, _status(len(chosen), run.notes), state
+    gallery, compare, pair, download, state = present(run)
+    return gallery, compare, pair, download, run.status(len(chosen)), state
 
 
 def _reference_landmarks(reference: np.ndarray | None, size: int, cache: dict[int, np.ndarray]) -> np.ndarray | None:
@@ -451,11 +192,6 @@ def _reference_landmarks(reference: np.ndarray | None, size: int, cache: dict[in
             raise gr.Error("No face was found in the reference photo, so its expression cannot be copied; "
                            "use a photo with one clearly visible face, or remove the reference.") from None
     return cache[size]
-
-
-def intensity_models(model_ids: list[str]) -> list[str]:
-    """The models among ``model_ids`` whose output the intensity slider visibly changes."""
-    return [m for m in model_ids if m in registry.REGISTRY and registry.get(m).intensity_control]
 
 
 @gpu
@@ -472,12 +208,12 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
                        f"or {ALL_EXPRESSIONS!r}.")
     if intensity is None or not 0.0 <= float(intensity) <= 1.0:
         raise gr.Error("The intensity must lie between 0 and 1.")
-    photo = _load_photo(photo_file)
-    reference = None if reference_file is None else _load_photo(reference_file, "reference photo")
+    photo = load_photo(photo_file)
+    reference = None if reference_file is None else load_photo(reference_file, "reference photo")
     progress(0, desc="Finding faces")
-    found, notes = _find_faces(photo)
+    found, notes = find_faces(photo)
     chosen = select_faces(found, which, picked)
-    run = _Run(progress, model_ids, len(targets))
+    run = RequestResults(progress, model_ids, len(targets))
     run.note(*notes)
     task = TASKS["expression"]
     lmk_cache: dict[int, np.ndarray] = {}
@@ -517,7 +253,7 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
         if k == 0 and inputs:
             run.inputs(inputs, "Input")
             if len(targets) == 1:
-                run.note(*_already_showing(inputs, targets[0]))
+                run.note(*already_showing(inputs, targets[0]))
         if len(targets) > 1 and per_expr:
             grid = expression_grid(inputs, per_expr)
             run.show(f"{name}: all expressions (rows: faces; columns: input, {', '.join(per_expr)})", grid)
@@ -527,8 +263,8 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
             run.note(f"The intensity changes {', '.join(ignored)} too little to see, so it is offered only for "
                      f"{', '.join(intensity_models(list(registry.REGISTRY))) or 'no model'}.")
     progress(1.0)
-    gallery, compare, pair, download, state = _present(run.shown, run.extra)
-    return gallery, compare, pair, download, _status(len(chosen), run.notes), state
+    gallery, compare, pair, download, state = present(run)
+    return gallery, compare, pair, download, run.status(len(chosen)), state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,20 +278,11 @@ def about() -> str:
         "",
         "### Papers",
         "",
-        "| # | paper | models |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {p.number} | {p.citation} | {p.models} |" for p in papers.PAPERS.values()]
-    lines += [
+        *papers.markdown_table(),
         "",
         "### Third-party pretrained files",
         "",
-        "| file | what | licence |",
-        "|---|---|---|",
-    ]
-    for a in assets.ASSETS.values():
-        lines.append(f"| `{a.package}`: `{a.path}` | {a.description} | {a.licence} |")
-    lines += [
+        *assets.markdown_table(),
         "",
         "### Data",
         "",
@@ -572,36 +299,6 @@ def about() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Examples (from installed packages or generated; no third-party photo lives in the repository)
-# ---------------------------------------------------------------------------------------------
-
-
-def example_photos(folder: Path | None = None) -> list[str]:
-    """scikit-image's public-domain astronaut, a generated two-face photo, and a small low-res copy."""
-    folder = folder or Path(tempfile.gettempdir()) / "facegen-examples"
-    folder.mkdir(parents=True, exist_ok=True)
-    src = resources.files("skimage") / "data" / "astronaut.png"
-    with resources.as_file(src) as p:
-        astronaut = np.asarray(Image.open(p).convert("RGB"))
-    made = {
-        "astronaut.png": astronaut,
-        "two-faces.png": np.concatenate([astronaut, astronaut[:, ::-1]], axis=1),
-        "astronaut-small.png": resize(astronaut, 0.25),
-    }
-    paths = []
-    for name, image in made.items():
-        path = folder / name
-        if not path.is_file():
-            buf = io.BytesIO()
-            Image.fromarray(image).save(buf, format="PNG")
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(buf.getvalue())
-            os.replace(tmp, path)  # atomic: a concurrent start never sees half a file
-        paths.append(str(path))
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------
 # The app: one small function per tab
 # ---------------------------------------------------------------------------------------------
 
@@ -611,49 +308,6 @@ def _no_model_note(task_id: str) -> str:
         return ""
     return (f"**No model is shipped for the {task_id} task yet.** The tab is ready: models registered for "
             f"`{task_id}` in `facegen/registry.py` appear here automatically.")
-
-
-@dataclass
-class _PhotoControls:
-    photo: gr.Image
-    which: gr.Radio
-    picked: gr.CheckboxGroup
-    faces: gr.Gallery
-
-
-def _photo_input(prefix: str) -> gr.Image:
-    return PhotoUpload(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=300,
-                       elem_id=f"{prefix}-photo")
-
-
-def _photo_controls(prefix: str, photo: gr.Image, examples: list[str]) -> _PhotoControls:
-    """Examples and the face picker (a gallery of the detected faces) of an upload."""
-    gr.Examples(examples=[[p] for p in examples], inputs=[photo], api_name=f"{prefix}_load_example",
-                example_labels=["astronaut", "two faces", "small photo"][: len(examples)])
-    with gr.Accordion("Faces", open=True):
-        faces = gr.Gallery(label="Detected faces (largest first)", columns=6, height=150, allow_preview=False,
-                           object_fit="contain", fit_columns=False)
-        which = gr.Radio([ALL_FACES, PICKED_FACES], value=ALL_FACES, label="Which faces")
-        # Every possible face name until a photo is read, so an API call may pick faces straight away.
-        picked = gr.CheckboxGroup([face_label(i) for i in range(MAX_FACES)], value=[], visible=False,
-                                  label="Faces to process (when 'only the faces ticked')")
-        found = gr.Markdown()
-    photo.change(detect_faces_view, photo, [faces, picked, found], api_name=f"{prefix}_faces")
-    return _PhotoControls(photo, which, picked, faces)
-
-
-def _result_panel(prefix: str):
-    """Progress and notes first, then the labelled results, the before/after slider of a chosen one,
-    and its full-resolution PNG."""
-    info = gr.Markdown(elem_id=f"{prefix}-info", min_height=40)
-    gallery = gr.Gallery(label="Results", columns=2, height=420, format="png", object_fit="contain",
-                         elem_id=f"{prefix}-results")
-    compare = gr.Dropdown([], label="Compare before / after", interactive=True)
-    slider = gr.ImageSlider(label="Before / after", type="filepath", height=420, elem_id=f"{prefix}-slider")
-    download = gr.DownloadButton("Download the full-resolution PNG", value=None, elem_id=f"{prefix}-download")
-    state = gr.State([])
-    compare.change(show_comparison, [compare, state], [slider, download], api_name=f"{prefix}_compare")
-    return gallery, compare, slider, download, info, state
 
 
 def _models_picker(task_id: str, results_dir: Path) -> gr.CheckboxGroup:
@@ -699,15 +353,15 @@ def _list_endpoints(results_dir: Path) -> None:
 def _sr_tab(examples: list[str], results_dir: Path) -> None:
     with gr.Row():
         with gr.Column():
-            photo = _photo_input("sr")
+            photo = photo_input("sr")
             go = gr.Button("Super-resolve", variant="primary")
             task = gr.Radio(list(SR_TASKS), value="sr-x4", label="Scale")
             models = _models_picker("sr-x4", results_dir)
             mode = gr.Radio(list(SR_MODES), value=ENLARGE, label="Mode")
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
-            pc = _photo_controls("sr", photo, examples)
+            pc = photo_controls("sr", photo, examples)
         with gr.Column():
-            gallery, compare, slider, download, info, state = _result_panel("sr")
+            gallery, compare, slider, download, info, state = result_panel("sr")
             scores = gr.Dataframe(label="Scores against the original (sharp-photo mode)", interactive=False,
                                   visible=False)
 
@@ -725,13 +379,13 @@ def _smile_tab(examples: list[str], results_dir: Path) -> None:
     gr.Markdown("Neutral face in, smiling face out at twice the resolution (paper 000). " + _no_model_note("smile"))
     with gr.Row():
         with gr.Column():
-            photo = _photo_input("smile")
+            photo = photo_input("smile")
             go = gr.Button("Make them smile", variant="primary", interactive=bool(registry.models_for("smile")))
             models = _models_picker("smile", results_dir)
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
-            pc = _photo_controls("smile", photo, examples)
+            pc = photo_controls("smile", photo, examples)
         with gr.Column():
-            gallery, compare, slider, download, info, state = _result_panel("smile")
+            gallery, compare, slider, download, info, state = result_panel("smile")
     go.click(run_smile, [pc.photo, pc.which, pc.picked, models, paste],
              [gallery, compare, slider, download, info, state], api_name="smile", show_progress_on=[info])
 
@@ -740,7 +394,7 @@ def _expression_tab(examples: list[str], results_dir: Path) -> None:
     gr.Markdown("Neutral face in, another expression out (papers 001 and 004). " + _no_model_note("expression"))
     with gr.Row():
         with gr.Column():
-            photo = _photo_input("expression")
+            photo = photo_input("expression")
             go = gr.Button("Change the expression", variant="primary",
                            interactive=bool(registry.models_for("expression")))
             target = gr.Dropdown(list(BASIC_EXPRESSIONS) + [ALL_EXPRESSIONS], value="happy", label="Target expression")
@@ -751,9 +405,9 @@ def _expression_tab(examples: list[str], results_dir: Path) -> None:
             reference = PhotoUpload(label="Reference expression photo (optional; guides the lmk-guided models)",
                                     type="filepath", sources=["upload", "webcam", "clipboard"], height=200)
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")
-            pc = _photo_controls("expression", photo, examples)
+            pc = photo_controls("expression", photo, examples)
         with gr.Column():
-            gallery, compare, slider, download, info, state = _result_panel("expression")
+            gallery, compare, slider, download, info, state = result_panel("expression")
     models.change(lambda ids: gr.Slider(visible=bool(intensity_models(ids or []))), models, intensity,
                   api_visibility="private")
     go.click(run_expression, [pc.photo, pc.which, pc.picked, models, target, intensity, reference, paste],

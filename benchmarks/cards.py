@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.leaderboard import RESULTS_DIR, _fmt, read_results
 from benchmarks.tasks import TASKS
 from facegen import deviations
-from facegen.checkpoint import atomic_write_bytes
+from facegen.io import atomic_write_bytes
 from facegen.registry import CHECKPOINT_ROOT, REGISTRY
 
 START = "<!-- benchmark:start -->"

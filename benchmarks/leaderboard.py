@@ -20,7 +20,7 @@ from typing import Any
 from benchmarks import protocols
 from benchmarks.tasks import TASKS
 from facegen import registry
-from facegen.checkpoint import atomic_write_bytes
+from facegen.io import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ import numpy as np
 from benchmarks import dlib_pool, lfw_detect, metrics
 from benchmarks.leaderboard import git_commit
 from benchmarks.lfw_detect import LOW_SCORE
+from facegen.io import atomic_write_bytes
 
 PAIRS_FILE = Path(__file__).with_name("lfw_pairs.txt")
 PAIRS_SEED = 20180101
@@ -143,18 +143,6 @@ def subset(pairs: list[Pair], n: int) -> list[Pair]:
             count[(p.fold, p.same)] += 1
             out.append(p)
     return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ============================================================================================
@@ -313,7 +301,7 @@ def plot_roc(curves: dict[str, metrics.RocCurve], file: Path, title: str = "LFW 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    _atomic_write(file, buf.getvalue())
+    atomic_write_bytes(file, buf.getvalue())
 
 
 # The benchmarks.metrics functions a calibration's numbers come from (see evaluate()).
@@ -436,7 +424,7 @@ def _write_result(pairs: list[Pair], pairs_file: Path, names: list[str], encoder
         "commit": git_commit(),
     }
     stem = f"lfw-{encoder.name}" + (f"-{len(pairs)}" if limit is not None else "")
-    _atomic_write(out_dir / f"{stem}.json", (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_bytes(out_dir / f"{stem}.json", (json.dumps(result, indent=2) + "\n").encode())
     plot_roc({f"{encoder.name} (acc {100 * res['accuracy_mean']:.2f} %, AUC {res['auc']:.4f})": res["_roc"]},
              out_dir / f"{stem}-roc.png", title=f"LFW verification, {len(pairs):,} pairs")
     return result
@@ -463,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.regenerate_pairs:
             pairs = generate_pairs(read_labels(root))
-            _atomic_write(args.pairs, format_pairs(pairs).encode())
+            atomic_write_bytes(args.pairs, format_pairs(pairs).encode())
             print(f"wrote {len(pairs)} pairs to {args.pairs}")
         results = run(root, list(dict.fromkeys(args.encoder)), args.pairs, args.out, limit=args.limit,
                       threads=args.threads, progress=not args.no_progress)

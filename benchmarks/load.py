@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facegen.io import atomic_write_bytes
+
 REPO = Path(__file__).resolve().parent.parent
 TABS = ("sr", "smile", "expression")
 # A queue-full answer is handled when it says so in words (gradio_client's QueueError / the app's queue).
@@ -431,7 +433,6 @@ def format_report(r: Report) -> str:
 
 
 def write_json(report: Report, path: Path) -> None:
-    from facegen.checkpoint import atomic_write_bytes
 
     data = {**asdict(report), "passed": report.passed}
     atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=True) + "\n").encode())

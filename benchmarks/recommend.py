@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import protocols
 from benchmarks.leaderboard import RESULTS_DIR, given_of
 from benchmarks.tasks import TASKS
-from facegen import registry
+from facegen import model_menu, registry
 
 
 def recommended_model(task_id: str, results_dir: Path = RESULTS_DIR) -> str | None:
@@ -41,3 +41,19 @@ def recommended_model(task_id: str, results_dir: Path = RESULTS_DIR) -> str | No
         if best is None or score > best[0]:
             best = (score, r["model"])
     return best[1] if best else None
+
+
+def offered_default(task_id: str, results_dir: Path = RESULTS_DIR) -> str | None:
+    """The model the app ticks for ``task_id``: :func:`recommended_model` when it can run here, else the
+    first runnable registered model (no results yet), else None."""
+    ids = model_menu.runnable(task_id)
+    best = recommended_model(task_id, Path(results_dir))
+    return best if best in ids else (ids[0] if ids else None)
+
+
+def model_choices(task_id: str, results_dir: Path = RESULTS_DIR) -> list[tuple[str, str]]:
+    """(name, id) of every model of a task that can run here, the recommended one first."""
+    ids = model_menu.runnable(task_id)
+    best = offered_default(task_id, results_dir)
+    ids.sort(key=lambda m: m != best)
+    return [(model_menu.model_name(m), m) for m in ids]

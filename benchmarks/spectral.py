@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from facegen.colour import luma
+
 PEAK_RADIUS = 6  # the background ring: bins at Chebyshev distance 3..PEAK_RADIUS from the frequency
 PEAK_THRESHOLD = 4.0  # a ratio above this (6 dB) is a peak
 
@@ -33,7 +35,7 @@ def power_spectrum(images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     if any(a.shape != shape for a in arrs):
         raise ValueError(f"power_spectrum needs images of one size; got {sorted({a.shape for a in arrs})}")
     if len(shape) == 3 and shape[2] == 3:
-        arrs = [a @ np.array([0.299, 0.587, 0.114]) for a in arrs]
+        arrs = [luma(a) for a in arrs]
     elif len(shape) != 2:
         raise ValueError(f"power_spectrum takes (H, W) or (H, W, 3) images; got {shape}")
     h, w = arrs[0].shape

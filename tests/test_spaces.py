@@ -116,7 +116,7 @@ def test_space_requirements_cover_every_import(space):
              "from facegen.faces import detect\n"
              "photo = app.read_image(app.example_photos()[0])\n"
              "app.super_resolve(photo, detect(photo), app.load_runner('bicubic', 'sr-x4'), app.TASKS['sr-x4'], mode='sharp')\n"
-             "app._face_scores([np.zeros((128, 128, 3), np.uint8)], [photo[:128, :128]])\n"
+             "app.face_scores([np.zeros((128, 128, 3), np.uint8)], [photo[:128, :128]])\n"
              "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=space, env=_env(space), capture_output=True, text=True,
                          timeout=300)

@@ -21,6 +21,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from facegen.colour import luma
+
 
 class DegradationError(ValueError):
     """An image size or scale that a degradation cannot handle."""
@@ -98,9 +100,7 @@ def luminance(img: np.ndarray) -> np.ndarray:
     A grey image (R = G = B) keeps its values exactly, which is why grey sources train on Y.
     """
     rgb = img.astype(np.float64)
-    if rgb.ndim == 2:
-        return rgb
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return rgb if rgb.ndim == 2 else luma(rgb)
 
 
 @dataclass(frozen=True)

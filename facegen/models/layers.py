@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from facegen.colour import luma
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Grey images: the mean of the ImageNet channel statistics, the usual choice for 1-channel inputs.
@@ -26,7 +28,7 @@ def count_parameters(module: nn.Module) -> int:
 def rgb_to_ycbcr(x: Tensor) -> Tensor:
     """Full-range BT.601 (JPEG) YCbCr of float NCHW RGB in [0, 1]; all three planes in [0, 1]."""
     r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
+    y = luma(x, axis=1, keepdim=True)
     cb = 0.5 - 0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 0.5 + 0.5 * r - 0.418688 * g - 0.081312 * b
     return torch.cat([y, cb, cr], dim=1)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from facegen.colour import luma
 from facegen.data.labels import normalise_expression
+from facegen.io import save_npy
 
 TEMPLATE = "expression"
 SIZE = 128
@@ -63,20 +63,8 @@ def flip_landmarks(points: np.ndarray, width: int) -> np.ndarray:
 def _to_tensor(img: np.ndarray, channels: int) -> Tensor:
     x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)  # a copy: crops may be read-only memmaps
     if channels == 1:
-        x = (0.299 * x[0:1] + 0.587 * x[1:2] + 0.114 * x[2:3])
+        x = luma(x, axis=0, keepdim=True)
     return x
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
-        np.save(tmp, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def crop_landmarks_cached(images: np.ndarray, cache_file: Path, progress: bool = True) -> np.ndarray:
@@ -95,7 +83,7 @@ def crop_landmarks_cached(images: np.ndarray, cache_file: Path, progress: bool =
             pts[i] = crop_landmarks(np.ascontiguousarray(images[i]))
         except LandmarkError:
             pass
-    _atomic_save(cache_file, pts)
+    save_npy(cache_file, pts)
     return pts
 
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from facegen.checkpoint import atomic_write_bytes
+from facegen.io import atomic_write_bytes
 
 
 def save_grid(path: Path, columns: list[Tensor]) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from facegen.checkpoint import sha256_file
+from facegen.io import sha256_file
 
 TENSORS = "state.safetensors"
 META = "state.json"

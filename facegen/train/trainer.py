@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from facegen.colour import luma
 from facegen.train import state as ckpt
 
 Batch = dict[str, Tensor]
@@ -148,9 +149,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, wor
 def psnr(a: Tensor, b: Tensor) -> float:
     """Mean PSNR (dB) of float NCHW [0, 1] batches; on the BT.601 Y channel for RGB (BasicSR convention)."""
     if a.shape[1] == 3:
-        w = torch.tensor([65.481, 128.553, 24.966], device=a.device).view(1, 3, 1, 1) / 255.0
-        a = (a * w).sum(1, keepdim=True) + 16.0 / 255.0
-        b = (b * w).sum(1, keepdim=True) + 16.0 / 255.0
+        a, b = luma(a, axis=1, keepdim=True, studio=True), luma(b, axis=1, keepdim=True, studio=True)
     mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-12)
     return float((10.0 * torch.log10(1.0 / mse)).mean())
 
