@@ -545,7 +545,7 @@ def about() -> str:
         "| # | paper | models |",
         "|---|---|---|",
     ]
-    lines += [f"| {p.number} | {p.citation} | {p.models} |" for p in papers.PAPERS.values()]
+    lines += registry.paper_rows()
     lines += [
         "",
         "### Third-party pretrained files",
