@@ -40,7 +40,7 @@ from facegen.faces import Face, FaceNotFoundError, detect_faces
 from facegen.images import ImageReadError, read_image
 from facegen.inference import Runner, load_runner
 from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError
-from facegen.models.heatmaps import LandmarkError, photo_landmarks
+from facegen.landmarks import LandmarkError, photo_landmarks
 from facegen.pipeline import (ENLARGE as ENLARGE_MODE, MAX_OUTPUT_SIDE, SHARP as SHARP_MODE, SHRINK as SHRINK_MODE,
                               expression_grid,
                               expression_photo, model_expressions, model_input_size, resize, smile_photo,

@@ -240,7 +240,7 @@ def _checkpoint_hashes(spec: registry.ModelSpec, task: str) -> dict[str, str]:
 def target_landmarks(ts: TestSet) -> np.ndarray:
     """(n, 68, 2) float32 landmarks of each ground-truth target in crop pixels (NaN where none is
     found): what `lmk-guided` is given at test time. Cached per test set."""
-    from facegen.models.heatmaps import LandmarkError, crop_landmarks
+    from facegen.landmarks import LandmarkError, crop_landmarks
 
     path = cache_root() / ts.task.id / f"landmarks-{ts.fingerprint}.npz"
     cached = _load_npz(path)
