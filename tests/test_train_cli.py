@@ -110,13 +110,11 @@ class _SRCrops:
 @pytest.fixture
 def synthetic(monkeypatch):
     """Every family's data (and the VGG16 of the expression losses) replaced by tiny synthetic stand-ins."""
-    import facegen.data
-
     monkeypatch.setattr(smile_data, "datasets", _smile_sets)
     monkeypatch.setattr(expression_data, "datasets", _expression_sets)
     monkeypatch.setattr(expression, "vgg16_extractor", _tiny_vgg)
     monkeypatch.setattr(recipes, "training_records", lambda root: (list(range(8)), list(range(2))))
-    monkeypatch.setattr(facegen.data, "aligned_crops", lambda records, size, template, cache_root=None,
+    monkeypatch.setattr(recipes, "aligned_crops", lambda records, size, template, cache_root=None,
                         progress=True: _SRCrops(_faces(len(records), size, 5)))
 
 
