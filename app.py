@@ -35,14 +35,14 @@ from benchmarks import leaderboard
 from benchmarks.photo_scores import already_showing, face_scores
 from benchmarks.recommend import model_choices, offered_default as recommended_model
 from benchmarks.tasks import TASKS
-from facegen import assets, papers, registry
+from facegen import assets, registry
 from facegen.example_photos import example_photos
 from facegen.faces import FaceNotFoundError
 from facegen.images import read_image  # noqa: F401
 from facegen.inference import Runner, load_runner
 from facegen.model_menu import intensity_models, model_name, runnable
 from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError
-from facegen.models.heatmaps import LandmarkError, photo_landmarks
+from facegen.landmarks import LandmarkError, photo_landmarks
 from facegen.pipeline import (ENLARGE as ENLARGE_MODE, MAX_OUTPUT_SIDE, SHARP as SHARP_MODE,  # noqa: F401
                               SHRINK as SHRINK_MODE, expression_grid, expression_photo, model_expressions,
                               model_input_size, resize, smile_photo, super_resolve)
@@ -278,7 +278,9 @@ def about() -> str:
         "",
         "### Papers",
         "",
-        *papers.markdown_table(),
+        "| # | paper | models |",
+        "|---|---|---|",
+        *registry.paper_rows(),
         "",
         "### Third-party pretrained files",
         "",

@@ -19,7 +19,7 @@ from benchmarks.testsets import BenchmarkError, TestSet, progress_bar
 from facegen import checkpoint, registry
 from facegen.data import degrade
 from facegen.inference import load_runner
-from facegen.models.heatmaps import LandmarkError, crop_landmarks
+from facegen.landmarks import LandmarkError, crop_landmarks
 
 LATENCY_FACES = 16  # faces timed one by one (batch 1) for the latency column
 

@@ -1,10 +1,15 @@
-"""The benchmark tasks as data: the single source of leaderboard tracks and columns (SPEC section 2)."""
+"""The benchmark tasks as data: the single source of leaderboard tracks and columns (SPEC section 2).
+
+Each :class:`Task` is the library's :class:`facegen.tasks.TaskShape` (sizes, template: the one
+source of geometry) plus its test set and metric columns.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from benchmarks.jitter import DESCRIPTION as JITTER
+from facegen.tasks import SHAPES, TaskShape
 
 
 @dataclass(frozen=True)
@@ -15,22 +20,14 @@ class Metric:
     unit: str = ""
 
 
-@dataclass(frozen=True)
-class Task:
-    id: str
+@dataclass(frozen=True, kw_only=True)
+class Task(TaskShape):
     title: str
     dataset: str  # dataset(s) as named under the data root
     split: str  # how the test set is chosen
-    in_size: int  # input side in pixels (low-res / neutral face)
-    out_size: int  # output side in pixels
     degradation: str  # how inputs are made from the ground truth
-    template: str  # face alignment template of facegen.faces
     metrics: tuple[Metric, ...]
     base: str | None = None  # the task whose registered models (and checkpoints) serve this one
-
-    @property
-    def scale(self) -> int:
-        return self.out_size // self.in_size
 
 
 PSNR_Y = Metric("psnr_y", "PSNR (Y)", True, "dB")
@@ -62,15 +59,13 @@ _EXPR_METRICS = (PSNR_Y, SSIM_Y, PSNR_RGB, SSIM_RGB, LPIPS, FID_INCEPTION, KID_I
 
 
 def _sr(scale: int) -> Task:
+    shape = SHAPES[f"sr-x{scale}"]
     return Task(
-        id=f"sr-x{scale}",
-        title=f"{scale}x face super-resolution ({128 // scale} -> 128)",
+        **asdict(shape),
+        title=f"{scale}x face super-resolution ({shape.in_size} -> {shape.out_size})",
         dataset="celeba_fsrnet",
         split="all 1,000 HR faces of the FSRNet CelebA test set",
-        in_size=128 // scale,
-        out_size=128,
         degradation="PIL bicubic down-sampling (antialiased)",
-        template="celeba",
         metrics=_SR_METRICS,
     )
 
@@ -79,14 +74,11 @@ def _sr_jitter(scale: int) -> Task:
     """The SR task under framing change (benchmarks.jitter): same faces, models and metrics."""
     base = _sr(scale)
     return Task(
-        id=f"{base.id}-jitter",
-        title=f"{scale}x face super-resolution under framing change ({128 // scale} -> 128)",
+        **{**asdict(SHAPES[base.id]), "id": f"{base.id}-jitter"},
+        title=f"{scale}x face super-resolution under framing change ({base.in_size} -> {base.out_size})",
         dataset=base.dataset,
         split=f"{base.split}, each under {JITTER}",
-        in_size=base.in_size,
-        out_size=base.out_size,
         degradation=f"HR transformed first (benchmarks.jitter), then {base.degradation}",
-        template=base.template,
         metrics=base.metrics,
         base=base.id,
     )
@@ -101,25 +93,19 @@ TASKS: dict[str, Task] = {
     "sr-x2": _sr(2),
     "sr-x2-jitter": _sr_jitter(2),
     "smile": Task(
-        id="smile",
+        **asdict(SHAPES["smile"]),
         title="Neutral -> smiling at twice the resolution (64 -> 128)",
         dataset="jaffe+rafd_subset",
         split="neutral->happy pairs of held-out subjects",
-        in_size=64,
-        out_size=128,
         degradation="neutral face PIL-bicubic down-sampled to the input size",
-        template="expression",
         metrics=_EXPR_METRICS,
     ),
     "expression": Task(
-        id="expression",
+        **asdict(SHAPES["expression"]),
         title="Neutral -> each basic expression (128 -> 128)",
         dataset="jaffe+rafd_subset",
         split="neutral->expression pairs of held-out subjects",
-        in_size=128,
-        out_size=128,
         degradation="none",
-        template="expression",
         metrics=_EXPR_METRICS + (EIGENFACE,),
     ),
 }

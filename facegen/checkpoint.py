@@ -25,6 +25,9 @@ MANIFEST = "facegen.json"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
+#: Manifest format: 1 (model id, classes, hashes); 2 adds the recipe, preset and task it was trained as.
+#: Readers accept both; a shipped folder keeps the manifest it was exported with.
+MANIFEST_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
@@ -39,8 +42,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def save(model: torch.nn.Module, folder: str | Path, *, model_id: str, card: str) -> Path:
+def save(model: torch.nn.Module, folder: str | Path, *, model_id: str, card: str, recipe: str | None = None,
+         preset: str | None = None, task: str | None = None) -> Path:
     """Write ``model`` (a PyTorchModelHubMixin module with a dataclass ``config``) to ``folder``.
+
+    ``model_id`` is the registry id; ``recipe``, ``preset`` and ``task`` say how it was trained
+    (``python -m facegen.train`` gives all three) and are recorded in the manifest when given.
 
     The folder is assembled beside the target and renamed into place, so a reader never sees a
     half-written checkpoint and an existing one survives a crash mid-save.
@@ -59,6 +66,8 @@ def save(model: torch.nn.Module, folder: str | Path, *, model_id: str, card: str
             "class": type(model).__name__,
             "config_class": type(config).__name__,
             "sha256": {name: sha256_file(tmp / name) for name in (CONFIG, WEIGHTS)},
+            "manifest_version": MANIFEST_VERSION,
+            **{k: v for k, v in (("recipe", recipe), ("preset", preset), ("task", task)) if v is not None},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         old = folder.with_name(f".{folder.name}.old")
@@ -88,7 +97,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """The manifest of a checkpoint folder (model id, class name, file hashes)."""
+    """The manifest of a checkpoint folder (model id, class name, file hashes; from version 2 also
+    the recipe, preset and task it was trained as)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: checkpoint folder does not exist")

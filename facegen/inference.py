@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from facegen import checkpoint, registry
+from facegen.landmarks import landmarks_of_batch
 
 _cache: dict[tuple[str, str, str, str], "Runner"] = {}
 _lock = threading.Lock()
@@ -40,6 +41,9 @@ class Runner:
 
         ``conditions`` go to the model's ``infer``; a tensor or list with one entry per face
         (a guide image, target landmarks, per-face expressions) is split into the same batches.
+        A model that fits an expression template to the faces' own landmarks (``fits_template``)
+        and is given no target ``landmarks`` gets the faces' own as ``source_landmarks``
+        (:func:`facegen.landmarks.landmarks_of_batch`): finding landmarks is not the model's job.
         """
         for f in faces:
             if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
@@ -52,6 +56,9 @@ class Runner:
                 x = torch.from_numpy(np.stack(faces[i:i + batch_size])).to(self.device)
                 x = x.permute(0, 3, 1, 2).float().div(255.0)
                 batch = {k: _per_face(v, len(faces), i, i + batch_size, self.device) for k, v in conditions.items()}
+                if getattr(self.model, "fits_template", False) and batch.get("landmarks") is None \
+                        and "source_landmarks" not in batch:
+                    batch["source_landmarks"] = landmarks_of_batch(x)
                 y = self.model.infer(x, **batch)  # type: ignore[attr-defined]
                 y = y.clamp(0, 1).mul(255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
                 out.extend(list(y))

@@ -1,4 +1,8 @@
-"""The five papers behind the models: one table, read by the app, the model cards and the docs."""
+"""The five papers behind the models: one table, read by the app, the model cards and the docs.
+
+What each paper ships is not written here: :func:`facegen.registry.paper_models` reads it from the
+registry.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +14,19 @@ class Paper:
     number: str  # the seed file number ("002")
     authors: str  # short form for labels ("He et al.")
     citation: str  # authors, title, venue and year as the paper gives them
-    models: str  # what the project ships of it, by task
 
 
 PAPERS: dict[str, Paper] = {
     p.number: p
     for p in (
         Paper("000", "Hanano et al.", "Hanano, Seo, Chen: Generation of High-Resolution Facial Expression Images Using "
-              "a Super-Resolution Technique and Self-Supervised Guidance (2023)",
-              "smile: p2p-bilinear, p2p-two-step, p2p-serial, p2p-parallel, p2p-sge"),
+              "a Super-Resolution Technique and Self-Supervised Guidance (2023)"),
         Paper("001", "Nimitha et al.", "Nimitha U. et al.: Enhancing Facial Expression Synthesis through GAN with "
-              "Multi-Scale Dilated Feature Extraction and Edge-Enhanced Facial Features",
-              "expression: exprgan, exprgan-msd, exprgan-msd-no-unsharp"),
+              "Multi-Scale Dilated Feature Extraction and Edge-Enhanced Facial Features"),
         Paper("002", "He et al.", "He, Zheng, Shen, Guo, Zhou: Facial Image Synthesis and Super-Resolution With "
-              "Stacked GAN (Neurocomputing 2020)", "super-resolution: stackedgan"),
-        Paper("003", "Jiang et al.", "Jiang, Xu, Sun: Image super resolution of Human face images using GAN",
-              "super-resolution: psgan"),
+              "Stacked GAN (Neurocomputing 2020)"),
+        Paper("003", "Jiang et al.", "Jiang, Xu, Sun: Image super resolution of Human face images using GAN"),
         Paper("004", "Li et al.", "Li, Qi, Sun: Facial Landmarks and Expression Label Guided Photorealistic Facial "
-              "Expression Synthesis (IEEE Access 2021)",
-              "expression: lmk-guided, lmk-guided-no-feature-init, lmk-guided-no-label"),
+              "Expression Synthesis (IEEE Access 2021)"),
     )
 }
-
-
-def markdown_table() -> list[str]:
-    """The papers as the lines of a Markdown table: number, citation, what the project ships of it."""
-    return ["| # | paper | models |", "|---|---|---|"] + [
-        f"| {p.number} | {p.citation} | {p.models} |" for p in PAPERS.values()]

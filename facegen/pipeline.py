@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ from facegen.data.degrade import bicubic_down
 from facegen.inference import Runner
 from facegen.models.exprgan import BASIC_EXPRESSIONS
 from facegen.paste import face_mask, paste_change
+from facegen.tasks import TaskShape
 
 MAX_OUTPUT_SIDE = 4096  # enlarged photos are capped so a large upload cannot exhaust memory
 LARGE_FACE = 1.25  # a face whose crop spans more than this many model-input sizes is "already large"
@@ -30,18 +30,6 @@ TURNED = 0.35  # |nose offset from the eyes' midline| / eye distance above which
 ENLARGE, SHRINK, SHARP = "enlarge", "shrink", "sharp"  # the modes of super_resolve
 
 Progress = Callable[[float, str], None]
-
-
-class TaskShape(Protocol):
-    """What the pipeline needs of a task (benchmarks.tasks.Task satisfies it)."""
-
-    id: str
-    in_size: int
-    out_size: int
-    template: str
-
-    @property
-    def scale(self) -> int: ...
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """The one explicit registry: model id -> spec.
 
-Each spec names its class, the config preset it ships with, the paper it comes from, and for every
-benchmark task it serves the checkpoint folder (under ``checkpoints/``) that serves it, or None for
-models without weights.
+Each spec names its class, the recipe family that trains it (a key of
+:data:`facegen.train.families.FAMILIES`, or ``baseline`` for models that are not trained here),
+the recipe and preset it ships with (``python -m facegen.train --model ID`` trains exactly that),
+the paper it comes from (a key of :data:`facegen.papers.PAPERS`), and for every benchmark task it
+serves the checkpoint folder (under ``checkpoints/``) that serves it, or None for models without
+weights. The first task listed is the default task of its training command.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegen import assets
+from facegen.papers import PAPERS
 
 from facegen.models.bicubic import Bicubic, BicubicConfig
 from facegen.models.exprgan import ExprGANGenerator
@@ -20,6 +24,7 @@ from facegen.models.realesrgan import RealESRGAN, RealESRGANConfig
 from facegen.models.smile import SmileGenerator
 from facegen.models.stackedgan import StackedSRGenerator
 
+BASELINE = "baseline"  # the family of models that are not trained by facegen.train
 CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
 #: What a model may be given at test time besides the input face: key -> (label, privileged). A
@@ -38,9 +43,9 @@ class ModelSpec:
     id: str
     title: str
     model_class: type
-    preset: str
+    preset: str  # the recipe preset the shipped checkpoint was trained with (the training default)
     paper: str | None  # seed file number ("002"), None for baselines
-    family: str  # "baseline" | "sr" | "smile" | "expression"
+    family: str  # "baseline" (not trained here) or a recipe family: "sr" | "smile" | "expression" | ...
     checkpoints: dict[str, str | None] = field(default_factory=dict)  # task id -> folder name
     # Configs of weightless models (no checkpoint folder), by task id.
     configs: dict[str, object] = field(default_factory=dict)
@@ -55,6 +60,13 @@ class ModelSpec:
     # A slow reference is benchmarked on the first N test faces only (its result records n), and on
     # the standard protocols only; None scores every face of every protocol.
     bench_faces: int | None = None
+    # The training recipe (a registry id) when this entry is a preset of another entry's recipe,
+    # e.g. an ablation; None: the entry's own id (baselines have none).
+    recipe: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.recipe is None and self.family != BASELINE:
+            object.__setattr__(self, "recipe", self.id)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -184,6 +196,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="001",
         family="expression",
         checkpoints={"expression": "exprgan-msd-no-unsharp"},
+        recipe="exprgan-msd",
         intensity_control=True,
         given=('expression',),
     ),
@@ -205,6 +218,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided-no-feature-init"},
+        recipe="lmk-guided",
         given=('expression', 'landmarks'),
     ),
     "lmk-guided-no-label": ModelSpec(
@@ -215,6 +229,7 @@ REGISTRY: dict[str, ModelSpec] = {
         paper="004",
         family="expression",
         checkpoints={"expression": "lmk-guided-no-label"},
+        recipe="lmk-guided",
         given=('expression', 'landmarks'),
     ),
 }
@@ -246,6 +261,31 @@ def unavailable(spec: ModelSpec) -> str | None:
             return str(e)
     check = getattr(spec.model_class, "runtime_problem", None)  # native libraries a wheel cannot bring
     return check() if check is not None else None
+
+
+def trainable() -> list[ModelSpec]:
+    """Registered models that a recipe family trains (every family but ``baseline``), registry order."""
+    return [spec for spec in REGISTRY.values() if spec.family != BASELINE]
+
+
+def find(recipe: str, preset: str) -> ModelSpec | None:
+    """The registry entry that ships ``recipe`` at ``preset``, or None."""
+    return next((s for s in REGISTRY.values() if s.recipe == recipe and s.preset == preset), None)
+
+
+def paper_models(number: str) -> str:
+    """What the project ships of a paper, by task ("smile: p2p-bilinear, p2p-sge; ...")."""
+    by_task: dict[str, list[str]] = {}
+    for spec in REGISTRY.values():
+        if spec.paper == number:
+            by_task.setdefault(", ".join(spec.tasks), []).append(spec.id)
+    return "; ".join(f"{tasks}: {', '.join(ids)}" for tasks, ids in by_task.items())
+
+
+def paper_rows() -> list[str]:
+    """The rows of the docs' table of papers and their models (``| # | paper | models |``, Markdown),
+    from PAPERS and the registry."""
+    return [f"| {p.number} | {p.citation} | {paper_models(p.number)} |" for p in PAPERS.values()]
 
 
 def models_for(task: str) -> list[ModelSpec]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from facegen import checkpoint, losses
+from facegen import checkpoint, inference, landmarks, losses
 from facegen.models import heatmaps
 from facegen.models.exprgan import (
     ExpressionError,
@@ -265,17 +265,36 @@ def test_template_round_trip() -> None:
     assert torch.allclose(half - torch.from_numpy(neutral), (fitted - torch.from_numpy(neutral)) / 2, atol=1e-5)
 
 
-def test_lmk_guided_with_template_uses_fitted_landmarks(monkeypatch) -> None:
+def test_lmk_guided_with_template_uses_fitted_landmarks() -> None:
     c = LmkGuidedConfig.tiny()
     model = LmkGuidedGenerator(c).eval()
     disp = torch.zeros(c.n_classes, 68, 2)
     disp[1, 48:, 1] = 0.1
     model.set_template(disp)
     own = torch.rand(1, 68, 2) * 20 + 5
-    monkeypatch.setattr(heatmaps, "landmarks_of_batch", lambda x: own)
     x = torch.rand(1, 3, 32, 32)
     expected = heatmaps.fit_template(own, torch.tensor([1]), disp, 1.0)
-    assert torch.allclose(model.infer(x, "happy"), model.infer(x, "happy", landmarks=expected))
+    assert torch.allclose(model.infer(x, "happy", source_landmarks=own), model.infer(x, "happy", landmarks=expected))
+    with pytest.raises(ExpressionError, match="own landmarks"):  # the model never looks for landmarks itself
+        model.infer(x, "happy")
+
+
+def test_runner_gives_a_template_model_the_faces_own_landmarks(monkeypatch) -> None:
+    """Finding landmarks is the runner's job (facegen.landmarks), not the model's."""
+    c = LmkGuidedConfig.tiny()
+    model = LmkGuidedGenerator(c).eval()
+    model.set_template(torch.rand(c.n_classes, 68, 2) * 0.1)
+    own = torch.rand(1, 68, 2) * 20 + 5
+    seen = []
+    monkeypatch.setattr(inference, "landmarks_of_batch", lambda x: seen.append(x.shape) or own)
+    runner = inference.Runner("lmk-guided", "expression", model, "cpu")
+    face = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    x = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255
+    out = runner([face], expression="happy")[0]
+    want = model.infer(x, "happy", source_landmarks=own)[0].mul(255).round().byte().permute(1, 2, 0).numpy()
+    assert seen == [(1, 3, 32, 32)] and np.array_equal(out, want)
+    runner([face], expression="happy", landmarks=own)  # given target landmarks: none are looked for
+    assert len(seen) == 1
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -431,7 +450,7 @@ def test_photo_and_crop_landmarks_agree(data_root) -> None:
     record = split("jaffe", "judge", data_root).train[0]
     photo = load_image(record)
     crop = faces.align(photo, faces.detect_faces(photo)[0], 128, "expression").image
-    a, b = heatmaps.photo_landmarks(photo), heatmaps.crop_landmarks(crop)
+    a, b = landmarks.photo_landmarks(photo), landmarks.crop_landmarks(crop)
     assert a.shape == b.shape == (68, 2)
     assert float(np.abs(a - b).mean()) < 1.0  # pixels at 128: two routes to the same points
 

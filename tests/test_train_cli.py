@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegen import checkpoint
+from facegen import checkpoint, registry
 from facegen.models.exprgan import ExprGANGenerator
 from facegen.models.layers import count_parameters
 from facegen.models.lmk_guided import LmkGuidedGenerator
@@ -110,13 +110,11 @@ class _SRCrops:
 @pytest.fixture
 def synthetic(monkeypatch):
     """Every family's data (and the VGG16 of the expression losses) replaced by tiny synthetic stand-ins."""
-    import facegen.data
-
     monkeypatch.setattr(smile_data, "datasets", _smile_sets)
     monkeypatch.setattr(expression_data, "datasets", _expression_sets)
     monkeypatch.setattr(expression, "vgg16_extractor", _tiny_vgg)
     monkeypatch.setattr(recipes, "training_records", lambda root: (list(range(8)), list(range(2))))
-    monkeypatch.setattr(facegen.data, "aligned_crops", lambda records, size, template, cache_root=None,
+    monkeypatch.setattr(recipes, "aligned_crops", lambda records, size, template, cache_root=None,
                         progress=True: _SRCrops(_faces(len(records), size, 5)))
 
 
@@ -140,7 +138,9 @@ def test_cli_trains_exports_and_loads(model_id: str, tmp_path: Path, synthetic, 
     printed = capsys.readouterr().out
     cls = EXPORTED_CLASS[model_id]
     folder = out / "export"
-    assert checkpoint.read_manifest(folder)["model_id"] == model_id
+    manifest = checkpoint.read_manifest(folder)
+    assert (manifest["model_id"], manifest["recipe"], manifest["preset"]) == (model_id, model_id, "tiny")
+    assert manifest["task"] == recipes.default_task(model_id) and manifest["manifest_version"] == 2
     g = checkpoint.load(folder, cls)
     assert type(g) is cls
 
@@ -249,12 +249,26 @@ def test_expression_resume_is_exact(model_id: str, tmp_path: Path, synthetic) ->
 
 
 def test_recipe_table_covers_every_family() -> None:
-    assert set(recipes.MODEL_IDS) == {"stackedgan", "psgan", *SMILE_IDS, *EXPRESSION_IDS}
+    assert set(recipes.recipe_ids()) == {"stackedgan", "psgan", *SMILE_IDS, *EXPRESSION_IDS}
+    ablations = {"exprgan-msd-no-unsharp", "lmk-guided-no-feature-init", "lmk-guided-no-label"}
+    assert set(recipes.model_ids()) == set(recipes.recipe_ids()) | ablations
     assert {m: recipes.default_task(m) for m in SMILE_IDS + EXPRESSION_IDS} == {
         **{m: "smile" for m in SMILE_IDS}, **{m: "expression" for m in EXPRESSION_IDS}}
     assert recipes.default_task("stackedgan") == "sr-x4" and recipes.default_task("psgan") == "sr-x2"
     with pytest.raises(recipes.RecipeError, match="unknown model"):
         recipes.build("nope", "lite", "smile")
+
+
+def test_registry_ids_resolve_to_recipe_and_preset() -> None:
+    """A shipped ablation trains as its recipe at the registry's preset, and the recipe at that
+    preset is recorded as that registry entry; a preset the registry does not ship has no entry."""
+    assert recipes.resolve("exprgan-msd-no-unsharp") == ("exprgan-msd", "no-unsharp",
+                                                         registry.get("exprgan-msd-no-unsharp"))
+    assert recipes.resolve("exprgan-msd", "no-unsharp")[2] is registry.get("exprgan-msd-no-unsharp")
+    assert recipes.resolve("lmk-guided") == ("lmk-guided", "lite", registry.get("lmk-guided"))
+    assert recipes.resolve("stackedgan", "tiny") == ("stackedgan", "tiny", None)
+    assert parse_args(["--model", "lmk-guided-no-label"]).preset is None  # main() takes the registry's
+    assert recipes.build("lmk-guided-no-label", "no-label", "expression").model_id == "lmk-guided"
 
 
 @pytest.mark.parametrize("model_id", SMILE_IDS + EXPRESSION_IDS)

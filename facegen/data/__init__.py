@@ -16,7 +16,7 @@ from facegen.data.degrade import (
     gaussian_kernel,
     luminance,
 )
-from facegen.data.labels import EXPRESSIONS, UnknownLabelError, expression_index, normalise_expression
+from facegen.expressions import EXPRESSIONS, UnknownLabelError, expression_index, normalise_expression
 from facegen.data.layouts import LayoutError, read_celeba, read_ckplus, read_ffhq, read_image_folder
 from facegen.data.pairs import ExpressionPair, iter_pairs, read_pairs
 from facegen.data.records import FaceRecord, ImageLoadError, load_image

@@ -9,7 +9,7 @@
   sub-folders), or a flat folder of PNGs.
 - :func:`read_ckplus`: ``cohn-kanade-images/Sxxx/yyy/*.png`` + ``Emotion/Sxxx/yyy/*_emotion.txt``.
   Each labelled sequence gives its peak frame (the frame named by the emotion file, label = the
-  float code inside it, see :data:`facegen.data.labels.CKPLUS_CODES`) and, when
+  float code inside it, see :data:`facegen.expressions.CKPLUS_CODES`) and, when
   ``include_neutral``, its first frame as neutral. Unlabelled sequences are left out.
 
 Record paths are relative to the dataset folder passed in (``record.root``).
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from facegen.data.labels import CKPLUS_CODES
+from facegen.expressions import CKPLUS_CODES
 from facegen.data.records import FaceRecord
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".tif", ".tiff")

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegen.data.labels import normalise_expression
+from facegen.expressions import normalise_expression
 from facegen.data.records import FaceRecord
 from facegen.data.root import data_root
 from facegen.data.sets import DatasetFormatError, _rows, read_jaffe, read_rafd

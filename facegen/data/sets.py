@@ -1,7 +1,7 @@
 """Readers of the shared face sets (one folder each under the data root).
 
 Every reader returns a list of :class:`FaceRecord` in the order of the set's label file, with
-expressions normalised to :data:`facegen.data.labels.EXPRESSIONS` (None where a set has none).
+expressions normalised to :data:`facegen.expressions.EXPRESSIONS` (None where a set has none).
 Expected sizes on the shared data: JAFFE 213 images / 10 subjects, RaFD 117 / 39, CK+48 981 / 118,
 LFW 13,233 / 5,749, LFW expressions 13,683 (12,759 LFW + 924 colour crops), CelebA-FSRNet 1,000,
 FER2013 rows 1,167, AT&T/ORL 400 / 40.
@@ -13,7 +13,7 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
-from facegen.data.labels import FER2013_CODES, normalise_expression
+from facegen.expressions import FER2013_CODES, normalise_expression
 from facegen.data.records import FaceRecord
 from facegen.data.root import data_root
 

@@ -26,6 +26,7 @@ from typing import NamedTuple
 from facegen.data.pairs import ExpressionPair, read_pairs
 from facegen.data.records import FaceRecord
 from facegen.data.sets import read, read_lfw_expressions
+from facegen.tasks import SPLITS as TASKS
 
 JAFFE_TEST_SUBJECTS: tuple[str, ...] = ("KR", "NA", "YM")
 RAFD_TEST_SUBJECTS: tuple[str, ...] = ("04", "07", "14", "20", "22", "28", "31", "38", "49", "57")
@@ -57,9 +58,6 @@ WHOLE_SETS: dict[tuple[str, str], str] = {
     ("ckplus48", "judge"): "train",
     ("fer2013_partial", "judge"): "train",
 }
-
-TASKS: tuple[str, ...] = ("smile", "expression", "sr", "judge")
-
 
 
 class SplitError(KeyError):

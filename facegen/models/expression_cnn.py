@@ -17,7 +17,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 #: The classes the judge tells apart: the basic expressions of the vocabulary
-#: (facegen.data.labels.EXPRESSIONS) without contempt, which no benchmark task asks for.
+#: (facegen.expressions.EXPRESSIONS) without contempt, which no benchmark task asks for.
 JUDGE_CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry")
 
 

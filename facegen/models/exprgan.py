@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from facegen.data.labels import EXPRESSIONS, normalise_expression
+from facegen.expressions import EXPRESSIONS, normalise_expression
 from facegen.models.layers import check_image_batch, count_parameters, luminance_wrap
 
 BASIC_EXPRESSIONS: tuple[str, ...] = ("happy", "sad", "surprise", "fear", "disgust", "angry")

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from facegen.data.labels import EXPRESSIONS, normalise_expression
+from facegen.expressions import EXPRESSIONS, normalise_expression
 from facegen.models import heatmaps
 from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError, label_indices, tile_maps
 from facegen.models.layers import check_image_batch, count_parameters, init_normal, luminance_wrap
@@ -200,25 +200,31 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
         self.template.copy_(displacements)
         self.template_ready.fill_(1.0)
 
-    def target_landmarks(self, x: Tensor, labels: Tensor, intensity: float = 1.0) -> Tensor:
-        """The expression template fitted to the faces of ``x`` (float NCHW [0, 1]): (N, 68, 2)."""
-        if float(self.template_ready) != 1.0:
+    @property
+    def fits_template(self) -> bool:
+        """Whether the model holds an expression template, so that it can make target landmarks from
+        the input faces' own (``source_landmarks`` of :meth:`infer`)."""
+        return float(self.template_ready) == 1.0
+
+    def target_landmarks(self, own: Tensor, labels: Tensor, intensity: float = 1.0) -> Tensor:
+        """The expression template fitted to faces with (N, 68, 2) landmarks ``own``: (N, 68, 2)."""
+        if not self.fits_template:
             raise ExpressionError(
                 "this lmk-guided model has no expression template; give target landmarks (e.g. from a reference photo)"
             )
-        own = heatmaps.landmarks_of_batch(x)
         return heatmaps.fit_template(own, labels, self.template, intensity)
 
     @torch.no_grad()
     def infer(self, x: Tensor, expression: str | list[str], intensity: float = 1.0,
-              landmarks: Tensor | None = None) -> Tensor:
+              landmarks: Tensor | None = None, source_landmarks: Tensor | None = None) -> Tensor:
         """Float NCHW RGB (or grey) in [0, 1] at ``size`` -> the face with ``expression``, same size.
 
         ``landmarks``: (N, 68, 2) target landmarks in pixels of the aligned crop (the ground
         truth's, or a reference photo's). Without them the model's expression template is fitted
-        to the input faces' own landmarks (dlib), scaled by ``intensity`` in [0, 1]; given
-        landmarks are used as they are. A luminance model (``channels=1``) runs on the BT.601 Y
-        channel of an RGB input and takes Cb/Cr from the input.
+        to ``source_landmarks``, the input faces' own (N, 68, 2) landmarks (found by
+        :func:`facegen.landmarks.landmarks_of_batch`; the runner passes them), scaled by
+        ``intensity`` in [0, 1]; given landmarks are used as they are. A luminance model
+        (``channels=1``) runs on the BT.601 Y channel of an RGB input and takes Cb/Cr from the input.
         """
         c = self.config
         check_image_batch(x, (1, 3) if c.channels == 1 else (3,), c.size, "lmk-guided")
@@ -226,7 +232,10 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
             raise ExpressionError(f"intensity must lie in [0, 1]; got {intensity}")
         labels = label_indices(expression, c.expressions, x.shape[0], x.device)
         if landmarks is None:
-            landmarks = self.target_landmarks(x, labels, intensity)
+            if source_landmarks is None and self.fits_template:
+                raise ExpressionError("give target landmarks, or the input faces' own landmarks "
+                                      "(source_landmarks, from facegen.landmarks) to fit the expression template to")
+            landmarks = self.target_landmarks(source_landmarks, labels, intensity)  # type: ignore[arg-type]
         if tuple(landmarks.shape) != (x.shape[0], c.n_points, 2):
             raise ExpressionError(f"landmarks must be ({x.shape[0]}, {c.n_points}, 2); got {tuple(landmarks.shape)}")
         heat = self.heatmaps(landmarks.to(x.device, x.dtype))

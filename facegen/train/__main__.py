@@ -1,9 +1,10 @@
 """``python -m facegen.train --model ID --preset PRESET --data-root DIR [...]``.
 
-Trains any model of :data:`facegen.train.recipes.RECIPES` (super-resolution, smile, expression)
-with :class:`facegen.train.trainer.Trainer` (the same command works under ``accelerate launch``),
-then exports the EMA generator's inference network to ``OUT/export`` (or ``--export``) as a
-checkpoint folder (:func:`facegen.checkpoint.save`) with its model card.
+Trains any registered model of a recipe family (:func:`facegen.train.recipes.model_ids`: super-resolution,
+smile, expression) with :class:`facegen.train.trainer.Trainer` (the same command works under
+``accelerate launch``), then exports the EMA generator's inference network to ``OUT/export`` (or
+``--export``) as a checkpoint folder (:func:`facegen.checkpoint.save`) with its model card; the
+manifest records the registry id, recipe, preset and task.
 """
 
 from __future__ import annotations
@@ -24,13 +25,10 @@ DEFAULT_LR = {"adam": 2e-4, "sgd": 0.02}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m facegen.train", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, choices=recipes.MODEL_IDS)
-    p.add_argument("--preset", default="lite",
-                   help="; ".join(f"{f.name} models: {f.presets}"
-                                  for f in (recipes.SR, recipes.SMILE, recipes.EXPRESSION)))
-    p.add_argument("--task", default=None,
-                   help="sr-x2 | sr-x4 | sr-x8 | smile | expression (default: sr-x4 for stackedgan, sr-x2 for psgan, "
-                   "smile for p2p-*, expression for exprgan, exprgan-msd, lmk-guided)")
+    p.add_argument("--model", required=True, choices=recipes.model_ids(), help="a registry id (facegen/registry.py)")
+    p.add_argument("--preset", default=None,
+                   help=f"{recipes.presets_help()} (default: the preset the registry ships the model at)")
+    p.add_argument("--task", default=None, help=recipes.tasks_help())
     p.add_argument("--data-root", default=None, help="face data root (default: $FACEGEN_DATA)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="per process")
@@ -64,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
+        recipe_id, preset, spec = recipes.resolve(a.model, a.preset)
         task = a.task or recipes.default_task(a.model)
         overrides = {k: v for k, v in {
             "checkpoint_every": a.checkpoint_every, "val_every": a.val_every, "num_workers": a.num_workers,
@@ -73,26 +72,28 @@ def main(argv: list[str] | None = None) -> int:
         if lr is not None:
             overrides.update(g_lr=lr, d_lr=lr)
         seed_everything(a.seed)  # model initialisation
-        recipe = recipes.build(a.model, a.preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
+        recipe = recipes.build(recipe_id, preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
                                lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation,
                                identity_weight=a.identity_weight, **overrides)
     except recipes.RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(a.out or f"runs/{a.model}-{a.preset}-{task}")
+    model_id = spec.id if spec is not None else a.model  # the registry entry that ships this recipe and preset
+    out = Path(a.out or f"runs/{a.model}-{preset}-{task}")
     progress = not a.no_progress
     data = recipes.datasets(recipe, a.data_root, a.cache_root, progress=progress)
     trainer = Trainer(recipe.objective, recipe.train, data.train, out, val_set=data.val, device=a.device,
                       run_info=recipes.train_summary(recipe), progress=progress)
     if trainer.is_main:
         n_in, n_out = recipe.sizes
-        print(f"{a.model} {a.preset} {task}: {n_in}->{n_out}, generator {recipe.parameter_count():,} parameters "
-              f"at inference; {len(data.train):,} training items, {len(data.val):,} validation; out {out}")
+        print(f"{model_id} ({recipe_id} {preset}) {task}: {n_in}->{n_out}, generator "
+              f"{recipe.parameter_count():,} parameters at inference; {len(data.train):,} training items, {len(data.val):,} validation; out {out}")
     ema = trainer.fit(resume=a.resume)
     if trainer.is_main:
         card = recipes.model_card(recipe, trainer.step, data.description, trainer.history)
         model = recipes.inference_model(ema.cpu())
-        folder = checkpoint.save(model, Path(a.export) if a.export else out / "export", model_id=a.model, card=card)
+        folder = checkpoint.save(model, Path(a.export) if a.export else out / "export", model_id=model_id, card=card,
+                                 recipe=recipe_id, preset=preset, task=task)
         print(f"exported the EMA generator ({type(model).__name__}) to {folder}")
     return 0
 

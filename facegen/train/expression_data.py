@@ -28,10 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from facegen.colour import luma
-from facegen.data.labels import normalise_expression
+from facegen.expressions import normalise_expression
 from facegen.io import save_npy
+from facegen.landmarks import LandmarkError, crop_landmarks
+from facegen.models.heatmaps import mean_displacements
 
 TEMPLATE = "expression"
 SIZE = 128
@@ -69,10 +72,6 @@ def _to_tensor(img: np.ndarray, channels: int) -> Tensor:
 
 def crop_landmarks_cached(images: np.ndarray, cache_file: Path, progress: bool = True) -> np.ndarray:
     """(N, 68, 2) landmarks of aligned crops (NaN where no face was found), cached in ``cache_file``."""
-    from tqdm import tqdm
-
-    from facegen.models.heatmaps import LandmarkError, crop_landmarks
-
     if cache_file.is_file():
         pts = np.load(cache_file, allow_pickle=False)
         if pts.shape == (len(images), 68, 2):
@@ -132,8 +131,6 @@ def paired_faces(root: str | Path | None, part: str = "train", cache_root: str |
 
 def template_displacements(pairs: PairedFaces, expressions: Sequence[str]) -> np.ndarray:
     """The per-expression mean landmark displacement of ``pairs`` (see :mod:`facegen.models.heatmaps`)."""
-    from facegen.models.heatmaps import mean_displacements
-
     return mean_displacements(pairs.neutral_landmarks, pairs.target_landmarks, pairs.expressions, expressions)
 
 

@@ -1,8 +1,10 @@
 """Training recipes: model + objective + optimisation settings + data, per (model id, preset, task).
 
 Every model trains with the one :class:`facegen.train.trainer.Trainer`; what differs per model
-family is how its recipe is built, where its data comes from and what its model card says.
-:data:`RECIPES` is the one table: model id -> (family, default task). The families:
+family is how its recipe is built, where its data comes from and what its model card says (the
+:class:`facegen.train.families.Family` contract). Which models train, with which family, preset
+and default task, is read from :data:`facegen.registry.REGISTRY`; this module registers the
+built-in families:
 
 - ``sr`` (stackedgan, psgan; tasks ``sr-x2/x4/x8``): built here, see below;
 - ``smile`` (paper 000's five ``p2p-*`` methods; task ``smile``): :mod:`facegen.train.smile`,
@@ -23,114 +25,44 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import Dataset
 
+from facegen import registry
+from facegen.data import Augment, SRPairs, aligned_crops, split
 from facegen.identity import card_deviation
-from facegen.models.layers import count_parameters
 from facegen.models.psgan import PSGANConfig
 from facegen.models.stackedgan import ABLATION_GRID, StackedSRConfig
+from facegen.tasks import SHAPES
+from facegen.train import expression, expression_data, smile, smile_data
+from facegen.train.families import (FAMILIES, Family, Recipe, RecipeError, TrainingData, inference_model,
+                                    register)
 from facegen.train.sr import PSGANObjective, StackedSRObjective
 from facegen.train.trainer import Objective, TrainConfig
+
+__all__ = ["FAMILIES", "Family", "Recipe", "RecipeError", "TrainingData", "inference_model", "build", "datasets",
+           "default_preset", "default_task", "family", "model_card", "model_config", "model_ids", "recipe_ids",
+           "resolve", "train_summary"]
 
 PAPERS = {
     "stackedgan": "He, Zheng, Shen, Guo, Zhou: Facial Image Synthesis and Super-Resolution With Stacked "
     "Generative Adversarial Network, Neurocomputing 2020 (doi:10.1016/j.neucom.2020.03.107)",
     "psgan": "Jiang, Xu, Sun: Image super resolution of Human face images using GAN (pixel-shuffle GAN)",
 }
-TASK_SCALE = {"sr-x2": 2, "sr-x4": 4, "sr-x8": 8}
+SR_TASKS = tuple(t.id for t in SHAPES.values() if t.data_split == "sr")
 VAL_IDENTITIES = 40  # LFW identities held out for validation (the last ones in label order)
-
-
-class RecipeError(ValueError):
-    """A model/preset/task combination that has no recipe."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    model_id: str
-    preset: str
-    task: str
-    model_config: Any
-    objective: Objective
-    train: TrainConfig
-    degradation: str | None  # SR and smile inputs: "bicubic" | "blur"; None for expression models (no LR input)
-    deviations: tuple[str, ...]
-
-    @property
-    def family(self) -> str:
-        return family(self.model_id)
-
-    @property
-    def scale(self) -> int:
-        if not hasattr(self.model_config, "scale"):
-            raise RecipeError(f"{self.model_id} keeps the input size; it has no scale factor")
-        return self.model_config.scale
-
-    @property
-    def luminance(self) -> bool:
-        return self.model_config.channels == 1
-
-    @property
-    def sizes(self) -> tuple[int, int]:
-        """(input, output) side in pixels."""
-        c = self.model_config
-        if hasattr(c, "lr_size"):
-            return c.lr_size, c.hr_size
-        return c.size, c.size
-
-    def inference_model(self) -> nn.Module:
-        """The (untrained) network that gets exported: the generator without training-only parts."""
-        return inference_model(self.objective.modules()["G"])
-
-    def parameter_count(self) -> int:
-        """Parameters of the exported network (the smile multitask models' SR stream is training-only)."""
-        return count_parameters(self.inference_model())
-
-
-def inference_model(generator: nn.Module) -> nn.Module:
-    """What to export of a trained generator: ``generator.inference_model()`` where the generator
-    carries training-only parts (the smile models' :class:`facegen.models.smile.SmileTrainNet`),
-    else the generator itself."""
-    get = getattr(generator, "inference_model", None)
-    return get() if callable(get) else generator
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """The data of a recipe: training and validation sets and a line for the model card."""
-
-    train: Dataset
-    val: Dataset
-    description: str
-
-
-@dataclass(frozen=True)
-class Family:
-    """How the recipes of one model family are built, fed and described."""
-
-    name: str
-    tasks: tuple[str, ...]
-    presets: str  # for help and error messages
-    build: Callable[..., Recipe]
-    datasets: Callable[[Recipe, Any, Any, bool], TrainingData]
-    model_card: Callable[[Recipe, int, str, Any], str]
 
 
 # -- super-resolution ---------------------------------------------------------------------------------
 
 
 def _sr_config(model_id: str, preset: str, task: str, lr_size: int | None) -> Any:
-    if task not in TASK_SCALE:
-        raise RecipeError(f"unknown task {task!r}; SR tasks: {sorted(TASK_SCALE)}")
-    scale = TASK_SCALE[task]
+    if task not in SR_TASKS:
+        raise RecipeError(f"unknown task {task!r}; SR tasks: {sorted(SR_TASKS)}")
+    scale = SHAPES[task].scale
     if model_id == "stackedgan":
         if preset == "paper":
             return StackedSRConfig.paper(scale, lr_size)
@@ -217,8 +149,6 @@ def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None
 
 def training_records(root: str | Path | None) -> tuple[list, list]:
     """(train, validation) face records for SR: LFW + colour crops; validation = held-out LFW identities."""
-    from facegen.data import split
-
     lfw = split("lfw", "sr", root).train
     other = split("lfw_expressions", "sr", root).train
     identities = list(dict.fromkeys(r.subject for r in lfw))
@@ -231,8 +161,6 @@ def training_records(root: str | Path | None) -> tuple[list, list]:
 def _sr_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None,
                  progress: bool) -> TrainingData:
     """:class:`facegen.data.SRPairs` of ``recipe``, from cached aligned crops."""
-    from facegen.data import Augment, SRPairs, aligned_crops
-
     train_rec, val_rec = training_records(root)
     size = recipe.model_config.hr_size
     train_crops = aligned_crops(train_rec, size, "celeba", cache_root=cache_root, progress=progress)
@@ -291,10 +219,8 @@ def _sr_only(model_id: str, lr_size: int | None, l1_weight: float | None, degrad
 def _build_smile(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
                  seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
                  degradation: str | None = None, identity_weight: float = 0.0, **train_overrides: Any) -> Recipe:
-    from facegen.train.smile import smile_pieces
-
     _sr_only(model_id, lr_size, l1_weight, degradation)
-    pc = smile_pieces(model_id, preset, steps=steps, batch_size=batch_size, seed=seed,
+    pc = smile.smile_pieces(model_id, preset, steps=steps, batch_size=batch_size, seed=seed,
                       identity_weight=identity_weight, **train_overrides)
     # The input is the neutral crop PIL-bicubic down-sampled 2x (smile_data), as the benchmark makes it.
     return Recipe(model_id, preset, task, pc.model_config, pc.objective, pc.train, "bicubic", pc.deviations)
@@ -302,8 +228,6 @@ def _build_smile(model_id: str, preset: str, task: str, *, steps: int | None = N
 
 def _smile_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None,
                     progress: bool) -> TrainingData:
-    from facegen.train import smile_data
-
     cfg = recipe.model_config
     train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root, seed=recipe.train.seed,
                                      progress=progress)
@@ -312,11 +236,9 @@ def _smile_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | P
 
 def _smile_model_card(recipe: Recipe, steps_done: int, data_desc: str,
                       history: list[dict[str, float]] | None = None) -> str:
-    from facegen.train.smile import SmileRecipePieces, smile_model_card
-
-    pieces = SmileRecipePieces(recipe.model_id, recipe.preset, recipe.model_config,
+    pieces = smile.SmileRecipePieces(recipe.model_id, recipe.preset, recipe.model_config,
                                recipe.objective, recipe.train, recipe.deviations)  # type: ignore[arg-type]
-    return smile_model_card(pieces, steps_done, data_desc, history)
+    return smile.smile_model_card(pieces, steps_done, data_desc, history)
 
 
 # -- expression (papers 001 and 004) --------------------------------------------------------------------
@@ -326,8 +248,6 @@ def _build_expression(model_id: str, preset: str, task: str, *, steps: int | Non
                       batch_size: int | None = None, seed: int = 0, lr_size: int | None = None,
                       l1_weight: float | None = None, degradation: str | None = None,
                       **train_overrides: Any) -> Recipe:
-    from facegen.train import expression
-
     _sr_only(model_id, lr_size, l1_weight, degradation)
     cfg, objective, train, deviations = expression.build(model_id, preset, steps=steps, batch_size=batch_size,
                                                          seed=seed, **train_overrides)
@@ -338,8 +258,6 @@ def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: st
                          progress: bool) -> TrainingData:
     """The expression sets; for ``lmk-guided`` this also stores the expression template fitted to
     the training pairs in the recipe's generator (it is exported with the weights)."""
-    from facegen.train import expression_data
-
     # LFW's labelled faces join the ExprGAN paper presets only (a lite model learns the studio faces alone).
     data = expression_data.datasets(recipe.model_id, recipe.model_config, root, cache_root, seed=recipe.train.seed,
                                     use_lfw=recipe.preset.startswith("paper"), progress=progress)
@@ -351,72 +269,108 @@ def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: st
 
 def _expression_model_card(recipe: Recipe, steps_done: int, data_desc: str,
                            history: list[dict[str, float]] | None = None) -> str:
-    from facegen.train import expression
-
     return expression.model_card(recipe.model_id, recipe.preset, recipe.model_config, steps_done=steps_done,
                                  train=recipe.train, data_desc=data_desc, deviations=recipe.deviations,
                                  history=history)
 
 
-# -- the table ----------------------------------------------------------------------------------------
-
-SR = Family("sr", tuple(TASK_SCALE), "paper, lite, tiny (stackedgan also res<m>x<n>, m, n in 1..4)",
-            _build_sr, _sr_datasets, _sr_model_card)
-SMILE = Family("smile", ("smile",), "paper, lite, tiny (p2p-sge also the Table IV ablations sge-pix2pix-side, "
-               "sge-sr-side, sge-no-skips at lite size, or paper:/tiny: + ablation)",
-               _build_smile, _smile_datasets, _smile_model_card)
-EXPRESSION = Family("expression", ("expression",), "paper, lite, tiny (exprgan-msd also no-unsharp, "
-                    "paper-no-unsharp; lmk-guided also no-feature-init, no-label and their paper- forms)",
-                    _build_expression, _expression_datasets, _expression_model_card)
-
-#: Model id -> (family, default task). The one table of trainable models.
-RECIPES: dict[str, tuple[Family, str]] = {
-    "stackedgan": (SR, "sr-x4"),
-    "psgan": (SR, "sr-x2"),
-    "p2p-bilinear": (SMILE, "smile"),
-    "p2p-two-step": (SMILE, "smile"),
-    "p2p-serial": (SMILE, "smile"),
-    "p2p-parallel": (SMILE, "smile"),
-    "p2p-sge": (SMILE, "smile"),
-    "exprgan": (EXPRESSION, "expression"),
-    "exprgan-msd": (EXPRESSION, "expression"),
-    "lmk-guided": (EXPRESSION, "expression"),
-}
-MODEL_IDS = tuple(RECIPES)
+def _smile_config(model_id: str, preset: str, task: str, lr_size: int | None) -> Any:
+    _sr_only(model_id, lr_size, None, None)
+    return smile.smile_config(model_id, preset)
 
 
-def _entry(model_id: str) -> tuple[Family, str]:
-    try:
-        return RECIPES[model_id]
-    except KeyError:
-        raise RecipeError(f"unknown model {model_id!r}; trainable models: {', '.join(MODEL_IDS)}") from None
+def _expression_config(model_id: str, preset: str, task: str, lr_size: int | None) -> Any:
+    _sr_only(model_id, lr_size, None, None)
+    return expression.model_config(model_id, preset)
+
+
+# -- the built-in families ----------------------------------------------------------------------------
+
+SR = register(Family("sr", SR_TASKS, "paper, lite, tiny (stackedgan also res<m>x<n>, m, n in 1..4)",
+                     _sr_config, _build_sr, _sr_datasets, _sr_model_card))
+SMILE = register(Family("smile", ("smile",), "paper, lite, tiny (p2p-sge also the Table IV ablations "
+                        "sge-pix2pix-side, sge-sr-side, sge-no-skips at lite size, or paper:/tiny: + ablation)",
+                        _smile_config, _build_smile, _smile_datasets, _smile_model_card))
+EXPRESSION = register(Family("expression", ("expression",), "paper, lite, tiny (exprgan-msd also no-unsharp, "
+                             "paper-no-unsharp; lmk-guided also no-feature-init, no-label and their paper- forms)",
+                             _expression_config, _build_expression, _expression_datasets, _expression_model_card,
+                             identity_loss=False))
+
+
+# -- derived from the registry ------------------------------------------------------------------------
+
+
+def model_ids() -> tuple[str, ...]:
+    """Registry ids that ``python -m facegen.train --model`` accepts: every registered model of a
+    registered family (an ablation entry trains its recipe at its own preset)."""
+    return tuple(s.id for s in registry.trainable() if s.family in FAMILIES)
+
+
+def recipe_ids() -> tuple[str, ...]:
+    """The distinct training recipes of the registry (ablation entries share their base's)."""
+    return tuple(dict.fromkeys(s.recipe for s in registry.trainable() if s.family in FAMILIES))  # type: ignore[misc]
+
+
+def _spec(model_id: str) -> registry.ModelSpec:
+    spec = registry.REGISTRY.get(model_id)
+    if spec is None or spec.family not in FAMILIES:
+        raise RecipeError(f"unknown model {model_id!r}; trainable models: {', '.join(model_ids())}")
+    return spec
+
+
+def _family(model_id: str) -> Family:
+    return FAMILIES[_spec(model_id).family]
+
+
+def resolve(model_id: str, preset: str | None = None) -> tuple[str, str, registry.ModelSpec | None]:
+    """(recipe id, preset, registry entry) of a training request: ``model_id`` is any id of
+    :func:`model_ids`; ``preset`` None takes the entry's own. The entry is the one that ships that
+    recipe at that preset (None when the registry ships none, e.g. a ``tiny`` run)."""
+    spec = _spec(model_id)
+    recipe = spec.recipe or spec.id
+    preset = preset or spec.preset
+    return recipe, preset, (spec if spec.preset == preset else registry.find(recipe, preset))
+
+
+def _family_of(recipe: Recipe) -> Family:
+    return FAMILIES[recipe.family] if recipe.family else _family(recipe.model_id)
 
 
 def family(model_id: str) -> str:
-    """``sr``, ``smile`` or ``expression``."""
-    return _entry(model_id)[0].name
+    """The registered family name (``sr``, ``smile``, ``expression``, ...)."""
+    return _family(model_id).name
 
 
 def default_task(model_id: str) -> str:
-    return _entry(model_id)[1]
+    """The first task the registry lists for ``model_id``."""
+    return _spec(model_id).tasks[0]
+
+
+def default_preset(model_id: str) -> str:
+    """The preset the registry ships ``model_id`` at."""
+    return _spec(model_id).preset
+
+
+def presets_help() -> str:
+    return "; ".join(f"{f.name} models: {f.presets}" for f in FAMILIES.values())
+
+
+def tasks_help() -> str:
+    tasks = dict.fromkeys(t for f in FAMILIES.values() for t in f.tasks)
+    defaults = ", ".join(f"{s.tasks[0]} for {s.id}" for s in registry.trainable()
+                         if s.family in FAMILIES and s.recipe == s.id)
+    return f"{' | '.join(tasks)} (default: the model's first registered task: {defaults})"
 
 
 def model_config(model_id: str, preset: str, task: str, lr_size: int | None = None) -> Any:
     """The model config of ``preset`` for ``task`` (``lr_size`` overrides the input size of SR models)."""
-    fam = _entry(model_id)[0]
+    fam, model_id = _family(model_id), _spec(model_id).recipe or model_id
     if task not in fam.tasks:
         raise RecipeError(f"{model_id} serves {', '.join(fam.tasks)}; got task {task!r}")
-    if fam is SR:
-        return _sr_config(model_id, preset, task, lr_size)
-    _sr_only(model_id, lr_size, None, None)
     try:
-        if fam is SMILE:
-            from facegen.train.smile import smile_config
-
-            return smile_config(model_id, preset)
-        from facegen.train import expression
-
-        return expression.model_config(model_id, preset)
+        return fam.config(model_id, preset, task, lr_size)
+    except RecipeError:
+        raise
     except ValueError as e:
         raise RecipeError(str(e)) from None
 
@@ -426,37 +380,39 @@ def build(model_id: str, preset: str, task: str, *, steps: int | None = None, ba
           degradation: str | None = None, identity_weight: float | None = None, **train_overrides: Any) -> Recipe:
     """Model config, objective and optimisation settings of a recipe (no data is read).
 
-    ``l1_weight``, ``degradation`` and ``lr_size`` override the SR papers' choices (recorded as
-    deviations); other families refuse them. ``identity_weight`` > 0 adds the SFace identity loss
-    (:func:`facegen.identity.identity_loss`, a declared deviation) to the generator objective of the
-    SR and smile models. ``train_overrides`` replace :class:`TrainConfig` fields.
+    ``model_id`` is any id of :func:`model_ids` (an ablation entry builds its recipe). ``l1_weight``,
+    ``degradation`` and ``lr_size`` override the SR papers' choices (recorded as deviations);
+    other families refuse them. ``identity_weight`` > 0 adds the SFace identity loss
+    (:func:`facegen.identity.identity_loss`, a declared deviation) to the generator objective of
+    the families that take it (SR and smile). ``train_overrides`` replace :class:`TrainConfig` fields.
     """
     model_config(model_id, preset, task, lr_size)  # clear errors for a bad model/preset/task first
-    fam = _entry(model_id)[0]
+    fam, model_id = _family(model_id), _spec(model_id).recipe or model_id
     if identity_weight:
-        if fam is EXPRESSION:
+        if not fam.identity_loss:
             raise RecipeError(f"identity_weight applies to the SR and smile models, not to {model_id}")
         if identity_weight < 0:
             raise RecipeError(f"identity_weight must be >= 0; got {identity_weight:g}")
         train_overrides["identity_weight"] = identity_weight
     try:
-        return fam.build(model_id, preset, task, steps=steps, batch_size=batch_size, seed=seed, lr_size=lr_size,
-                         l1_weight=l1_weight, degradation=degradation, **train_overrides)
+        recipe = fam.build(model_id, preset, task, steps=steps, batch_size=batch_size, seed=seed, lr_size=lr_size,
+                           l1_weight=l1_weight, degradation=degradation, **train_overrides)
     except RecipeError:
         raise
     except ValueError as e:  # e.g. an out-of-range TrainConfig setting
         raise RecipeError(f"{model_id} {preset}: {e}") from None
+    return dataclasses.replace(recipe, family=fam.name)
 
 
 def datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None = None,
              progress: bool = True) -> TrainingData:
     """Training and validation sets of ``recipe`` (subject-disjoint; never a test subject)."""
-    return _entry(recipe.model_id)[0].datasets(recipe, root, cache_root, progress)
+    return _family_of(recipe).datasets(recipe, root, cache_root, progress)
 
 
 def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[dict[str, float]] | None = None) -> str:
     """Markdown model card of a trained generator."""
-    return _entry(recipe.model_id)[0].model_card(recipe, steps_done, data_desc, history)
+    return _family_of(recipe).model_card(recipe, steps_done, data_desc, history)
 
 
 def _plain(v: Any) -> Any:
@@ -472,7 +428,7 @@ def train_summary(recipe: Recipe) -> dict[str, Any]:
     }
     if getattr(recipe.objective, "identity_weight", 0.0):  # absent when 0: older runs resume unchanged
         summary["identity_weight"] = recipe.objective.identity_weight  # type: ignore[attr-defined]
-    if recipe.family == "sr":
+    if _family_of(recipe).name == "sr":
         summary["l1_weight"] = recipe.objective.l1_weight  # type: ignore[attr-defined]
         return summary
     # Loss settings of the other objectives (ExprGAN's stage switch follows --steps, so it may change).
