@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import dlib_pool, lfw_detect, metrics
+from benchmarks import dlib_pool, lfw_detect, verification
 from benchmarks.leaderboard import git_commit
 from benchmarks.lfw_detect import LOW_SCORE
 from facegen.io import atomic_write_bytes
@@ -258,15 +258,15 @@ def evaluate(pairs: list[Pair], emb: dict[str, np.ndarray]) -> dict:
     scores = np.sum(a * b, axis=1)
     labels = np.array([p.same for p in pairs], dtype=int)
     # Folds are contiguous and equally long, so metrics' contiguous k-fold split is the pairs' folds.
-    v = metrics.verification_accuracy_10fold(scores, labels, n_folds=len(sizes))
-    r = metrics.roc_curve(scores, labels)
+    v = verification.verification_accuracy_10fold(scores, labels, n_folds=len(sizes))
+    r = verification.roc_curve(scores, labels)
     return {
         "accuracy_mean": v.accuracy,
         "accuracy_std": v.std,
         "accuracy_per_fold": list(v.fold_accuracies),
         "threshold_per_fold": list(v.thresholds),
-        "tar_at_far_1e-2": metrics.tar_at_far(scores, labels, 1e-2),
-        "tar_at_far_1e-3": metrics.tar_at_far(scores, labels, 1e-3),
+        "tar_at_far_1e-2": verification.tar_at_far(scores, labels, 1e-2),
+        "tar_at_far_1e-3": verification.tar_at_far(scores, labels, 1e-3),
         "auc": r.auc,
         "_scores": scores,
         "_labels": labels,
@@ -274,7 +274,7 @@ def evaluate(pairs: list[Pair], emb: dict[str, np.ndarray]) -> dict:
     }
 
 
-def plot_roc(curves: dict[str, metrics.RocCurve], file: Path, title: str = "LFW verification") -> None:
+def plot_roc(curves: dict[str, verification.RocCurve], file: Path, title: str = "LFW verification") -> None:
     """ROC curves (TAR against FAR on a log axis) as a PNG, written atomically."""
     import io
 
@@ -320,7 +320,7 @@ def code_fingerprint(encoder) -> str:
     for src in (Path(__file__), Path(lfw_detect.__file__), Path(dlib_pool.__file__), Path(faces.__file__)):
         h.update(src.read_bytes())
     for fn in VERIFICATION_METRICS:
-        h.update(inspect.getsource(getattr(metrics, fn)).encode())
+        h.update(inspect.getsource(getattr(verification, fn)).encode())
     h.update(inspect.getsource(type(encoder)).encode())
     return h.hexdigest()[:16]
 

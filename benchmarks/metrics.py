@@ -5,23 +5,21 @@ Image conventions, stated once and repeated on each function:
   of the same layout in [0, 1]; floating inputs are scaled by 255 before scoring;
 - accuracies and rates are fractions in [0, 1] (the leaderboard multiplies by 100).
 
-Heavy libraries (torch, lpips, clean-fid) are imported inside the functions that need them,
-so that ``import benchmarks.metrics`` stays fast.
+Metrics on deep features (LPIPS, the FID/KID backbones) are in :mod:`benchmarks.perceptual`;
+identity verification and eigenfaces in :mod:`benchmarks.verification`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
+import cv2
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
 
 
 class MetricError(ValueError):
@@ -121,14 +119,15 @@ def _gaussian_kernel_1d() -> np.ndarray:
 
 
 def _filter_valid(x: np.ndarray) -> np.ndarray:
-    """11x11 Gaussian filtering of an HW array keeping only 'valid' positions (H-10, W-10).
+    """11x11 Gaussian filtering of an HW float64 array keeping only 'valid' positions (H-10, W-10).
 
-    The window is separable, so two 1-D passes equal BasicSR's cv2.filter2D followed by the
-    [5:-5, 5:-5] crop (to float rounding): positions whose window leaves the image never count.
+    BasicSR's cv2.filter2D followed by the [5:-5, 5:-5] crop, as OpenCV's separable filter (the
+    window is separable; equal to the 2-D filter to float rounding): positions whose window leaves
+    the image are cut, so the border mode never counts.
     """
     k = _gaussian_kernel_1d()
-    x = np.lib.stride_tricks.sliding_window_view(x, SSIM_WINDOW, axis=0) @ k
-    return np.lib.stride_tricks.sliding_window_view(x, SSIM_WINDOW, axis=1) @ k
+    r = SSIM_WINDOW // 2
+    return cv2.sepFilter2D(np.ascontiguousarray(x), cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT)[r:-r, r:-r]
 
 
 def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
@@ -178,89 +177,6 @@ def ssim_many(
 ) -> list[float]:
     """:func:`ssim` of each (prediction, target) pair, in order (uint8 HWC RGB images)."""
     return _pairwise(ssim, preds, targets, crop_border=crop_border, test_y_channel=test_y_channel)
-
-
-# ---------------------------------------------------------------------------------------------
-# LPIPS
-# ---------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def _default_lpips_net() -> torch.nn.Module:
-    from facegen import assets
-
-    return assets.lpips_network("alex")
-
-
-def _images_to_lpips_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
-    """uint8 HWC RGB (or HW grey, or float [0,1]) images of one shape -> NCHW float32 in [-1, 1]."""
-    import torch
-
-    batch = []
-    for image in images:
-        x = _as_float255(image)
-        if x.ndim == 2:
-            x = x[..., None]
-        if x.shape[2] == 1:
-            x = np.repeat(x, 3, axis=2)
-        batch.append(x)
-    arr = np.stack(batch).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-
-
-def lpips_distances(
-    preds: Sequence[np.ndarray],
-    targets: Sequence[np.ndarray],
-    net: torch.nn.Module | None = None,
-    batch_size: int = 16,
-) -> list[float]:
-    """LPIPS distance (>= 0, lower is closer) of each (prediction, target) pair, in order.
-
-    Images: uint8 HWC RGB [0,255] (or float [0,1]; grey is repeated to 3 channels), each pair
-    of one shape; they are scaled to [-1, 1] NCHW as the ``lpips`` package expects. ``net`` is an
-    ``lpips.LPIPS`` module; default: ``facegen.assets.lpips_network("alex")`` (AlexNet, offline
-    weights). Runs on the device of ``net``'s parameters, without gradients.
-    """
-    import torch
-
-    if len(preds) != len(targets):
-        raise MetricError(f"{len(preds)} predictions but {len(targets)} targets")
-    if batch_size < 1:
-        raise MetricError(f"batch_size must be >= 1, got {batch_size}")
-    # A pair of identical images is at distance exactly 0 (LPIPS sums squared differences of the
-    # same network's features of each image): such pairs (the `real` reference row) skip the net.
-    out: list[float] = [0.0] * len(preds)
-    todo = []
-    for k, (p, t) in enumerate(zip(preds, targets)):
-        if np.shape(p) != np.shape(t):
-            raise MetricError(f"pair {k}: shapes {np.shape(p)} and {np.shape(t)} differ")
-        if not (np.asarray(p).dtype == np.asarray(t).dtype and np.array_equal(p, t)):
-            todo.append(k)
-    if not todo:
-        return out
-    net = _default_lpips_net() if net is None else net
-    device = next(net.parameters()).device
-    i = 0
-    while i < len(todo):
-        # A batch holds pairs of one shape (stacking needs equal shapes).
-        shape = np.shape(preds[todo[i]])
-        j = i
-        while j < len(todo) and j - i < batch_size and np.shape(preds[todo[j]]) == shape:
-            j += 1
-        idx = todo[i:j]
-        a = _images_to_lpips_tensor([preds[k] for k in idx]).to(device)
-        b = _images_to_lpips_tensor([targets[k] for k in idx]).to(device)
-        with torch.no_grad():
-            d = net(a, b)
-        for k, v in zip(idx, d.reshape(len(a)).cpu()):
-            out[k] = float(v)
-        i = j
-    return out
-
-
-def lpips_distance(a: np.ndarray, b: np.ndarray, net: torch.nn.Module | None = None) -> float:
-    """LPIPS distance of two images (uint8 HWC RGB [0,255], same shape); see :func:`lpips_distances`."""
-    return lpips_distances([a], [b], net=net)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,187 +327,6 @@ def kid_from_features(
 
 
 @dataclass(frozen=True)
-class FeatureBackbone:
-    """A feature network for FID/KID, in clean-fid's extractor convention.
-
-    ``extract`` maps an NCHW float32 batch in [0, 255] at ``size`` x ``size`` (clean-fid's
-    "clean" resize to that side; 299 for Inception) to (N, dim) features; ``name`` names the
-    leaderboard columns (``fid_<name>``, ``kid_<name>``) and must change whenever the
-    ``definition`` (network, layer, pooling, input size) does, so that numbers computed two
-    ways never share a column or a cache entry.
-    """
-
-    name: str
-    dim: int
-    extract: Callable[[torch.Tensor], torch.Tensor]
-    size: int = 299
-    definition: str = ""
-
-
-def inception_backbone(device: str = "cpu") -> FeatureBackbone:
-    """clean-fid's Inception-V3 (pool3, 2048-d) from its local torchscript file; never downloads."""
-    import torch
-    from cleanfid.inception_torchscript import InceptionV3W
-
-    from facegen import assets
-
-    file = assets.inception_path("clean")
-    if not file.is_file():
-        raise MetricError(f"clean-fid's Inception weights are not at {file} (they are an online-only asset)")
-    model = InceptionV3W(str(file.parent), download=False, resize_inside=False).to(device).eval()
-
-    def extract(batch: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return model(batch.to(device))
-
-    return FeatureBackbone("inception", 2048, extract, 299, INCEPTION_DEFINITION)
-
-
-INCEPTION_DEFINITION = (
-    "clean-fid's Inception-V3 torchscript (pt_inception-2015-12-05), pool3 2048-d; input: clean-fid 'clean' "
-    "resize to 299x299 (PIL bicubic, antialiased, float per channel, no quantisation)"
-)
-VGG16_DEFINITION = (
-    "VGG16 ImageNet conv features (torchvision vgg16().features, through conv5_3 + ReLU + max-pool; weights "
-    "of the lpips_vgg16 asset), global-average-pooled to 512-d; input: clean-fid 'clean' resize to 299x299 "
-    "(PIL bicubic, antialiased, float per channel), /255, ImageNet mean/std normalisation"
-)
-ALEXNET_SIZE = 224  # AlexNet's ImageNet training resolution
-ALEXNET_DEFINITION = (
-    "AlexNet ImageNet conv features (torchvision alexnet().features[:12], through conv5 + ReLU, before the "
-    "last max-pool; weights of the lpips_alex asset, the LPIPS backbone), global-average-pooled to 256-d; "
-    f"input: clean-fid 'clean' resize to {ALEXNET_SIZE}x{ALEXNET_SIZE} (PIL bicubic, antialiased, float per "
-    "channel, no quantisation), /255, ImageNet mean/std normalisation"
-)
-
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def vgg16_backbone(device: str = "cpu", features: torch.nn.Module | None = None) -> FeatureBackbone:
-    """Fallback: VGG16 ImageNet conv features, global-average-pooled to 512-d.
-
-    ``features`` maps ImageNet-normalised NCHW RGB to (N, 512, h, w) feature maps; default
-    ``facegen.assets.vgg16_features()`` (offline weights). Input batches follow clean-fid's
-    convention ([0, 255] at 299x299); they are scaled to [0, 1] and normalised with the
-    ImageNet mean and std first.
-    """
-    if features is None:
-        from facegen import assets
-
-        features = assets.vgg16_features()
-    return _pooled_imagenet_backbone("vgg16", 512, features, device, 299, VGG16_DEFINITION)
-
-
-def _pooled_imagenet_backbone(name: str, dim: int, features: torch.nn.Module, device: str, size: int,
-                              definition: str) -> FeatureBackbone:
-    """``features`` on [0, 255] batches scaled to [0, 1] and ImageNet-normalised, global-average-pooled."""
-    import torch
-
-    features = features.to(device).eval()
-    mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
-
-    def extract(batch: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            x = (batch.to(device) / 255.0 - mean) / std
-            return features(x).mean(dim=(2, 3))
-
-    return FeatureBackbone(name, dim, extract, size, definition)
-
-
-def _alexnet_conv5() -> torch.nn.Module:
-    """torchvision ``alexnet().features[:12]`` (conv1 ... conv5 + ReLU) with the ImageNet weights of
-    the LPIPS AlexNet (``facegen.assets.lpips_network("alex")``), copied so the shared LPIPS
-    instance is never moved or modified."""
-    import copy
-
-    import torch
-
-    from facegen import assets
-
-    net = assets.lpips_network("alex").net
-    layers = [m for s in (net.slice1, net.slice2, net.slice3, net.slice4, net.slice5) for m in s]
-    return copy.deepcopy(torch.nn.Sequential(*layers)).eval().requires_grad_(False)
-
-
-def alexnet_backbone(device: str = "cpu", features: torch.nn.Module | None = None) -> FeatureBackbone:
-    """Fallback ``alexnet224``: AlexNet ImageNet conv5 features at 224x224, global-average-pooled to 256-d.
-
-    ``features`` maps ImageNet-normalised NCHW RGB to (N, 256, h, w) maps; default: AlexNet's
-    convolutional trunk through conv5 + ReLU with the LPIPS asset's ImageNet weights (see
-    :data:`ALEXNET_DEFINITION`). Input batches are [0, 255] at 224x224 (clean-fid's "clean"
-    resize to AlexNet's training resolution); they are scaled to [0, 1] and normalised with
-    the ImageNet mean and std first. About 10x cheaper per image than VGG16 at 299x299 on CPU.
-    """
-    features = _alexnet_conv5() if features is None else features
-    return _pooled_imagenet_backbone(f"alexnet{ALEXNET_SIZE}", 256, features, device, ALEXNET_SIZE,
-                                     ALEXNET_DEFINITION)
-
-
-def fid_backbone(device: str = "cpu") -> FeatureBackbone:
-    """Inception when ``facegen.assets.inception_available()``, else the named fallback
-    ``alexnet224`` (:func:`alexnet_backbone`; chosen over VGG16 at 299x299 for its cost: the
-    benchmark extracts features of several thousand images per run on a CPU)."""
-    from facegen import assets
-
-    if assets.inception_available():
-        return inception_backbone(device)
-    return alexnet_backbone(device)
-
-
-def clean_resize(image: np.ndarray, size: int = 299) -> np.ndarray:
-    """clean-fid's "clean" pre-processing of one image: uint8 HWC RGB (or HW grey) -> float32 size x size x 3 [0,255].
-
-    Each channel is resized with PIL bicubic (antialiased) in float, without quantising
-    after the resize (``cleanfid.resize.make_resizer("PIL", False, "bicubic", (size, size))``;
-    at 299, clean-fid's own ``build_resizer("clean")``).
-    """
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        # clean-fid reads uint8 files; quantise the same way a saved PNG would be.
-        image = np.clip(np.rint(_as_float255(image)), 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise MetricError(f"images must be HWC RGB or HW grey, got shape {image.shape}")
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)  # as PIL's convert("RGB") in clean-fid's reader
-    if size < 1:
-        raise MetricError(f"resize side must be >= 1, got {size}")
-    return _clean_resizer(size)(image)
-
-
-@functools.lru_cache(maxsize=4)
-def _clean_resizer(size: int) -> Callable[[np.ndarray], np.ndarray]:
-    from cleanfid.resize import build_resizer, make_resizer
-
-    if size == 299:
-        return build_resizer("clean")
-    return make_resizer("PIL", False, "bicubic", (size, size))
-
-
-def extract_features(
-    images: Sequence[np.ndarray], backbone: FeatureBackbone, batch_size: int = 32
-) -> np.ndarray:
-    """(N, dim) float64 features of uint8 HWC RGB images: :func:`clean_resize` to ``backbone.size``, then ``backbone.extract``."""
-    import torch
-
-    if len(images) == 0:
-        raise MetricError("no images to extract features from")
-    out = []
-    for i in range(0, len(images), batch_size):
-        batch = np.stack([clean_resize(im, backbone.size) for im in images[i : i + batch_size]])
-        t = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
-        out.append(backbone.extract(t).detach().cpu().numpy().astype(np.float64))
-    feats = np.concatenate(out)
-    if feats.shape[1] != backbone.dim:
-        raise MetricError(f"backbone {backbone.name!r} gave {feats.shape[1]}-d features, expected {backbone.dim}")
-    return feats
-
-
-@dataclass(frozen=True)
 class DistributionScores:
     """FID and KID between a real and a generated set, tied to the backbone that produced them."""
 
@@ -627,8 +362,6 @@ def fid_kid_from_features(
             "images FID is biased upward; compare only numbers computed on the same set sizes",
             stacklevel=2,
         )
-    import time
-
     t0 = time.perf_counter()
     fid = fid_from_features(real, fake)
     t1 = time.perf_counter()
@@ -637,255 +370,6 @@ def fid_kid_from_features(
     return DistributionScores(backbone=backbone, fid=fid, kid=kid, n_real=len(real), n_fake=len(fake),
                               fid_seconds=t1 - t0, kid_seconds=t2 - t1)
 
-
-def fid_kid(
-    real_images: Sequence[np.ndarray],
-    fake_images: Sequence[np.ndarray],
-    backbone: FeatureBackbone | None = None,
-    batch_size: int = 32,
-    seed: int = 0,
-) -> DistributionScores:
-    """FID and KID between two image sets (uint8 HWC RGB), clean-fid "clean" mode.
-
-    ``backbone``: default :func:`fid_backbone` (Inception when its weights are present, else
-    AlexNet at 224x224); the result carries its name. Warns under 1,000 images.
-    """
-    backbone = fid_backbone() if backbone is None else backbone
-    real = extract_features(real_images, backbone, batch_size)
-    fake = extract_features(fake_images, backbone, batch_size)
-    return fid_kid_from_features(real, fake, backbone.name, seed=seed)
-
-
-# ---------------------------------------------------------------------------------------------
-# Identity
-# ---------------------------------------------------------------------------------------------
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine of the angle between two embedding vectors (D,), in [-1, 1]."""
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    if a.shape != b.shape:
-        raise MetricError(f"embeddings have different sizes: {a.size} and {b.size}")
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        raise MetricError("cosine similarity of a zero vector is undefined")
-    return float(np.clip(a @ b / (na * nb), -1.0, 1.0))
-
-
-def cosine_similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (N, D) embedding matrices -> (N,) in [-1, 1]."""
-    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
-    if a.shape != b.shape:
-        raise MetricError(f"embedding matrices have different shapes: {a.shape} and {b.shape}")
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    if (na == 0).any() or (nb == 0).any():
-        raise MetricError("cosine similarity of a zero vector is undefined")
-    return np.clip(np.einsum("nd,nd->n", a, b) / (na * nb), -1.0, 1.0)
-
-
-def _scores_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, np.float64).ravel()
-    y = np.asarray(labels).ravel()
-    if s.shape != y.shape:
-        raise MetricError(f"{s.size} scores but {y.size} labels")
-    if not np.isin(y, (0, 1)).all():
-        raise MetricError("labels must be 1 (genuine: same identity) or 0 (impostor)")
-    y = y.astype(bool)
-    if not y.any() or y.all():
-        raise MetricError("verification needs both genuine (1) and impostor (0) pairs")
-    return s, y
-
-
-@dataclass(frozen=True)
-class RocCurve:
-    """ROC of a verifier that accepts a pair when its score >= threshold.
-
-    ``thresholds`` decrease from +inf (nothing accepted); ``far[i]`` and ``tar[i]`` are the
-    fractions of impostor and genuine pairs accepted at ``thresholds[i]`` (non-decreasing).
-    """
-
-    thresholds: np.ndarray
-    far: np.ndarray
-    tar: np.ndarray
-
-    @property
-    def auc(self) -> float:
-        """Area under the TAR-vs-FAR curve (trapezoids), in [0, 1]."""
-        return float(np.sum(np.diff(self.far) * (self.tar[1:] + self.tar[:-1]) / 2))
-
-
-def roc_curve(scores: np.ndarray, labels: np.ndarray) -> RocCurve:
-    """ROC from similarity scores (higher = more alike) and labels (1 genuine, 0 impostor)."""
-    s, y = _scores_labels(scores, labels)
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    # one point per distinct score: accepting everything >= that score
-    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
-    tp = np.cumsum(y)[last]
-    fp = np.cumsum(~y)[last]
-    return RocCurve(
-        thresholds=np.r_[np.inf, s[last]],
-        far=np.r_[0.0, fp / (~y).sum()],
-        tar=np.r_[0.0, tp / y.sum()],
-    )
-
-
-def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
-    """TAR (fraction of genuine pairs accepted) at a target false accept rate ``far`` in [0, 1].
-
-    Convention: a pair is accepted when score > t, and t is the (k+1)-th highest impostor
-    score with k = floor(far x number of impostors) (the impostor quantile). This is the
-    most permissive threshold whose FAR is <= the target, i.e. the best TAR that keeps
-    FAR <= far; ties at t are rejected. With fewer than 1/far impostors k = 0 and the TAR is
-    that at FAR = 0 (genuine scores above every impostor score).
-    """
-    return far_operating_point(scores, labels, far)["tar"]
-
-
-def far_operating_point(scores: np.ndarray, labels: np.ndarray, far: float) -> dict[str, float | int]:
-    """The operating point behind :func:`tar_at_far`: ``threshold`` (accept score > threshold;
-    -inf when every pair is accepted), ``tar``, the FAR it actually has on these impostors
-    (``far_measured`` <= ``far``), and the pair counts."""
-    if not 0.0 <= far <= 1.0:
-        raise MetricError(f"far must be in [0, 1], got {far}")
-    s, y = _scores_labels(scores, labels)
-    impostor = np.sort(s[~y])[::-1]
-    # 1e-9 absorbs binary rounding such as 0.29 * 100 = 28.999999999999996
-    k = int(math.floor(far * impostor.size + 1e-9))
-    t = -math.inf if k >= impostor.size else float(impostor[k])
-    return {"threshold": t, "tar": float(np.mean(s[y] > t)), "far_target": far,
-            "far_measured": float(np.mean(impostor > t)), "n_genuine": int(y.sum()), "n_impostor": int(impostor.size)}
-
-
-def rank1(
-    probe_emb: np.ndarray, probe_ids: Sequence[object], gallery_emb: np.ndarray, gallery_ids: Sequence[object]
-) -> float:
-    """Rank-1 identification rate in [0, 1]: fraction of probes whose most cosine-similar gallery
-    embedding has the probe's identity. Embeddings: (N, D) probes and (M, D) gallery rows."""
-    p = np.atleast_2d(np.asarray(probe_emb, np.float64))
-    g = np.atleast_2d(np.asarray(gallery_emb, np.float64))
-    pid, gid = np.asarray(probe_ids), np.asarray(gallery_ids)
-    if p.shape[0] != pid.size or g.shape[0] != gid.size:
-        raise MetricError("each embedding row needs exactly one identity label")
-    if p.shape[1] != g.shape[1]:
-        raise MetricError(f"probe and gallery embeddings differ in size: {p.shape[1]} and {g.shape[1]}")
-    if p.shape[0] == 0 or g.shape[0] == 0:
-        raise MetricError("rank-1 needs at least one probe and one gallery embedding")
-    pn = np.linalg.norm(p, axis=1, keepdims=True)
-    gn = np.linalg.norm(g, axis=1, keepdims=True)
-    if (pn == 0).any() or (gn == 0).any():
-        raise MetricError("cosine similarity of a zero vector is undefined")
-    sim = (p / pn) @ (g / gn).T
-    return float(np.mean(gid[np.argmax(sim, axis=1)] == pid))
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    """k-fold verification accuracy: ``accuracy`` is the mean over folds, in [0, 1]."""
-
-    accuracy: float
-    std: float
-    fold_accuracies: tuple[float, ...]
-    thresholds: tuple[float, ...]  # the threshold chosen on the other folds, per test fold
-
-
-def _best_threshold(s: np.ndarray, y: np.ndarray) -> float:
-    """Threshold t (accept s >= t) with the highest accuracy on (s, y); midpoints between scores."""
-    u = np.unique(s)
-    cands = np.r_[u[0] - 1.0, (u[:-1] + u[1:]) / 2, u[-1] + 1.0]
-    gen, imp = np.sort(s[y]), np.sort(s[~y])
-    accepted_gen = gen.size - np.searchsorted(gen, cands, side="left")
-    rejected_imp = np.searchsorted(imp, cands, side="left")
-    acc = (accepted_gen + rejected_imp) / s.size
-    return float(cands[int(np.argmax(acc))])  # first (lowest) of equally good thresholds
-
-
-def verification_accuracy_10fold(scores: np.ndarray, labels: np.ndarray, n_folds: int = 10) -> VerificationResult:
-    """LFW-style k-fold verification accuracy of similarity scores (1 genuine, 0 impostor).
-
-    Pairs are split into ``n_folds`` contiguous folds in the given order (as LFW's pairs file,
-    and scikit-learn's KFold without shuffling); for each fold the threshold that maximises
-    accuracy on the other folds (candidates: midpoints between distinct scores; accept
-    score >= t) is applied to it. Pass the pairs interleaved or shuffled deterministically.
-    """
-    s, y = _scores_labels(scores, labels)
-    if n_folds < 2 or s.size < n_folds:
-        raise MetricError(f"{n_folds}-fold verification needs at least {max(n_folds, 2)} pairs and 2 folds")
-    folds = np.array_split(np.arange(s.size), n_folds)
-    accs, ths = [], []
-    for test in folds:
-        train = np.ones(s.size, bool)
-        train[test] = False
-        t = _best_threshold(s[train], y[train])
-        accs.append(float(np.mean((s[test] >= t) == y[test])))
-        ths.append(t)
-    return VerificationResult(float(np.mean(accs)), float(np.std(accs)), tuple(accs), tuple(ths))
-
-
-# ---------------------------------------------------------------------------------------------
-# Eigenfaces (paper 001's PCA recognition protocol)
-# ---------------------------------------------------------------------------------------------
-
-
-def _grey_matrix(images: Sequence[np.ndarray], what: str) -> np.ndarray:
-    """Images (uint8 HWC RGB / HW grey, or float [0,1]) of one size -> (N, H*W) float64 grey [0,255]."""
-    rows = []
-    for image in images:
-        x = _as_float255(image, what)
-        if x.ndim == 3:
-            # ITU-R BT.601 luma, as PIL's convert("L") (without its rounding)
-            x = x[..., 0] if x.shape[2] == 1 else x @ np.array([0.299, 0.587, 0.114])
-        rows.append(x.ravel())
-    if not rows:
-        raise MetricError(f"no {what}s given")
-    if len({r.size for r in rows}) != 1:
-        raise MetricError(f"{what}s must all have the same size")
-    return np.stack(rows)
-
-
-def eigenface_accuracy(
-    train_images: Sequence[np.ndarray],
-    train_ids: Sequence[object],
-    test_images: Sequence[np.ndarray],
-    test_ids: Sequence[object],
-    k: int = 10,
-    classifier: Literal["class_mean", "nearest"] = "class_mean",
-) -> float:
-    """Eigenface recognition accuracy in [0, 1] (Turk & Pentland 1991; paper 001 uses k = 10).
-
-    Images: uint8 HWC RGB or HW grey (or float [0,1]), all of one size; converted to grey
-    (BT.601 luma), flattened, centred on the training mean, and projected onto the top ``k``
-    principal components of the training set (SVD). A test image gets the identity at the
-    minimum Euclidean distance in that space: to the mean projection of each training
-    identity (``class_mean``, Turk & Pentland's face classes and the textbook minimum-distance
-    classifier) or to the nearest single training image (``nearest``).
-    """
-    x_train = _grey_matrix(train_images, "training image")
-    x_test = _grey_matrix(test_images, "test image")
-    y_train, y_test = np.asarray(train_ids), np.asarray(test_ids)
-    if x_train.shape[0] != y_train.size or x_test.shape[0] != y_test.size:
-        raise MetricError("each image needs exactly one identity label")
-    if x_train.shape[1] != x_test.shape[1]:
-        raise MetricError("training and test images must have the same size")
-    rank = min(x_train.shape[0] - 1, x_train.shape[1])
-    if not 1 <= k <= rank:
-        raise MetricError(
-            f"k = {k} eigenfaces asked, but {x_train.shape[0]} training images give at most {rank}"
-        )
-    mean = x_train.mean(axis=0)
-    _, _, vt = np.linalg.svd(x_train - mean, full_matrices=False)
-    basis = vt[:k].T  # (H*W, k): the eigenfaces
-    z_train = (x_train - mean) @ basis
-    z_test = (x_test - mean) @ basis
-    if classifier == "class_mean":
-        labels = np.unique(y_train)
-        refs = np.stack([z_train[y_train == c].mean(axis=0) for c in labels])
-    elif classifier == "nearest":
-        labels, refs = y_train, z_train
-    else:
-        raise MetricError(f"classifier must be 'class_mean' or 'nearest', got {classifier!r}")
-    d2 = ((z_test[:, None, :] - refs[None, :, :]) ** 2).sum(axis=2)
-    return float(np.mean(labels[np.argmin(d2, axis=1)] == y_test))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -931,33 +415,15 @@ __all__ = [
     "ssim",
     "psnr_many",
     "ssim_many",
-    "lpips_distance",
-    "lpips_distances",
     "trace_sqrt_product",
     "fid_from_stats",
     "feature_stats",
     "fid_from_features",
     "kid_from_features",
-    "FeatureBackbone",
-    "inception_backbone",
-    "vgg16_backbone",
-    "alexnet_backbone",
-    "fid_backbone",
-    "clean_resize",
-    "extract_features",
     "DistributionScores",
     "fid_kid_from_features",
-    "fid_kid",
-    "cosine_similarity",
-    "cosine_similarities",
-    "RocCurve",
-    "roc_curve",
-    "tar_at_far",
-    "rank1",
-    "VerificationResult",
-    "verification_accuracy_10fold",
-    "eigenface_accuracy",
     "accuracy",
     "confusion_matrix",
     "per_class_accuracy",
 ]
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks import judges, metrics
+from benchmarks import judges, metrics, perceptual
 from facegen.request_results import face_label
 
 
@@ -15,7 +15,7 @@ def face_scores(outputs: list[np.ndarray], references: list[np.ndarray]) -> dict
     return {
         "PSNR Y (dB)": float(np.mean([metrics.psnr(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
         "SSIM Y": float(np.mean([metrics.ssim(o, r, test_y_channel=True) for o, r in zip(outputs, references)])),
-        "LPIPS": float(np.mean(metrics.lpips_distances(outputs, references))),
+        "LPIPS": float(np.mean(perceptual.lpips_distances(outputs, references))),
         "identity cosine (SFace)": float(np.nanmean(judges.identity_cosines(outputs, references))),
     }
 

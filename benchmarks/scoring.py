@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import jitter, metrics
+from benchmarks import jitter, metrics, perceptual, verification
 from benchmarks import judges as J
 from benchmarks.cache import cache_root, load_npz, save_npz
 from benchmarks.macs import COUNTER as MACS_COUNTER
@@ -33,7 +33,7 @@ class Judges:
         self.ts = ts
         self.root = root
         self.device = device
-        self._fid_backbone: metrics.FeatureBackbone | None = None
+        self._fid_backbone: perceptual.FeatureBackbone | None = None
         self._encoder = None
         self._target_faces: list[F.Face | None] | None = None
         self._cache = cache_root() / ts.task.id
@@ -72,9 +72,9 @@ class Judges:
 
     # FID/KID features ------------------------------------------------------------------------
     @property
-    def fid_backbone(self) -> metrics.FeatureBackbone:
+    def fid_backbone(self) -> perceptual.FeatureBackbone:
         if self._fid_backbone is None:
-            self._fid_backbone = metrics.fid_backbone(self.device)
+            self._fid_backbone = perceptual.fid_backbone(self.device)
         return self._fid_backbone
 
     def features(self, row_key: str, images: list[np.ndarray]) -> np.ndarray:
@@ -82,7 +82,7 @@ class Judges:
         cached = load_npz(path)
         if cached is not None and len(cached["f"]) == len(images):
             return cached["f"]
-        f = metrics.extract_features(images, self.fid_backbone)
+        f = perceptual.extract_features(images, self.fid_backbone)
         save_npz(path, f=f)
         return f
 
@@ -94,7 +94,7 @@ class Judges:
         cached = load_npz(path)
         if cached is not None and len(cached["d"]) == len(images):
             return cached["d"]
-        d = np.asarray(metrics.lpips_distances(images, self.ts.targets), np.float64)
+        d = np.asarray(perceptual.lpips_distances(images, self.ts.targets), np.float64)
         save_npz(path, d=d)
         return d
 
@@ -166,7 +166,7 @@ def distractor_embeddings(root: Path, encoder: J.IdentityEncoder) -> np.ndarray:
     return e
 
 
-def feature_cache_kind(backbone: metrics.FeatureBackbone) -> str:
+def feature_cache_kind(backbone: perceptual.FeatureBackbone) -> str:
     """Cache file prefix of one FID/KID backbone's features: its name and a hash of its definition,
     so features computed another way (another network, layer, or input size) are never reused."""
     digest = hashlib.sha256(f"{backbone.name}|{backbone.dim}|{backbone.size}|{backbone.definition}".encode()).hexdigest()[:12]
@@ -179,7 +179,7 @@ def identity_metrics(ts: TestSet, judges: Judges, emb_out: np.ndarray, emb_real:
     out, real = emb_out[ok], emb_real[ok]
     subj = np.asarray(ts.subjects)[ok]
     dis = judges.distractors()
-    genuine = metrics.cosine_similarities(out, real)
+    genuine = verification.cosine_similarities(out, real)
     sims = out @ real.T  # unit vectors: cosine
     impostor_mask = subj[:, None] != subj[None, :]
     impostors = np.concatenate([sims[impostor_mask], (out @ dis.T).ravel()])
@@ -187,12 +187,12 @@ def identity_metrics(ts: TestSet, judges: Judges, emb_out: np.ndarray, emb_real:
     labels = np.concatenate([np.ones(len(genuine), int), np.zeros(len(impostors), int)])
     gallery = np.concatenate([real, dis])
     gallery_ids = list(subj) + [f"distractor{i}" for i in range(len(dis))]
-    points = {key: metrics.far_operating_point(scores, labels, far) for key, far in TAR_COLUMNS.items()}
+    points = {key: verification.far_operating_point(scores, labels, far) for key, far in TAR_COLUMNS.items()}
     return {
         "id_cosine": float(genuine.mean()),
         **{key: 100 * p["tar"] for key, p in points.items()},
         "_thresholds": {key: threshold_record(p) for key, p in points.items()},
-        "rank1": 100 * metrics.rank1(out, list(subj), gallery, gallery_ids),
+        "rank1": 100 * verification.rank1(out, list(subj), gallery, gallery_ids),
         "id_faces": int(ok.sum()),
     }
 
@@ -288,7 +288,7 @@ def eigenface_metric(ts: TestSet, outputs: list[np.ndarray]) -> float | None:
     images, ids = eigenface_gallery(ts)
     if len(images) <= EIGENFACES:
         return None
-    return 100 * metrics.eigenface_accuracy(images, ids, outputs, ts.subjects, k=EIGENFACES)
+    return 100 * verification.eigenface_accuracy(images, ids, outputs, ts.subjects, k=EIGENFACES)
 
 
 def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:

@@ -37,7 +37,7 @@ SSIM_RGB = Metric("ssim_rgb", "SSIM (RGB)", True)
 LPIPS = Metric("lpips_alex", "LPIPS (AlexNet)", False)
 FID_INCEPTION = Metric("fid_inception", "FID (Inception)", False)
 KID_INCEPTION = Metric("kid_inception", "KID (Inception)", False)
-# The fallback when Inception's weights cannot be had (benchmarks.metrics.alexnet_backbone:
+# The fallback when Inception's weights cannot be had (benchmarks.perceptual.alexnet_backbone:
 # AlexNet ImageNet conv5 features at 224x224, pooled): its own columns, never mixed with Inception's.
 FID_ALEX = Metric("fid_alexnet224", "FID (AlexNet-224 fallback)", False)
 KID_ALEX = Metric("kid_alexnet224", "KID (AlexNet-224 fallback)", False)

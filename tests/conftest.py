@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,3 +45,19 @@ def tiny_root(data_root, tmp_path):
         (root / "lfw" / r["image"]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(data_root / "lfw" / r["image"], root / "lfw" / r["image"])
     return root
+
+
+def _textured_image(seed: int, shape: tuple[int, ...] = (48, 40, 3)) -> np.ndarray:
+    """A smooth gradient plus noise: structure at several scales, values over the whole range."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = 127 + 80 * np.sin(xx / 5.0 + seed) * np.cos(yy / 7.0)
+    img = base[..., None] + rng.normal(0, 25, shape if len(shape) == 3 else shape + (1,))
+    img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return img if len(shape) == 3 else img[..., 0]
+
+
+@pytest.fixture
+def textured():
+    """``textured(seed, shape)``: a deterministic uint8 test image (gradient + noise)."""
+    return _textured_image

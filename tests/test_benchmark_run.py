@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks import leaderboard, metrics, scoring, testsets
+from benchmarks import leaderboard, perceptual, scoring, testsets
 from benchmarks import rows as bench_rows
 from benchmarks import run as bench
 from benchmarks.tasks import TASKS
@@ -34,7 +34,7 @@ def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkey
     # PIL bicubic runs outside torch: its MACs are not countable (None), and the counter is named
     assert r["metrics"]["macs_per_face"] is None and "FlopCounterMode" in r["protocol"]["macs"]
     # FID/KID: the backbone's columns, name and exact definition, and the time the computation took
-    backbone = metrics.fid_backbone()
+    backbone = perceptual.fid_backbone()
     assert f"fid_{backbone.name}" in r["metrics"] and f"kid_{backbone.name}" in r["metrics"]
     assert r["judges"]["fid_kid"] == backbone.name and r["judges"]["fid_kid_definition"] == backbone.definition
     assert backbone.definition in r["protocol"]["fid_kid"]
@@ -60,7 +60,7 @@ def _counting_backbone(name: str, calls: list, definition: str = "mean colour of
         calls.append((name, definition, int(batch.shape[0])))
         return torch.nn.functional.adaptive_avg_pool2d(batch, 2).flatten(1)
 
-    return metrics.FeatureBackbone(name, 12, extract, 32, definition)
+    return perceptual.FeatureBackbone(name, 12, extract, 32, definition)
 
 
 def _judges(ts, root, backbone):
@@ -118,8 +118,8 @@ def test_lpips_is_cached_by_output_content(tiny_root, tmp_path, monkeypatch):
     ts = testsets.TESTSETS["sr-x4"](TASKS["sr-x4"], tiny_root, None)
     outs = bench_rows.reference_rows(ts)[0].outputs
     n = []
-    real = metrics.lpips_distances
-    monkeypatch.setattr(metrics, "lpips_distances", lambda p, t: n.append(1) or real(p, t))
+    real = perceptual.lpips_distances
+    monkeypatch.setattr(perceptual, "lpips_distances", lambda p, t: n.append(1) or real(p, t))
     j = scoring.Judges(ts, tiny_root, "cpu")
     d1 = j.lpips("out" + scoring.content_key(outs), outs)
     d2 = j.lpips("out" + scoring.content_key([o.copy() for o in outs]), [o.copy() for o in outs])

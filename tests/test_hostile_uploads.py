@@ -11,7 +11,6 @@ case when the data root is present).
 from __future__ import annotations
 
 import io
-import os
 import re
 import struct
 import threading

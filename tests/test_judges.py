@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import judge_training as JT
 from benchmarks import judges as J
 from facegen import checkpoint
 from facegen.models.expression_cnn import JUDGE_CLASSES, ExpressionCNN, ExpressionCNNConfig
@@ -51,8 +52,8 @@ def _heldout_crops(data_root):
     """Crops of the held-out JAFFE/RaFD subjects' images, prepared as benchmark images are."""
     from facegen.data.splits import split
 
-    test = [r for ds in J.ALIGNED_SETS for r in split(ds, "judge", data_root).test if r.expression in JUDGE_CLASSES]
-    crops, found, kept = J.judge_crops(test)
+    test = [r for ds in JT.ALIGNED_SETS for r in split(ds, "judge", data_root).test if r.expression in JUDGE_CLASSES]
+    crops, found, kept = JT.judge_crops(test)
     return crops, found, kept
 
 
@@ -73,7 +74,7 @@ def test_domain_judge_loads_and_beats_chance_on_heldout_subjects(data_root):
     size = sum(p.stat().st_size for p in J.DOMAIN_JUDGE_DIR.iterdir())
     assert size < 2 * 1024 * 1024
     crops, _, kept = _heldout_crops(data_root)
-    r = J.evaluate_judge(judge, crops, [r.expression for r in kept], [r.dataset for r in kept])
+    r = JT.evaluate_judge(judge, crops, [r.expression for r in kept], [r.dataset for r in kept])
     assert r["n"] == 93
     # chance is 1/7 = 14 %; measured accuracy is in the model card
     assert r["accuracy"] > 40
@@ -83,9 +84,9 @@ def test_domain_judge_loads_and_beats_chance_on_heldout_subjects(data_root):
 def test_domain_judge_never_saw_a_test_subject(data_root):
     from facegen.data.splits import TEST_SUBJECTS
 
-    records = J.judge_training_records(data_root)
-    assert {r.dataset for r in records} == set(J.JUDGE_SETS)
-    for ds in J.ALIGNED_SETS:
+    records = JT.judge_training_records(data_root)
+    assert {r.dataset for r in records} == set(JT.JUDGE_SETS)
+    for ds in JT.ALIGNED_SETS:
         held_out = set(TEST_SUBJECTS[ds, "judge"])
         # the same people are held out of the smile and expression tasks
         assert held_out == set(TEST_SUBJECTS[ds, "smile"]) == set(TEST_SUBJECTS[ds, "expression"])

@@ -3,14 +3,13 @@ cards, TAR operating points, the recommended model and the app's leaderboard vie
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks import leaderboard, metrics, protocols
+from benchmarks import leaderboard, protocols, verification
 from benchmarks.recommend import recommended_model
 from benchmarks.tasks import TASKS
 from facegen import registry
@@ -118,12 +117,12 @@ def test_far_operating_point_reports_threshold_and_measured_far() -> None:
     impostor = np.linspace(0.0, 0.99, 100)  # 100 impostors: FAR 1 % -> threshold = 2nd highest (0.98)
     scores = np.r_[genuine, impostor]
     labels = np.r_[np.ones(4, int), np.zeros(100, int)]
-    p = metrics.far_operating_point(scores, labels, 0.01)
+    p = verification.far_operating_point(scores, labels, 0.01)
     assert p["threshold"] == pytest.approx(0.98)
     assert p["far_measured"] == pytest.approx(0.01) and p["tar"] == 0.0
-    p = metrics.far_operating_point(scores, labels, 0.5)
+    p = verification.far_operating_point(scores, labels, 0.5)
     assert p["far_measured"] <= 0.5 and p["tar"] == pytest.approx(0.75)
-    assert p["tar"] == metrics.tar_at_far(scores, labels, 0.5)
+    assert p["tar"] == verification.tar_at_far(scores, labels, 0.5)
 
 
 def test_view_defaults_to_at_most_eight_columns_and_marks_rows(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from facegen import checkpoint
 from facegen.models.layers import count_parameters, rgb_to_ycbcr, ycbcr_to_rgb
 from facegen.models.psgan import PSGANConfig, PSGANDiscriminator, PSGANGenerator
-from facegen.models.stackedgan import ABLATION_GRID, StackedSRConfig, StackedSRDiscriminators, StackedSRGenerator
+from facegen.models.stackedgan import ABLATION_GRID, StackedSRConfig, StackedSRGenerator
 from facegen.train import recipes
 from facegen.train.sr import PSGANObjective, StackedSRObjective
 

@@ -4,7 +4,7 @@ Input: grey face crops at ``input_size`` (the square-box crop of
 :func:`benchmarks.judges.face_box_crop`, the same crop the FER2013 judge reads), scaled to
 [-1, 1]. Four conv stages (two 3x3 conv + BatchNorm + ReLU, then 2x2 max pooling), global
 average pooling, dropout and a linear layer to one logit per class. Trained by
-``python -m benchmarks.judges train-domain`` on training subjects only.
+``python -m benchmarks.judge_training train-domain`` on training subjects only.
 """
 
 from __future__ import annotations
