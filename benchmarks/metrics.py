@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facegen.colour import luma
+
 
 class MetricError(ValueError):
     """Inputs that a metric cannot score (shape, range, size), explained in one sentence."""
@@ -60,10 +62,8 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
     rgb = _as_float255(image)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise MetricError(f"rgb_to_y needs an HWC RGB image, got shape {rgb.shape}")
-    x = rgb.astype(np.float32) / np.float32(255.0)
-    y = np.dot(x, [65.481, 128.553, 24.966]) + 16.0
-    y = (y / 255.0).astype(np.float32) * np.float32(255.0)
-    return y.astype(np.float64)
+    y = luma(rgb.astype(np.float32) / np.float32(255.0), studio=True, method="dot")  # float64 in [16, 235] / 255
+    return (y.astype(np.float32) * np.float32(255.0)).astype(np.float64)
 
 
 def _prepare_pair(

@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 
 from benchmarks.metrics import MetricError, _as_float255
+from facegen.colour import luma
 
 # ---------------------------------------------------------------------------------------------
 # Identity
@@ -190,7 +191,7 @@ def _grey_matrix(images: Sequence[np.ndarray], what: str) -> np.ndarray:
         x = _as_float255(image, what)
         if x.ndim == 3:
             # ITU-R BT.601 luma, as PIL's convert("L") (without its rounding)
-            x = x[..., 0] if x.shape[2] == 1 else x @ np.array([0.299, 0.587, 0.114])
+            x = x[..., 0] if x.shape[2] == 1 else luma(x, method="matmul")
         rows.append(x.ravel())
     if not rows:
         raise MetricError(f"no {what}s given")

@@ -9,9 +9,7 @@ model's dataclass exactly, and every tensor must fit the model built from it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +18,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+
+from facegen.io import sha256_file
 
 MANIFEST = "facegen.json"
 WEIGHTS = "model.safetensors"
@@ -32,14 +32,6 @@ MANIFEST_VERSION = 2
 
 class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, damaged, or does not fit the model asked for."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save(model: torch.nn.Module, folder: str | Path, *, model_id: str, card: str, recipe: str | None = None,
@@ -169,17 +161,3 @@ def load(folder: str | Path, model_class: type, *, device: str | torch.device = 
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file by temp-file + rename so readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

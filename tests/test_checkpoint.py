@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from facegen import checkpoint
 from facegen.checkpoint import CheckpointError
+from facegen.io import sha256_file
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def test_wrong_class_refused(tmp_path):
 
 def _rehash(folder):
     manifest = json.loads((folder / "facegen.json").read_text())
-    manifest["sha256"] = {n: checkpoint.sha256_file(folder / n) for n in ("config.json", "model.safetensors")}
+    manifest["sha256"] = {n: sha256_file(folder / n) for n in ("config.json", "model.safetensors")}
     (folder / "facegen.json").write_text(json.dumps(manifest))
 
 
@@ -123,14 +124,6 @@ def test_extra_tensor_refused(tmp_path):
     _rehash(folder)
     with pytest.raises(CheckpointError, match="unexpected tensors"):
         checkpoint.load(folder, TinyNet)
-
-
-def test_atomic_write_bytes(tmp_path):
-    target = tmp_path / "a" / "b.json"
-    checkpoint.atomic_write_bytes(target, b"{}")
-    checkpoint.atomic_write_bytes(target, b"[1]")
-    assert target.read_bytes() == b"[1]"
-    assert [p.name for p in target.parent.iterdir()] == ["b.json"]
 
 
 # --------------------------------------------------------------------------- untrusted files
@@ -173,8 +166,8 @@ def test_pickle_weights_instead_of_safetensors_refused_unopened(tmp_path, name):
     (folder / "model.safetensors").unlink()
     (folder / name).write_bytes(pickle.dumps({"conv.weight": _Exploit(marker)}))
     manifest = json.loads((folder / "facegen.json").read_text())
-    manifest["sha256"] = {"config.json": checkpoint.sha256_file(folder / "config.json"),
-                          name: checkpoint.sha256_file(folder / name)}
+    manifest["sha256"] = {"config.json": sha256_file(folder / "config.json"),
+                          name: sha256_file(folder / name)}
     (folder / "facegen.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="model.safetensors: file is missing"):
         checkpoint.load(folder, TinyNet)

@@ -48,3 +48,25 @@ def test_luma_full_range_and_studio_known_values():
                                luma(unit, studio=True), atol=1e-6)
     with pytest.raises(ValueError, match="3 colour channels"):
         luma(np.zeros((4, 4, 4)))
+
+
+def test_luma_products_agree_with_the_terms_and_keep_axis():
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 7, 3))
+    for studio in (False, True):
+        terms = luma(x, studio=studio)
+        for method in ("dot", "matmul"):
+            got = luma(x, studio=studio, method=method)
+            assert got.dtype == np.float64 and got.shape == (5, 7)
+            np.testing.assert_allclose(got, terms, rtol=1e-13, atol=1e-15)
+            moved = luma(np.moveaxis(x, -1, 0), axis=0, keepdim=True, studio=studio, method=method)
+            assert moved.shape == (1, 5, 7) and np.array_equal(moved[0], got)
+    # "dot" is BasicSR's rgb2ycbcr (np.dot with the 0-255 weights, offset, then / 255) to the bit
+    x32 = x.astype(np.float32)
+    assert np.array_equal(luma(x32, studio=True, method="dot"),
+                          (np.dot(x32, [65.481, 128.553, 24.966]) + 16.0) / 255.0)
+    assert np.array_equal(luma(x, method="matmul"), x @ np.array([0.299, 0.587, 0.114]))
+    with pytest.raises(TypeError, match="numpy arrays"):
+        luma(torch.zeros(3, 2, 2), axis=0, method="dot")
+    with pytest.raises(ValueError, match="'terms', 'dot' or 'matmul'"):
+        luma(x, method="sum")

@@ -26,6 +26,14 @@ def test_rgb_to_y_hand_values():
     np.testing.assert_allclose(M.rgb_to_y(img)[0], [16.0, 235.0, 16 + 65.481, 16 + 128.553, 16 + 24.966], atol=1e-4)
 
 
+def test_rgb_to_y_is_basicsr_to_the_bit():
+    """BasicSR's to_y_channel: float32 input in [0, 1], np.dot with the 0-255 weights, Y rounded to float32."""
+    img = np.random.default_rng(3).integers(0, 256, (19, 23, 3), dtype=np.uint8)
+    x = img.astype(np.float32) / np.float32(255.0)
+    ref = ((np.dot(x, [65.481, 128.553, 24.966]) + 16.0) / 255.0).astype(np.float32) * np.float32(255.0)
+    assert np.array_equal(M.rgb_to_y(img), ref.astype(np.float64))
+
+
 def test_psnr_constant_offset_hand_value():
     a = np.full((16, 16, 3), 100, np.uint8)
     b = np.full((16, 16, 3), 110, np.uint8)
