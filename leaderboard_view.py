@@ -74,7 +74,7 @@ the target's landmarks); they follow the papers but are ranked among themselves,
 def metric_title(task: Task, key: str) -> str:
     for m in task.metrics:
         if m.key == key:
-            return m.title + (f" ({m.unit})" if m.unit else "") + (" ↑" if m.higher_is_better else " ↓")
+            return m.header
     return key
 
 

@@ -36,8 +36,7 @@ def section(task_id: str, model_id: str, results: list[dict[str, Any]]) -> str |
     task = TASKS[task_id]
     rows = [mine] + [by_model[m] for m in COMPARE_WITH if m in by_model and m != model_id]
     metrics = [m for m in task.metrics if mine.get("metrics", {}).get(m.key) is not None]
-    head = ["row"] + [m.title + (f" ({m.unit})" if m.unit else "") + (" ↑" if m.higher_is_better else " ↓")
-                      for m in metrics]
+    head = ["row"] + [m.header for m in metrics]
     lines = [
         START,
         "## Benchmark",

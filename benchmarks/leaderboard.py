@@ -256,8 +256,7 @@ def task_markdown(task_id: str, task_rows: list[dict[str, Any]]) -> list[str]:
         return []
     task = TASKS[task_id]
     cols = ["model", "given", "n"] + [m.key for m in task.metrics if any(r.get(m.key) is not None for r in task_rows)]
-    titles = {m.key: m.title + (f" ({m.unit})" if m.unit else "") + (" ↑" if m.higher_is_better else " ↓")
-              for m in task.metrics}
+    titles = {m.key: m.header for m in task.metrics}
     md = [f"## {task.id}: {task.title}", ""]
     if task_id in protocols.CARDS:
         md += protocols.CARDS[task_id].markdown()

@@ -19,6 +19,11 @@ class Metric:
     higher_is_better: bool
     unit: str = ""
 
+    @property
+    def header(self) -> str:
+        """The column header everywhere tables show it: "title (unit) arrow", the arrow pointing the better way."""
+        return self.title + (f" ({self.unit})" if self.unit else "") + (" ↑" if self.higher_is_better else " ↓")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Task(TaskShape):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import leaderboard, protocols, verification
+from benchmarks import cards, leaderboard, protocols, verification
 from benchmarks.recommend import recommended_model
-from benchmarks.tasks import TASKS
+from benchmarks.tasks import LPIPS, PSNR_Y, TASKS
 from facegen import registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,3 +140,12 @@ def test_view_defaults_to_at_most_eight_columns_and_marks_rows(tmp_path: Path) -
         assert all(view.metric_title(task, m.key) in legend for m in task.metrics)
         assert all(m.key in view.METRIC_HELP for m in task.metrics)
     assert "given at test time" in view.models_table().columns
+
+
+def test_metric_header_is_title_unit_arrow_everywhere() -> None:
+    view = pytest.importorskip("leaderboard_view")
+    assert PSNR_Y.header == "PSNR (Y) (dB) ↑" and LPIPS.header == "LPIPS (AlexNet) ↓"
+    task = TASKS["sr-x4"]
+    rows = [{"model": "bicubic", "task": "sr-x4", "n": 3, "metrics": {"psnr_y": 25.0, "lpips_alex": 0.3}}]
+    assert "| row | PSNR (Y) (dB) ↑ | LPIPS (AlexNet) ↓ |" in cards.section("sr-x4", "bicubic", rows)
+    assert view.metric_title(task, "psnr_y") == PSNR_Y.header and view.metric_title(task, "other") == "other"
