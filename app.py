@@ -37,11 +37,12 @@ from benchmarks.recommend import model_choices, offered_default as recommended_m
 from benchmarks.tasks import TASKS
 from facegen import assets, registry
 from facegen.example_photos import example_photos
+from facegen.expressions import BASIC_EXPRESSIONS
 from facegen.faces import FaceNotFoundError
 from facegen.images import read_image  # noqa: F401
 from facegen.inference import Runner, load_runner
 from facegen.model_menu import intensity_models, model_name, runnable
-from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError
+from facegen.models.exprgan import ExpressionError
 from facegen.landmarks import LandmarkError, photo_landmarks
 from facegen.pipeline import (ENLARGE as ENLARGE_MODE, MAX_OUTPUT_SIDE, SHARP as SHARP_MODE,  # noqa: F401
                               SHRINK as SHRINK_MODE, expression_grid, expression_photo, model_expressions,

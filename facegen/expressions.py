@@ -21,6 +21,12 @@ FER2013 codes       0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 ne
 from __future__ import annotations
 
 EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt")
+#: The six basic expressions a face can be turned into (no neutral, no contempt): the ExprGAN-family
+#: models' targets, JAFFE's expression task, the app's choices.
+BASIC_EXPRESSIONS: tuple[str, ...] = EXPRESSIONS[1:7]
+#: The classes the in-domain expression judge tells apart: neutral and the basic expressions
+#: (no contempt, which no benchmark task asks for).
+JUDGE_CLASSES: tuple[str, ...] = EXPRESSIONS[:7]
 
 _ALIASES: dict[str, str] = {
     "neutral": "neutral",

@@ -18,8 +18,8 @@ from PIL import Image
 
 from facegen import faces as F
 from facegen.data.degrade import bicubic_down
+from facegen.expressions import BASIC_EXPRESSIONS
 from facegen.inference import Runner
-from facegen.models.exprgan import BASIC_EXPRESSIONS
 from facegen.paste import face_mask, paste_change
 from facegen.tasks import TaskShape
 

@@ -26,6 +26,7 @@ from typing import NamedTuple
 from facegen.data.pairs import ExpressionPair, read_pairs
 from facegen.data.records import FaceRecord
 from facegen.data.sets import read, read_lfw_expressions
+from facegen.expressions import BASIC_EXPRESSIONS
 from facegen.tasks import SPLITS as TASKS
 
 JAFFE_TEST_SUBJECTS: tuple[str, ...] = ("KR", "NA", "YM")
@@ -45,7 +46,7 @@ TEST_SUBJECTS: dict[tuple[str, str], tuple[str, ...]] = {
 TASK_EXPRESSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("jaffe", "smile"): ("happy",),
     ("rafd_subset", "smile"): ("happy",),
-    ("jaffe", "expression"): ("happy", "sad", "surprise", "fear", "disgust", "angry"),
+    ("jaffe", "expression"): BASIC_EXPRESSIONS,
     ("rafd_subset", "expression"): ("happy", "fear"),
 }
 

@@ -16,9 +16,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-#: The classes the judge tells apart: the basic expressions of the vocabulary
-#: (facegen.expressions.EXPRESSIONS) without contempt, which no benchmark task asks for.
-JUDGE_CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry")
+from facegen.expressions import JUDGE_CLASSES
 
 
 @dataclass(frozen=True)

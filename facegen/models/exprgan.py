@@ -33,10 +33,8 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from facegen.expressions import EXPRESSIONS, normalise_expression
+from facegen.expressions import BASIC_EXPRESSIONS, EXPRESSIONS, normalise_expression
 from facegen.models.layers import check_image_batch, count_parameters, luminance_wrap
-
-BASIC_EXPRESSIONS: tuple[str, ...] = ("happy", "sad", "surprise", "fear", "disgust", "angry")
 
 
 class ExpressionError(ValueError):

@@ -106,11 +106,12 @@ class ResidualStructure(nn.Module):
         return x + self.body(x)
 
 
-def patchgan(in_channels: int, ndf: int, n_layers: int, max_mult: int = 8) -> nn.Sequential:
+def patchgan(in_channels: int, ndf: int, n_layers: int, max_mult: int = 8, output_norm: bool = False) -> nn.Sequential:
     """Pix2Pix PatchGAN discriminator (4x4 convs, LeakyReLU 0.2, BatchNorm); outputs logits per patch.
 
     ``n_layers=3`` is the 70x70 PatchGAN; smaller images use fewer stride-2 layers so the
-    output map stays at least 2x2.
+    output map stays at least 2x2. Widths are ``ndf`` times 1, 2, 4, ... capped at ``max_mult``.
+    ``output_norm``: the last convolution has no bias and is followed by BatchNorm (paper 004's Table 3).
     """
     layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
     mult = 1
@@ -119,8 +120,26 @@ def patchgan(in_channels: int, ndf: int, n_layers: int, max_mult: int = 8) -> nn
         layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2)]
     prev, mult = mult, min(2**n_layers, max_mult)
     layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2)]
-    layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
+    layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 1, bias=not output_norm)] + ([nn.BatchNorm2d(1)] if output_norm else [])
     return nn.Sequential(*layers)
+
+
+class PatchDiscriminator(nn.Module):
+    """Conditional PatchGAN (:func:`patchgan`): logits per patch for (condition, image) concatenated on channels.
+
+    ``n_layers = 3`` is the 70x70 PatchGAN of Pix2Pix. ``init_std``: weights drawn by :func:`init_normal`
+    at construction; ``None`` leaves PyTorch's defaults for a caller that initialises a larger module.
+    """
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, max_mult: int = 8,
+                 output_norm: bool = False, init_std: float | None = 0.02) -> None:
+        super().__init__()
+        self.net = patchgan(in_channels, ndf, n_layers, max_mult, output_norm)
+        if init_std is not None:
+            init_normal(self, init_std)
+
+    def forward(self, condition: Tensor, image: Tensor) -> Tensor:
+        return self.net(torch.cat([condition, image], dim=1))
 
 
 def patchgan_layers_for(size: int, wanted: int = 3) -> int:

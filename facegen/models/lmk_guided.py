@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from facegen.expressions import EXPRESSIONS, normalise_expression
+from facegen.expressions import BASIC_EXPRESSIONS, EXPRESSIONS, normalise_expression
 from facegen.models import heatmaps
-from facegen.models.exprgan import BASIC_EXPRESSIONS, ExpressionError, label_indices, tile_maps
-from facegen.models.layers import check_image_batch, count_parameters, init_normal, luminance_wrap
+from facegen.models.exprgan import ExpressionError, label_indices, tile_maps
+from facegen.models.layers import PatchDiscriminator, check_image_batch, count_parameters, init_normal, luminance_wrap
 
 
 @dataclass(frozen=True)
@@ -254,25 +254,6 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
         return self.infer(batch["lr"], names, intensity, landmarks=batch.get("landmarks"))
 
 
-class PatchDiscriminator(nn.Module):
-    """Table 3: 4x4 convs 64-128-256 (stride 2), 512 (stride 1), 1 (stride 1); BN after all but the
-    first; LeakyReLU 0.2; BN on the output map; returns logits (sigmoid in the loss)."""
-
-    def __init__(self, in_ch: int, ndf: int, n_layers: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
-        ch = ndf
-        for _ in range(1, n_layers):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2)]
-            ch *= 2
-        layers += [nn.Conv2d(ch, ch * 2, 4, 1, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2),
-                   nn.Conv2d(ch * 2, 1, 4, 1, 1, bias=False), nn.BatchNorm2d(1)]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
 class LmkGuidedDiscriminators(nn.Module, PyTorchModelHubMixin):
     """The image discriminator D_I(source, image) and the geometry discriminator D_G(image, heatmaps)."""
 
@@ -281,15 +262,18 @@ class LmkGuidedDiscriminators(nn.Module, PyTorchModelHubMixin):
     def __init__(self, config: LmkGuidedConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.image = PatchDiscriminator(2 * c.channels, c.ndf, c.d_layers)
-        self.geometry = PatchDiscriminator(c.channels + c.heat_channels, c.ndf, c.d_layers)
+        # Table 3: 4x4 convs 64-128-256 (stride 2), 512 (stride 1), 1 (stride 1); BN after all but the
+        # first, and on the output map; LeakyReLU 0.2; logits (sigmoid in the loss).
+        table3 = dict(max_mult=2**c.d_layers, output_norm=True, init_std=None)
+        self.image = PatchDiscriminator(2 * c.channels, c.ndf, c.d_layers, **table3)
+        self.geometry = PatchDiscriminator(c.channels + c.heat_channels, c.ndf, c.d_layers, **table3)
         init_normal(self, 0.02)
 
     def forward(self, which: str, image: Tensor, condition: Tensor) -> Tensor:
         if which == "image":
-            return self.image(torch.cat([condition, image], dim=1))
+            return self.image(condition, image)
         if which == "geometry":
-            return self.geometry(torch.cat([image, condition], dim=1))
+            return self.geometry(image, condition)
         raise ValueError(f"discriminator must be 'image' or 'geometry'; got {which!r}")
 
 

@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from facegen.expressions import FER2013_CODES
+
+EMOTIONS: tuple[str, ...] = FER2013_CODES  # the network's output order: FER2013's emotion codes
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from facegen.models.layers import check_image_batch, init_normal, luminance_wrap, patchgan
+from facegen.models.layers import PatchDiscriminator, check_image_batch, init_normal, luminance_wrap  # noqa: F401 (the PatchGAN)
 
 
 def _is_pow2(v: int) -> bool:
@@ -220,18 +220,3 @@ class UNetGenerator(nn.Module, PyTorchModelHubMixin):
             return ((self(inp * 2 - 1) + 1) / 2).clamp(0.0, 1.0)
 
         return luminance_wrap(run, x, c.out_size) if c.channels == 1 else run(x)
-
-
-class PatchDiscriminator(nn.Module):
-    """Conditional PatchGAN: logits per patch for the pair (condition, image), concatenated on channels.
-
-    ``n_layers = 3`` is the 70x70 PatchGAN of Pix2Pix (4x4 convolutions, BatchNorm, LeakyReLU 0.2).
-    """
-
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3) -> None:
-        super().__init__()
-        self.net = patchgan(in_channels, ndf, n_layers)
-        init_normal(self)
-
-    def forward(self, condition: Tensor, image: Tensor) -> Tensor:
-        return self.net(torch.cat([condition, image], dim=1))

@@ -41,8 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from facegen import identity, losses
-from facegen.models.layers import bicubic_resize, patchgan_layers_for
-from facegen.models.pix2pix import PatchDiscriminator
+from facegen.models.layers import PatchDiscriminator, bicubic_resize, patchgan_layers_for
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
 
 Batch = dict[str, Tensor]

@@ -147,7 +147,11 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, wor
 
 
 def psnr(a: Tensor, b: Tensor) -> float:
-    """Mean PSNR (dB) of float NCHW [0, 1] batches; on the BT.601 Y channel for RGB (BasicSR convention)."""
+    """Mean PSNR (dB) of float NCHW [0, 1] batches; on the BT.601 Y channel for RGB (BasicSR convention).
+
+    Not ``benchmarks.metrics.psnr``: this is the training curve's, on unrounded tensors on the training
+    device and without a border crop; the benchmark scores uint8 images one at a time as BasicSR does.
+    """
     if a.shape[1] == 3:
         a, b = luma(a, axis=1, keepdim=True, studio=True), luma(b, axis=1, keepdim=True, studio=True)
     mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-12)
@@ -365,9 +369,9 @@ class Trainer:
         """EMA generator on the first ``val_images`` validation pairs: PSNR (+ LPIPS), PNG grid and curve."""
         if self.val_set is None or not self.is_main:
             return None
-        from facegen.train import plots
-
         from torch.utils.data import default_collate
+
+        from facegen.train import plots
 
         k = min(self.config.val_images, len(self.val_set))  # type: ignore[arg-type]
         dev = self.accelerator.device
