@@ -52,8 +52,8 @@ from facegen.request_results import RESULT_TTL_S, RequestFiles, RequestResults, 
 try:  # ZeroGPU Spaces: model calls run inside spaces.GPU; elsewhere the handlers run as they are
     import spaces
 
-    gpu = spaces.GPU  # the repository's own spaces/ folder has no GPU: AttributeError below
-except (ImportError, AttributeError):  # not on a Space
+    gpu = spaces.GPU
+except ImportError:  # not on a Space
 
     def gpu(fn):
         return fn

@@ -202,6 +202,16 @@ def test_registry_names_a_registered_family_and_ships_its_preset() -> None:
         assert registry.find(spec.recipe, spec.preset) is spec
 
 
+def test_every_trained_model_cites_a_paper_from_the_one_table() -> None:
+    for spec in registry.REGISTRY.values():
+        if spec.family == registry.BASELINE:
+            continue
+        cited = papers.model_citation(spec.recipe, spec.paper)
+        assert cited == papers.PAPERS[spec.paper].citation or spec.recipe in papers.BASELINES, spec.id
+    assert papers.model_citation("exprgan", "001").endswith("AAAI 2018 (the baseline of paper 001)")
+    assert "doi:10.1016/j.neucom.2020.03.107" in papers.model_citation("stackedgan", "002")
+
+
 def test_shipped_manifests_still_load_with_their_format_1_manifests() -> None:
     """Version-1 manifests (no recipe or preset) keep loading unchanged; their model id is a registry id."""
     for spec in registry.REGISTRY.values():

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facegen import losses
+from facegen import losses, papers, registry
 from facegen.models.exprgan import (
     ExprGANCodeDiscriminator,
     ExprGANConfig,
@@ -329,14 +329,6 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "exprgan-msd": ("paper", "lite", "tiny", "no-unsharp", "paper-no-unsharp"),
     "lmk-guided": ("paper", "lite", "tiny", "no-feature-init", "paper-no-feature-init", "no-label", "paper-no-label"),
 }
-PAPERS = {
-    "exprgan": "Ding, Sricharan, Chellappa: ExprGAN: Facial Expression Editing with Controllable Expression "
-    "Intensity, AAAI 2018 (the baseline of paper 001)",
-    "exprgan-msd": "Nimitha U. et al.: Enhancing Facial Expression Synthesis through GAN with Multi-Scale Dilated "
-    "Feature Extraction and Edge-Enhanced Facial Features",
-    "lmk-guided": "Li, Qi, Sun: Facial Landmarks and Expression Label Guided Photorealistic Facial Expression "
-    "Synthesis, IEEE Access 9, 2021 (doi:10.1109/ACCESS.2021.3072057)",
-}
 
 
 class ExpressionRecipeError(ValueError):
@@ -457,7 +449,7 @@ def model_card(model_id: str, preset: str, config: ExprGANConfig | LmkGuidedConf
     lines = [
         f"# {model_id} ({preset}, expression)",
         "",
-        f"Paper: {PAPERS[model_id]}.",
+        f"Paper: {papers.model_citation(model_id, registry.get(model_id).paper)}.",
         "",
         f"- input -> output: {config.size} -> {config.size} aligned faces (facegen.faces template 'expression'), "
         + ("luminance (BT.601 Y); chroma from the input" if grey else "RGB"),

