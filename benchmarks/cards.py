@@ -10,6 +10,7 @@ tracked file besides its results (the cards are outside what marks a run dirty, 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,6 @@ def update_model_cards(results_root: Path = RESULTS_DIR, checkpoint_root: Path =
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m benchmarks.cards [--results DIR]`: write the results and deviations into the model cards."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m benchmarks.cards", description=main.__doc__)
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default: benchmarks/results)")
     args = p.parse_args(argv)

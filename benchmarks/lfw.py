@@ -31,6 +31,7 @@ import csv
 import datetime
 import hashlib
 import inspect
+import io
 import json
 import os
 import platform
@@ -40,11 +41,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from benchmarks import dlib_pool, lfw_detect, verification
+from benchmarks.judges import DlibResNetEncoder, identity_encoder, l2_normalise
 from benchmarks.leaderboard import git_commit
 from benchmarks.lfw_detect import LOW_SCORE
+from facegen import assets, faces
+from facegen.images import read_image
 from facegen.io import atomic_write_bytes
 
 PAIRS_FILE = Path(__file__).with_name("lfw_pairs.txt")
@@ -174,9 +180,6 @@ def _embedders(encoders: list, threads: int, stack: contextlib.ExitStack) -> lis
     dlib's network runs in ``threads`` worker processes (benchmarks.dlib_pool); the others run in
     this process one crop at a time (OpenCV's int8 SFace gives wrong features for a batch of more
     than one crop: measured, features up to 1e32 off)."""
-    from benchmarks.judges import DlibResNetEncoder, l2_normalise
-    from facegen import assets
-
     out = []
     for enc in encoders:
         if isinstance(enc, DlibResNetEncoder):
@@ -197,8 +200,6 @@ def embed_images(names: list[str], lfw_dir: Path, encoders: list, *, threads: in
                  progress: bool = True) -> tuple[Subjects, list[Embedded]]:
     """Embed each LFW image's subject face with every encoder (judges.IdentityEncoder): each image
     is read once and its face detected once (or taken from the detection cache) for all of them."""
-    from facegen.images import read_image
-
     cache = lfw_detect.cache_file(names)
     loaded = lfw_detect.load_faces(cache, names)
     faces, status = loaded if loaded is not None else ([], [])
@@ -207,8 +208,6 @@ def embed_images(names: list[str], lfw_dir: Path, encoders: list, *, threads: in
     read_seconds = 0.0
     bar = None
     if progress:
-        from tqdm import tqdm
-
         # Few updates when stderr is a log file rather than a terminal.
         bar = tqdm(total=len(names), desc="LFW " + "+".join(e.name for e in encoders), unit="img",
                    file=sys.stderr, mininterval=5 if sys.stderr.isatty() else 60)
@@ -276,8 +275,6 @@ def evaluate(pairs: list[Pair], emb: dict[str, np.ndarray]) -> dict:
 
 def plot_roc(curves: dict[str, verification.RocCurve], file: Path, title: str = "LFW verification") -> None:
     """ROC curves (TAR against FAR on a log axis) as a PNG, written atomically."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -314,8 +311,6 @@ def code_fingerprint(encoder) -> str:
     the dlib worker pool, the face detector/aligner, the encoder's class source and the
     verification metrics it scores with (only those: a change to, say, FID does not make the
     calibration stale)."""
-    from facegen import faces
-
     h = hashlib.sha256()
     for src in (Path(__file__), Path(lfw_detect.__file__), Path(dlib_pool.__file__), Path(faces.__file__)):
         h.update(src.read_bytes())
@@ -328,8 +323,6 @@ def code_fingerprint(encoder) -> str:
 def _current_results(encoder_names: list[str], out_dir: Path, pairs_file: Path) -> dict[str, dict]:
     """The up-to-date calibration result of each encoder that has one (same pairs file, encoder
     version and code, with its ROC plot)."""
-    from benchmarks.judges import identity_encoder
-
     n_pairs = len(read_pairs(pairs_file))
     pairs_sha = hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest()
     current: dict[str, dict] = {}
@@ -368,10 +361,6 @@ def run(data_root: Path, encoder_names: list[str], pairs_file: Path, out_dir: Pa
         threads: int = 2, progress: bool = True) -> list[dict]:
     """Score the pairs with each encoder; write JSON + ROC PNG per encoder under ``out_dir``;
     return the results in the order of ``encoder_names``."""
-    import cv2
-
-    from benchmarks.judges import identity_encoder
-
     cv2.setNumThreads(threads)
     pairs = read_pairs(pairs_file)
     if limit is not None:

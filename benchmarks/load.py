@@ -37,7 +37,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
+from PIL import Image
 
+from facegen import registry
 from facegen.io import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -234,7 +237,6 @@ def server_pid(url: str) -> int | None:
 
 def default_photo(folder: Path) -> Path:
     """scikit-image's astronaut at 256 pixels (one face of about 60 pixels): a typical upload."""
-    from PIL import Image
     from skimage import data
 
     path = folder / "astronaut-256.png"
@@ -244,10 +246,6 @@ def default_photo(folder: Path) -> Path:
 
 def warm_all_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
     """One request per task of ``tabs`` with every registered model of that task: loads them all."""
-    from gradio_client import handle_file
-
-    from facegen import registry
-
     calls = []
     for tab in tabs:
         tasks = ("sr-x2", "sr-x4", "sr-x8") if tab == "sr" else (tab,)
@@ -268,10 +266,6 @@ def warm_all_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
 
 def endpoint_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
     """(api_name, arguments) of the model endpoints of ``tabs``, with the registered models."""
-    from gradio_client import handle_file
-
-    from facegen import registry
-
     calls = []
     for tab in tabs:
         if tab == "sr":
@@ -301,8 +295,6 @@ class Answer:
 def one_client(url: str, calls: list[tuple[str, tuple]], requests: int, offset: int, timeout_s: float,
                deadline: float) -> list[Answer]:
     """One gradio_client session sending ``requests`` requests, cycling through ``calls``."""
-    from gradio_client import Client
-
     answers: list[Answer] = []
     try:
         client = Client(url, verbose=False, download_files=False)

@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from facegen.assets import cache_dir
 from facegen.data.records import FaceRecord, load_image
+from facegen.faces import align, detect
 
 CACHE_VERSION = 1
 
@@ -59,8 +61,6 @@ class FaceAligner:
         self.min_score = min_score
 
     def __call__(self, image: np.ndarray, record: FaceRecord, size: int, template: str) -> Any:
-        from facegen.faces import align, detect  # imported late: faces loads the ONNX detector
-
         faces = detect(image, min_score=self.min_score)
         if not faces:
             return None
@@ -94,8 +94,6 @@ class AlignedCrops:
 
 def default_cache_root() -> Path:
     """``$FACEGEN_CACHE/aligned`` (default ``~/.cache/facegen/aligned``)."""
-    from facegen.assets import cache_dir
-
     return cache_dir() / "aligned"
 
 

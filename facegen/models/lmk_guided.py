@@ -28,6 +28,7 @@ maps before the decoder.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -99,13 +100,9 @@ class LmkGuidedConfig:
 
     # The paper's ablations (Table 7), on top of any preset.
     def without_feature_init(self) -> "LmkGuidedConfig":
-        import dataclasses
-
         return dataclasses.replace(self, feature_init=False)
 
     def without_label(self) -> "LmkGuidedConfig":
-        import dataclasses
-
         return dataclasses.replace(self, label_maps=False)
 
 

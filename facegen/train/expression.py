@@ -15,21 +15,23 @@ layer of an identical first block, with different trained weights).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facegen import losses, papers, registry
+from facegen import assets, losses, papers, registry
 from facegen.models.exprgan import (
     ExprGANCodeDiscriminator,
     ExprGANConfig,
     ExprGANGenerator,
     ExprGANImageDiscriminator,
 )
-from facegen.models.layers import IMAGENET_MEAN, IMAGENET_STD
+from facegen.models.layers import IMAGENET_MEAN, IMAGENET_STD, count_parameters
 from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedDiscriminators, LmkGuidedGenerator
+from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
 Logs = dict[str, float]
@@ -90,8 +92,6 @@ class FeatureExtractor(nn.Module):
 
 def vgg16_extractor(layers: Sequence[str]) -> FeatureExtractor:
     """The ImageNet VGG16 (offline asset) at the named conv layers (see :data:`VGG16_CONV`)."""
-    from facegen import assets
-
     return FeatureExtractor(assets.vgg16_features(), [VGG16_CONV[n] for n in layers])
 
 
@@ -362,10 +362,6 @@ def model_config(model_id: str, preset: str) -> ExprGANConfig | LmkGuidedConfig:
 def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
           stage1_fraction: float = 0.5, **train_overrides):
     """(model config, objective, :class:`TrainConfig`, deviations) of an expression recipe (no data read)."""
-    import dataclasses
-
-    from facegen.train.trainer import TrainConfig
-
     cfg = model_config(model_id, preset)
     deviations: list[str] = []
     if isinstance(cfg, ExprGANConfig):
@@ -440,10 +436,6 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
 def model_card(model_id: str, preset: str, config: ExprGANConfig | LmkGuidedConfig, *, steps_done: int, train,
                data_desc: str, deviations: Sequence[str], history: list[dict[str, float]] | None = None) -> str:
     """Markdown model card of a trained expression generator (``train``: its :class:`TrainConfig`)."""
-    import dataclasses
-
-    from facegen.models.layers import count_parameters
-
     gen = ExprGANGenerator(config) if isinstance(config, ExprGANConfig) else LmkGuidedGenerator(config)
     grey = config.channels == 1
     lines = [

@@ -31,6 +31,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from facegen.colour import luma
+from facegen.data import aligned_crops, split, task_pairs
+from facegen.data.cache import default_cache_root
 from facegen.expressions import normalise_expression
 from facegen.io import save_npy
 from facegen.landmarks import LandmarkError, crop_landmarks
@@ -104,9 +106,6 @@ def paired_faces(root: str | Path | None, part: str = "train", cache_root: str |
 
     Pairs where a crop or a landmark set is missing are dropped.
     """
-    from facegen.data import aligned_crops, task_pairs
-    from facegen.data.cache import default_cache_root
-
     if part not in ("train", "val"):
         raise ValueError(f"part must be 'train' or 'val'; got {part!r}")
     held = {(d, s) for d, subs in VAL_SUBJECTS.items() for s in subs}
@@ -234,8 +233,6 @@ def labelled_faces(root: str | Path | None, part: str = "train", use_lfw: bool =
                    cache_root: str | Path | None = None, progress: bool = True) -> tuple[np.ndarray, list[str]]:
     """Aligned labelled faces for ExprGAN: JAFFE and RaFD training subjects (minus or only the
     validation subjects, by ``part``), plus, for ``part="train"`` and ``use_lfw``, the labelled LFW faces."""
-    from facegen.data import aligned_crops, split
-
     held = {(d, s) for d, subs in VAL_SUBJECTS.items() for s in subs}
     records = []
     for dataset in ("jaffe", "rafd_subset"):

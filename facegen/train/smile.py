@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from facegen import identity, losses, papers, registry
 from facegen.models.layers import PatchDiscriminator, bicubic_resize, patchgan_layers_for
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
+from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
 
@@ -220,8 +221,6 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
     Paper (Table I, section IV.B): Adam, lr 2e-4, batch 20, 30 epochs of 8,200 pairs
     (12,300 steps). Pix2Pix's beta1 = 0.5 (the paper gives none).
     """
-    from facegen.train.trainer import TrainConfig
-
     cfg = smile_config(model_id, preset)
     is_paper = preset == "paper"
     # The lite checkpoints serve the benchmark and the app, which may have only the low-resolution

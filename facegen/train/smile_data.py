@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facegen.data import aligned_crops, task_pairs
 from facegen.data.degrade import bicubic_down, luminance
 
 #: RaFD training subjects held out as the validation set (subject-disjoint from training).
@@ -136,8 +137,6 @@ class SmilePairs(Dataset):
 
 def training_pairs(root: str | Path | None = None) -> tuple[list, list]:
     """(train, validation) neutral -> happy pairs of the smile task's training subjects."""
-    from facegen.data import task_pairs
-
     pairs = task_pairs("smile", root).train
     val = [p for p in pairs if p.neutral.dataset == "rafd_subset" and p.subject in VAL_SUBJECTS]
     train = [p for p in pairs if p not in val]
@@ -150,8 +149,6 @@ def pair_crops(pairs: list, hr_size: int, cache_root: str | Path | None = None,
                progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
     """(neutral, happy) uint8 crops of ``pairs`` at ``hr_size`` by the paper's crop rule, and the
     number of pairs dropped because no face was found in one of their images."""
-    from facegen.data import aligned_crops
-
     records = list(dict.fromkeys([p.neutral for p in pairs] + [p.target for p in pairs]))
     crops = aligned_crops(records, hr_size, TEMPLATE, cache_root=cache_root, progress=progress)
     row = {k: i for i, k in enumerate(crops.keys)}

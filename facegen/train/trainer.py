@@ -26,9 +26,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
 
+from facegen import assets
 from facegen.colour import luma
+from facegen.train import plots
 from facegen.train import state as ckpt
 
 Batch = dict[str, Tensor]
@@ -354,8 +357,6 @@ class Trainer:
         if not self._lpips_tried:
             self._lpips_tried = True
             try:
-                from facegen import assets
-
                 # Building the network draws random initial weights: keep the training RNG untouched.
                 with torch.random.fork_rng(devices=[]):
                     self._lpips = assets.lpips_network("alex").to(self.accelerator.device).eval()
@@ -369,9 +370,6 @@ class Trainer:
         """EMA generator on the first ``val_images`` validation pairs: PSNR (+ LPIPS), PNG grid and curve."""
         if self.val_set is None or not self.is_main:
             return None
-        from torch.utils.data import default_collate
-
-        from facegen.train import plots
 
         k = min(self.config.val_images, len(self.val_set))  # type: ignore[arg-type]
         dev = self.accelerator.device
@@ -417,8 +415,6 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=c.steps, initial=self.step, desc=self.objective.name, dynamic_ncols=True)
         batches = self._batches()
         t0, n_img = time.perf_counter(), 0
