@@ -37,19 +37,13 @@ def save_curves(path: Path, history: list[dict[str, float]]) -> None:
 
     steps = [h["step"] for h in history]
     has_lpips = all("lpips" in h for h in history) and history
-    fig, axes = plt.subplots(1, 2 if has_lpips else 1, figsize=(10 if has_lpips else 5, 3.5), squeeze=False)
-    ax = axes[0][0]
-    ax.plot(steps, [h["psnr"] for h in history], marker="o", label="model (EMA)")
-    ax.plot(steps, [h["psnr_bicubic"] for h in history], ls="--", marker="x", label="baseline (bicubic / input)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("PSNR (dB, Y)")
-    ax.legend()
-    if has_lpips:
-        ax = axes[0][1]
-        ax.plot(steps, [h["lpips"] for h in history], marker="o", label="model (EMA)")
-        ax.plot(steps, [h["lpips_bicubic"] for h in history], ls="--", marker="x", label="baseline (bicubic / input)")
+    panels = [("psnr", "PSNR (dB, Y)")] + ([("lpips", "LPIPS (alex)")] if has_lpips else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        ax.plot(steps, [h[key] for h in history], marker="o", label="model (EMA)")
+        ax.plot(steps, [h[f"{key}_bicubic"] for h in history], ls="--", marker="x", label="baseline (bicubic / input)")
         ax.set_xlabel("step")
-        ax.set_ylabel("LPIPS (alex)")
+        ax.set_ylabel(label)
         ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
