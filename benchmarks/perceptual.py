@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from cleanfid.inception_torchscript import InceptionV3W
-from cleanfid.resize import build_resizer, make_resizer
 
 from benchmarks.metrics import DistributionScores, MetricError, _as_float255, fid_kid_from_features
 from facegen import assets
@@ -117,6 +115,8 @@ def inception_backbone(device: str = "cpu") -> FeatureBackbone:
     file = assets.inception_path("clean")
     if not file.is_file():
         raise MetricError(f"clean-fid's Inception weights are not at {file} (they are an online-only asset)")
+    from cleanfid.inception_torchscript import InceptionV3W  # FID's package: the app (LPIPS only) runs without it
+
     model = InceptionV3W(str(file.parent), download=False, resize_inside=False).to(device).eval()
 
     def extract(batch: torch.Tensor) -> torch.Tensor:
@@ -233,6 +233,7 @@ def clean_resize(image: np.ndarray, size: int = 299) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _clean_resizer(size: int) -> Callable[[np.ndarray], np.ndarray]:
+    from cleanfid.resize import build_resizer, make_resizer  # FID's package: the app (LPIPS only) runs without it
 
     if size == 299:
         return build_resizer("clean")

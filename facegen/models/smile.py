@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
