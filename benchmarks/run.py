@@ -43,7 +43,7 @@ import cv2
 import torch
 
 from benchmarks import judges as J
-from benchmarks import leaderboard, lfw, protocols
+from benchmarks import leaderboard, lfw, protocols, testsets
 from benchmarks.rows import RowOutput, reference_rows, run_model
 from benchmarks.scoring import Judges, distractor_embeddings, protocol, score_row
 from benchmarks.tasks import TASKS
@@ -102,7 +102,7 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
     if task_id not in TESTSETS:
         return [f"{task_id}: no test-set builder yet"]
     t0 = time.perf_counter()
-    ts = TESTSETS[task_id](task, root, limit)
+    ts = testsets.build(task, root, limit)
     judges = Judges(ts, root, device)
     specs = [s for s in registry.models_for(task.base or task_id) if model_ids is None or s.id in model_ids]
     for s in list(specs):
@@ -119,7 +119,7 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
                 rows.append((r.model, lambda r=r: r, ts, judges))
     rows += [(s.id, lambda s=s: run_model(s, ts, device, batch_size), ts, judges) for s in specs if s.bench_faces is None]
     for s in (s for s in specs if s.bench_faces is not None):  # a slow reference: the first faces only
-        few = TESTSETS[task_id](task, root, min(limit or s.bench_faces, s.bench_faces))
+        few = testsets.build(task, root, min(limit or s.bench_faces, s.bench_faces))
         rows.append((s.id, lambda s=s, few=few: run_model(s, few, device, batch_size), few, Judges(few, root, device)))
     errors = []
     prov = provenance(device)
@@ -208,11 +208,13 @@ def _identity_task(task_id: str) -> bool:
 
 @dataclass(frozen=True)
 class Unit:
-    """Part of a run: rows of one task (``models`` None: every row), or the calibration."""
+    """Part of a run: rows of one task (``models`` None: every row), the calibration, or (phase 1)
+    preparing what several tasks share: the LFW distractors, or the judges' view of a ground truth."""
 
     task: str
     models: tuple[str, ...] | None = None
     slow: bool = False  # a slow reference's rows, scored on their own few faces
+    prepare: bool = False  # only the judges' caches of this task's ground truth (shared by its group)
 
 
 def plan_units(tasks: list[str], model_ids: list[str] | None) -> list[Unit]:
@@ -237,14 +239,27 @@ def plan_units(tasks: list[str], model_ids: list[str] | None) -> list[Unit]:
     return units
 
 
-def _chain(unit: Unit) -> tuple:
-    """Units with the same chain share ground truth (sr-x2/x4/x8 score the same 1,000 faces; their
-    jitter variants the same moved faces), so one lane runs them and the judges' caches of the
-    ground truth are computed once."""
-    if unit.task == CALIBRATION:
-        return (CALIBRATION,)
+def ground_truth_group(unit: Unit) -> tuple:
+    """Tasks of one group score the same ground truth (sr-x2/x4/x8 the same 1,000 faces; their
+    jitter protocols the same moved faces), whose judge caches are made once for all of them."""
     task = TASKS[unit.task]
-    return task.dataset, bool(task.base), unit.slow
+    return task.dataset, bool(task.base), task.items, unit.slow
+
+
+def prepare_units(units: list[Unit]) -> list[Unit]:
+    """Phase 1 of a run: the LFW distractors (when a task scores identity) and the ground truth of
+    each group of two or more tasks, so that phase 2 can run any task in any lane without two
+    lanes computing the same caches."""
+    work = [u for u in units if u.task != CALIBRATION and not u.prepare]
+    groups: dict[tuple, list[Unit]] = {}
+    for u in work:
+        if not u.slow:
+            groups.setdefault(ground_truth_group(u), []).append(u)
+    out = [Unit(DISTRACTORS_UNIT)] if any(_identity_task(u.task) for u in work) else []
+    return out + [Unit(g[0].task, prepare=True) for g in groups.values() if len({u.task for u in g}) > 1]
+
+
+DISTRACTORS_UNIT = "lfw-distractors"
 
 
 def _recorded_seconds(path: Path, default: float) -> float:
@@ -254,38 +269,43 @@ def _recorded_seconds(path: Path, default: float) -> float:
         return default
 
 
-def _estimate(unit: Unit, results_dir: Path) -> float:
+def estimate(unit: Unit, results_dir: Path) -> float:
     """Seconds the unit took last time, from the results it wrote (DEFAULT_ROW_SECONDS per row
-    without one); the calibration costs what its stale encoders took."""
+    without one); the calibration costs what its stale encoders took; a preparation one row."""
+    if unit.task == DISTRACTORS_UNIT or unit.prepare:
+        return DEFAULT_ROW_SECONDS
     if unit.task == CALIBRATION:
         stale = lfw.stale_encoders(list(CALIBRATION_ENCODERS), results_dir / CALIBRATION)
-        total = 0.0
-        for name in stale:
-            total += _recorded_seconds(results_dir / CALIBRATION / f"lfw-{name}.json", 10 * DEFAULT_ROW_SECONDS)
-        return total
+        return sum(_recorded_seconds(results_dir / CALIBRATION / f"lfw-{n}.json", 10 * DEFAULT_ROW_SECONDS)
+                   for n in stale)
     task = TASKS[unit.task]
     rows = unit.models or tuple(leaderboard.REFERENCE_ROWS) + tuple(s.id for s in registry.models_for(task.base or unit.task))
-    total = 0.0
-    for m in rows:
-        total += _recorded_seconds(results_dir / unit.task / f"{m}.json", DEFAULT_ROW_SECONDS)
-    return total
+    return sum(_recorded_seconds(results_dir / unit.task / f"{m}.json", DEFAULT_ROW_SECONDS) for m in rows)
 
 
 def plan_lanes(units: list[Unit], n_lanes: int, results_dir: Path) -> list[list[Unit]]:
-    """Chains of units to ``n_lanes`` lanes, the costliest chain first to the least loaded lane.
-    The calibration (it runs dlib in worker processes of its own) stays in lane 0."""
-    chains: dict[tuple, list[Unit]] = {}
-    for u in units:
-        chains.setdefault(_chain(u), []).append(u)
+    """``units`` over at most ``n_lanes`` lanes, longest first to the least loaded lane (a lane
+    keeps the run's order). The calibration (it runs dlib in worker processes of its own) stays
+    in lane 0."""
     lanes: list[list[Unit]] = [[] for _ in range(max(1, n_lanes))]
     load = [0.0] * len(lanes)
-    costed = sorted(((sum(_estimate(u, results_dir) for u in c), k, c) for k, c in chains.items()),
-                    key=lambda x: -x[0])
-    for cost, key, chain in costed:
-        i = 0 if key == (CALIBRATION,) else min(range(len(lanes)), key=lambda j: load[j])
-        lanes[i] += chain
-        load[i] += cost
-    return [lane for lane in lanes if lane]
+    costed = sorted(((estimate(u, results_dir), i, u) for i, u in enumerate(units)), key=lambda x: -x[0])
+    for cost, i, u in costed:
+        lane = 0 if u.task == CALIBRATION else min(range(len(lanes)), key=lambda j: load[j])
+        lanes[lane].append((i, u))
+        load[lane] += cost
+    return [[u for _, u in sorted(lane)] for lane in lanes if lane]
+
+
+def _prepare(task_id: str, root: Path, device: str, limit: int | None) -> None:
+    """The judges' caches of a task's ground truth: face detections, FID/KID features and, when the
+    task scores identity, embeddings (computed once, read by every task of the group)."""
+    task = TASKS[task_id]
+    ts = testsets.build(task, root, limit)
+    judges = Judges(ts, root, device)
+    judges.features("real", ts.targets)
+    if _identity_task(task_id):
+        judges.embeddings("real", ts.targets)
 
 
 def run_lane(units: list[Unit], root: Path, device: str, limit: int | None, batch_size: int, results_dir: Path,
@@ -296,34 +316,43 @@ def run_lane(units: list[Unit], root: Path, device: str, limit: int | None, batc
         cv2.setNumThreads(threads)
     errors: list[str] = []
     for u in units:
-        if u.task == CALIBRATION:
-            errors += run_calibration(root, results_dir, threads=2)
-            continue
         try:
-            errors += run_task(u.task, None if u.models is None else list(u.models), root, device, limit,
-                               batch_size, results_dir)
+            if u.task == CALIBRATION:
+                errors += run_calibration(root, results_dir, threads=2)
+            elif u.task == DISTRACTORS_UNIT:
+                distractor_embeddings(root, J.identity_encoder("sface"))
+            elif u.prepare:
+                _prepare(u.task, root, device, limit)
+            else:
+                errors += run_task(u.task, None if u.models is None else list(u.models), root, device, limit,
+                                   batch_size, results_dir)
         except Exception as e:
             errors.append(f"{u.task}: {type(e).__name__}: {e}")
             print(f"FAILED {u.task}: {e}", file=sys.stderr)
     return errors
 
 
-def run_lanes(lanes: list[list[Unit]], root: Path, device: str, limit: int | None, batch_size: int,
-              results_dir: Path) -> list[str]:
-    """Lane 0 in this process, the others in spawned worker processes, all at once."""
-    threads = max(1, (os.cpu_count() or 1) // len(lanes)) if len(lanes) > 1 else None
+def run_phases(phases: list[list[list[Unit]]], root: Path, device: str, limit: int | None, batch_size: int,
+               results_dir: Path) -> list[str]:
+    """Each phase's lanes at once (lane 0 in this process, the others in spawned worker processes
+    that live for the whole run), one phase after the other."""
+    n = max(len(lanes) for lanes in phases)
+    threads = max(1, (os.cpu_count() or 1) // n) if n > 1 else None
     args = (root, device, limit, batch_size, results_dir, threads)
-    if len(lanes) == 1:
-        return run_lane(lanes[0], *args)
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(len(lanes) - 1, mp_context=ctx) as pool:
-        futures = [pool.submit(run_lane, lane, *args) for lane in lanes[1:]]
-        errors = run_lane(lanes[0], *args)
-        for f in futures:
-            try:
-                errors += f.result()
-            except Exception as e:  # a worker that died (killed, out of memory)
-                errors.append(f"worker: {type(e).__name__}: {e}")
+    errors: list[str] = []
+    if n == 1:
+        for lanes in phases:
+            errors += run_lane(lanes[0], *args)
+        return errors
+    with concurrent.futures.ProcessPoolExecutor(n - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for lanes in phases:
+            futures = [pool.submit(run_lane, lane, *args) for lane in lanes[1:]]
+            errors += run_lane(lanes[0], *args)
+            for f in futures:
+                try:
+                    errors += f.result()
+                except Exception as e:  # a worker that died (killed, out of memory)
+                    errors.append(f"worker: {type(e).__name__}: {e}")
     return errors
 
 
@@ -358,20 +387,16 @@ def main(argv: list[str] | None = None) -> int:
         tasks.append(CALIBRATION)
     units = plan_units(tasks, args.model)
     workers = args.workers or (1 if args.device == "cuda" else min(2, os.cpu_count() or 1))
-    lanes = plan_lanes(units, workers, args.results)
-    for i, lane in enumerate(lanes):
-        print(f"lane {i}: " + ", ".join(u.task + ("" if u.models is None else f" ({', '.join(u.models)})") for u in lane))
+    named = [(name, plan_lanes(p, workers, args.results))
+             for name, p in (("shared ground truth", prepare_units(units)), ("tasks", units)) if p]
+    for name, lanes in named:
+        for i, lane in enumerate(lanes):
+            print(f"{name}, lane {i}: " + ", ".join(
+                ("prepare " if u.prepare else "") + u.task + ("" if u.models is None else f" ({', '.join(u.models)})")
+                for u in lane))
     t0 = time.perf_counter()
-    errors: list[str] = []
-    if len(lanes) > 1 and any(u.task != CALIBRATION and _identity_task(u.task) for u in units):
-        # Every identity score uses the LFW distractors: made once here, before the lanes start.
-        try:
-            distractor_embeddings(root, J.identity_encoder("sface"))
-        except Exception as e:
-            errors.append(f"LFW distractors: {type(e).__name__}: {e}")
-            print(f"FAILED LFW distractors: {e}", file=sys.stderr)
-    errors += run_lanes(lanes, root, args.device, args.limit, args.batch_size, args.results)
-    print(f"all lanes done in {time.perf_counter() - t0:.0f} s")
+    errors = run_phases([lanes for _, lanes in named], root, args.device, args.limit, args.batch_size, args.results)
+    print(f"all tasks done in {time.perf_counter() - t0:.0f} s")
     leaderboard.write_leaderboard(args.results)
     # The model cards' benchmark sections are a separate, explicit step (`python -m benchmarks.cards`),
     # so a run never edits tracked files besides its results and the next run is not marked dirty by it.

@@ -38,6 +38,7 @@ class Judges:
         self._target_faces: list[F.Face | None] | None = None
         self._cache = cache_root() / ts.task.id
         self._expr: dict[str, J.ExpressionJudge] = {}
+        self._pixel: dict[str, dict[str, float]] = {}
 
     def _path(self, kind: str, row_key: str) -> Path:
         """Cache file of one judge's output on one row; the ground truth's (`real`) is keyed by
@@ -69,6 +70,20 @@ class Judges:
         for n, j in self.expression_judges.items():
             out[n] = [j.classes[i] for i in cached[f"p_{n}"].argmax(1)]
         return out
+
+    # PSNR / SSIM -----------------------------------------------------------------------------
+    def pixel_metrics(self, row_key: str, images: list[np.ndarray]) -> dict[str, float]:
+        """Mean PSNR and SSIM (Y and RGB) of the outputs against the ground truth, kept for the run
+        by the outputs' content (the `identity` and `bicubic` rows of the SR tasks are scored once)."""
+        if row_key not in self._pixel:
+            gts = self.ts.targets
+            self._pixel[row_key] = {
+                "psnr_y": float(np.mean([metrics.psnr(o, t, test_y_channel=True) for o, t in zip(images, gts)])),
+                "ssim_y": float(np.mean([metrics.ssim(o, t, test_y_channel=True) for o, t in zip(images, gts)])),
+                "psnr_rgb": float(np.mean([metrics.psnr(o, t) for o, t in zip(images, gts)])),
+                "ssim_rgb": float(np.mean([metrics.ssim(o, t) for o, t in zip(images, gts)])),
+            }
+        return dict(self._pixel[row_key])
 
     # FID/KID features ------------------------------------------------------------------------
     @property
@@ -228,10 +243,9 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     # row and the `bicubic` baseline of the SR tasks) are judged once.
     ck = "real" if row.model == "real" else "out" + content_key(outs)
     m: dict[str, Any] = {}
-    m["psnr_y"] = float(np.mean([metrics.psnr(o, t, test_y_channel=True) for o, t in zip(outs, gts)])) if row.model != "real" else None
-    m["ssim_y"] = float(np.mean([metrics.ssim(o, t, test_y_channel=True) for o, t in zip(outs, gts)]))
-    m["psnr_rgb"] = float(np.mean([metrics.psnr(o, t) for o, t in zip(outs, gts)])) if row.model != "real" else None
-    m["ssim_rgb"] = float(np.mean([metrics.ssim(o, t) for o, t in zip(outs, gts)]))
+    m.update(judges.pixel_metrics(ck, outs))
+    if row.model == "real":
+        m["psnr_y"] = m["psnr_rgb"] = None  # infinite against itself
     m["lpips_alex"] = float(np.mean(judges.lpips(ck, outs)))
     backbone = judges.fid_backbone.name
     with warnings.catch_warnings():

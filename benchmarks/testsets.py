@@ -150,3 +150,10 @@ TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "expression": _paired_testset,
 }
 
+
+def build(task: Task, root: Path, limit: int | None = None) -> TestSet:
+    """The task's test set: its first ``task.items`` items (all when None), at most ``limit``."""
+    caps = [n for n in (limit, task.items) if n is not None]
+    if task.id not in TESTSETS:
+        raise BenchmarkError(f"{task.id}: no test-set builder")
+    return TESTSETS[task.id](task, root, min(caps) if caps else None)

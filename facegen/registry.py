@@ -100,7 +100,7 @@ REGISTRY: dict[str, ModelSpec] = {
         checkpoints={"sr-x4": None, "sr-x8": None},
         configs={"sr-x4": RealESRGANConfig(4), "sr-x8": RealESRGANConfig(8)},
         requires=("realesrgan_x4plus", "realesrgan_x4plus_param"),
-        bench_faces=100,  # about 0.6 s a face on 2 CPU cores: 1,000 faces would take 10 minutes per scale
+        bench_faces=50,  # 0.4-1.4 s a face on 2 CPU cores: 1,000 faces would take up to 23 minutes per scale
     ),
     "stackedgan": ModelSpec(
         id="stackedgan",

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from benchmarks import run as bench
-from benchmarks.tasks import TASKS
 from facegen import registry
 
 SLOW_REFS = tuple(s.id for s in registry.REGISTRY.values() if s.bench_faces is not None)
@@ -36,36 +35,40 @@ def test_units_split_slow_references_from_the_rest():
     assert picked == [bench.Unit("sr-x4", ("bicubic", "identity"))]
 
 
-def test_lanes_keep_shared_ground_truth_together_and_balance_by_recorded_seconds(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.lfw, "stale_encoders", lambda names, out: [])  # calibration up to date: free
+def test_shared_ground_truth_and_distractors_are_prepared_once():
+    units = bench.plan_units(["sr-x8", "sr-x8-jitter", "sr-x4", "sr-x4-jitter", "smile", bench.CALIBRATION], None)
+    prep = bench.prepare_units(units)
+    # the distractors, then one preparation per group of tasks that share ground truth (smile is alone)
+    assert prep == [bench.Unit(bench.DISTRACTORS_UNIT), bench.Unit("sr-x8", prepare=True),
+                    bench.Unit("sr-x8-jitter", prepare=True)]
+    assert bench.prepare_units(bench.plan_units(["smile"], None)) == [bench.Unit(bench.DISTRACTORS_UNIT)]
+    # the jitter protocols score the first JITTER_FACES faces: another ground truth than sr-x8's
+    assert bench.ground_truth_group(bench.Unit("sr-x8-jitter")) != bench.ground_truth_group(bench.Unit("sr-x8"))
+    assert bench.ground_truth_group(bench.Unit("sr-x4-jitter")) == bench.ground_truth_group(bench.Unit("sr-x8-jitter"))
+
+
+def test_lanes_balance_by_recorded_seconds(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.lfw, "stale_encoders", lambda names, out: ["dlib"])
     results = tmp_path / "results"
-    for t in ("sr-x8", "sr-x4", "sr-x2"):
+    seconds = {"sr-x8": 300.0, "sr-x4": 200.0, "sr-x2": 100.0, "sr-x8-jitter": 120.0}
+    for t, sec in seconds.items():
         for m in ("identity", "real", "bicubic"):
-            _record(results, t, m, 100.0)
-    for t in ("sr-x8-jitter", "sr-x4-jitter", "sr-x2-jitter"):
-        for m in ("identity", "real", "bicubic"):
-            _record(results, t, m, 50.0)
-    tasks = ["sr-x8", "sr-x8-jitter", "sr-x4", "sr-x4-jitter", "sr-x2", "sr-x2-jitter", bench.CALIBRATION]
+            _record(results, t, m, sec)
+    _record(results, bench.CALIBRATION, "lfw-dlib", 50.0)
+    tasks = [*seconds, bench.CALIBRATION]
     units = bench.plan_units(tasks, ["identity", "real", "bicubic"])
+    assert bench.estimate(units[0], results) == 900.0 and bench.estimate(units[-1], results) == 50.0
     lanes = bench.plan_lanes(units, 2, results)
-    assert len(lanes) == 2
-    standard = [u.task for u in lanes[0] if u.task != bench.CALIBRATION]
-    assert standard == ["sr-x8", "sr-x4", "sr-x2"]  # the costliest chain, in task order, in one lane
-    assert [u.task for u in lanes[1]] == ["sr-x8-jitter", "sr-x4-jitter", "sr-x2-jitter"]
-    assert bench.Unit(bench.CALIBRATION) in lanes[0]  # the calibration runs its own dlib workers: lane 0
-    # one lane: everything in it, in task order within each chain
+    loads = [sum(bench.estimate(u, results) for u in lane) for lane in lanes]
+    # longest first to the least loaded lane: 900 | 600, 360 to the second, 300 to the first; the
+    # calibration (50) to lane 0 whatever the loads
+    assert [[u.task for u in lane] for lane in lanes] == [["sr-x8", "sr-x2", bench.CALIBRATION], ["sr-x4", "sr-x8-jitter"]]
+    assert loads == [1250.0, 960.0]
+    # a lane keeps the run's order; one lane holds everything
     one = bench.plan_lanes(units, 1, results)
-    assert len(one) == 1 and sorted(u.task for u in one[0]) == sorted(tasks)
-    # nothing recorded: every row costs the default, and the lanes still hold whole chains
-    fresh = bench.plan_lanes(units, 2, tmp_path / "empty")
-    for lane in fresh:
-        chains = {bench._chain(u) for u in lane}
-        assert all(sum(bench._chain(u) == c for u in units) == sum(bench._chain(u) == c for u in lane) for c in chains)
-
-
-def test_every_task_has_a_chain():
-    for t in TASKS:
-        assert bench._chain(bench.Unit(t)) == (TASKS[t].dataset, bool(TASKS[t].base), False)
+    assert one == [units]
+    # the calibration (its own dlib workers) is always in lane 0
+    assert all(bench.Unit(bench.CALIBRATION) not in lane for lane in bench.plan_lanes(units, 3, results)[1:])
 
 
 @pytest.mark.slow

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks import jitter
+from benchmarks import jitter, testsets
+from benchmarks.tasks import JITTER_FACES, TASKS
 from benchmarks.testsets import TESTSETS
-from benchmarks.tasks import TASKS
 from facegen import registry
 from facegen.data import degrade
+from facegen.data.sets import read_celeba_fsrnet
 
 RED = (255, 0, 0)
 
@@ -65,8 +66,12 @@ def test_no_reflected_pixels_and_a_true_mask() -> None:
 def test_jitter_tasks_follow_their_base_task() -> None:
     for s in (2, 4, 8):
         t, base = TASKS[f"sr-x{s}-jitter"], TASKS[f"sr-x{s}"]
-        assert t.base == base.id and t.metrics == base.metrics and (t.in_size, t.out_size) == (base.in_size, base.out_size)
-        assert "edge replication" in t.split and "whole image" in t.split
+        assert t.base == base.id and (t.in_size, t.out_size) == (base.in_size, base.out_size)
+        # every metric of the standard protocol but FID/KID, on the first JITTER_FACES faces
+        dropped = {m.key for m in base.metrics} - {m.key for m in t.metrics}
+        assert dropped == {"fid_inception", "kid_inception", "fid_alexnet224", "kid_alexnet224"}
+        assert t.items == JITTER_FACES and base.items is None
+        assert "edge replication" in t.split and "whole image" in t.split and f"first {JITTER_FACES}" in t.split
         assert [m.id for m in registry.models_for(t.base)] and "bicubic" in [m.id for m in registry.models_for(t.base)]
     ids = list(TASKS)
     assert ids.index("sr-x4-jitter") == ids.index("sr-x4") + 1  # shown beside the standard protocol
@@ -83,3 +88,6 @@ def test_jitter_test_set_is_the_standard_faces_moved(data_root) -> None:
         np.testing.assert_array_equal(x, degrade.bicubic_down(want, 4))
     assert 0.5 < ts.info["valid_fraction"]["min"] <= ts.info["valid_fraction"]["mean"] <= 1
     assert ts.fingerprint != std.fingerprint
+    # what the benchmark scores: the first JITTER_FACES faces, whatever the run's limit above it
+    assert len(testsets.build(task, data_root, 2).targets) == 2
+    assert [r.key for r in read_celeba_fsrnet(data_root)][:JITTER_FACES] == testsets.build(task, data_root).names
