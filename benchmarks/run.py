@@ -241,9 +241,10 @@ def plan_units(tasks: list[str], model_ids: list[str] | None) -> list[Unit]:
 
 def ground_truth_group(unit: Unit) -> tuple:
     """Tasks of one group score the same ground truth (sr-x2/x4/x8 the same 1,000 faces; their
-    jitter protocols the same moved faces), whose judge caches are made once for all of them."""
+    jitter protocols the same moved faces; smile and expression, both of JAFFE and RaFD, other
+    pairs), whose judge caches are made once for all of them."""
     task = TASKS[unit.task]
-    return task.dataset, bool(task.base), task.items, unit.slow
+    return task.dataset, task.split, task.out_size, task.items, unit.slow
 
 
 def prepare_units(units: list[Unit]) -> list[Unit]:

@@ -42,6 +42,8 @@ def test_shared_ground_truth_and_distractors_are_prepared_once():
     assert prep == [bench.Unit(bench.DISTRACTORS_UNIT), bench.Unit("sr-x8", prepare=True),
                     bench.Unit("sr-x8-jitter", prepare=True)]
     assert bench.prepare_units(bench.plan_units(["smile"], None)) == [bench.Unit(bench.DISTRACTORS_UNIT)]
+    # smile and expression read the same datasets but score other pairs: nothing shared to prepare
+    assert bench.prepare_units(bench.plan_units(["smile", "expression"], None)) == [bench.Unit(bench.DISTRACTORS_UNIT)]
     # the jitter protocols score the first JITTER_FACES faces: another ground truth than sr-x8's
     assert bench.ground_truth_group(bench.Unit("sr-x8-jitter")) != bench.ground_truth_group(bench.Unit("sr-x8"))
     assert bench.ground_truth_group(bench.Unit("sr-x4-jitter")) == bench.ground_truth_group(bench.Unit("sr-x8-jitter"))
