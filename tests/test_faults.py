@@ -26,7 +26,6 @@ import torch
 from facegen import checkpoint
 from facegen.models.smile import SmileGenerator
 from facegen.train import state as ckpt
-from test_benchmark_run import tiny_root  # noqa: F401 - the two-face data root fixture
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -90,7 +89,7 @@ def _check_results(results: Path, before: dict[str, bytes]) -> None:
 
 
 @pytest.mark.slow
-def test_benchmark_run_survives_sigkill(tiny_root, tmp_path):  # noqa: F811
+def test_benchmark_run_survives_sigkill(tiny_root, tmp_path):
     results, cache = tmp_path / "results", tmp_path / "cache"
     env = {**os.environ, "FACEGEN_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "benchmarks.run", "--task", "sr-x4", "--model", "bicubic", "identity", "real",
