@@ -170,6 +170,7 @@ def test_cli_end_to_end_on_a_few_pairs(data_root, tmp_path):
 def test_calibration_fingerprint_ignores_unrelated_metrics(monkeypatch):
     # The calibration is recomputed when the code behind its numbers changes, not when, say, FID does.
     from benchmarks import metrics as M
+    from benchmarks import verification
 
     class Enc:
         pass
@@ -178,7 +179,7 @@ def test_calibration_fingerprint_ignores_unrelated_metrics(monkeypatch):
     monkeypatch.setattr(M, "fid_from_features", lambda a, b: 0.0)
     assert lfw.code_fingerprint(Enc()) == before
     for name in lfw.VERIFICATION_METRICS:
-        assert hasattr(M, name), name
+        assert hasattr(verification, name), name
     src = {"tar_at_far": "def tar_at_far(): return 0\n"}
     import inspect
 
