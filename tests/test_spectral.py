@@ -12,7 +12,7 @@ from benchmarks.spectral import PEAK_THRESHOLD, peak_ratio, periodic_peaks, powe
 from facegen.data import degrade
 from facegen.data.records import load_image
 from facegen.data.sets import read_celeba_fsrnet
-from facegen.inference import Runner
+from facegen.inference import Runner, load_runner
 from facegen.models.psgan import PSGANConfig, PSGANGenerator, icnr_
 
 N_FACES = 32
@@ -102,3 +102,16 @@ def test_fresh_psgan_has_no_shuffle_peak_on_real_faces(faces, scale: int) -> Non
     assert not bad, f"peaks (output, bicubic input) at {bad}"
     default = peaks("default")
     assert max(default.values()) > 10 * PEAK_THRESHOLD
+
+
+@pytest.mark.parametrize("scale", [2])
+def test_shipped_psgan_has_no_shuffle_peak_on_real_faces(faces, scale: int) -> None:
+    """The shipped psgan checkpoints on real faces: no spectral peak at the shuffle periods that
+    the bicubic up-sampling of the same input lacks (no pixel-shuffle checkerboard). psgan-x4,
+    retrained from ICNR, still has one peak (5.7 at (1/2, 1/4), threshold 4; 11.9 at (1/2, 1/2)
+    and four more before): not yet shipped-clean, so it is not listed here."""
+    lr = [degrade.bicubic_down(f, scale) for f in faces]
+    ref = periodic_peaks([degrade.bicubic_up(x, scale) for x in lr], 4)
+    got = periodic_peaks(load_runner("psgan", f"sr-x{scale}", device="cpu")(lr), 4)
+    bad = {f: (round(v, 2), round(ref[f], 2)) for f, v in got.items() if v > max(PEAK_THRESHOLD, 2 * ref[f])}
+    assert not bad, f"peaks (output, bicubic input) at {bad}"
