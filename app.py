@@ -44,6 +44,7 @@ from facegen.inference import Runner, load_runner
 from facegen.model_menu import intensity_models, model_name, runnable
 from facegen.models.exprgan import ExpressionError
 from facegen.landmarks import LandmarkError, photo_landmarks
+from facegen.memory import releasing_freed_memory
 from facegen.pipeline import (ENLARGE as ENLARGE_MODE, MAX_OUTPUT_SIDE, SHARP as SHARP_MODE,  # noqa: F401
                               SHRINK as SHRINK_MODE, expression_grid, expression_photo, model_expressions,
                               model_input_size, resize, smile_photo, super_resolve)
@@ -105,6 +106,7 @@ def _model_failed(model_id: str):
 
 
 @gpu
+@releasing_freed_memory
 def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str, model_ids: list[str],
                          mode: str, paste: bool, progress=gr.Progress()):
     """Super-resolve the chosen faces of the photo with each chosen model.
@@ -153,6 +155,7 @@ def run_super_resolution(photo_file, which: str, picked: list[str], task_id: str
 
 
 @gpu
+@releasing_freed_memory
 def run_smile(photo_file, which: str, picked: list[str], model_ids: list[str], paste: bool,
               progress=gr.Progress()):
     """Make the chosen faces smile at twice the resolution, with each chosen model."""
@@ -196,6 +199,7 @@ def _reference_landmarks(reference: np.ndarray | None, size: int, cache: dict[in
 
 
 @gpu
+@releasing_freed_memory
 def run_expression(photo_file, which: str, picked: list[str], model_ids: list[str], expression: str,
                    intensity: float, reference_file, paste: bool, progress=gr.Progress()):
     """Give the chosen faces the target expression (or every expression, as a grid) with each chosen model.

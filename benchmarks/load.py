@@ -1,7 +1,7 @@
 """Load test of the running app: N concurrent gradio_client clients x M requests, in rounds.
 
     python -m benchmarks.load [--clients 8] [--requests 10] [--tab sr|smile|expression|all]
-                              [--rounds 2] [--url URL] [--json PATH] [--warm-all]
+                              [--rounds 4] [--url URL] [--json PATH] [--warm-all]
 
 Without ``--url`` the app is started here (``app.py`` in a subprocess, on 127.0.0.1 and a free
 port: loopback only) and stopped at the end. Each round runs ``clients`` threads, each with its
@@ -13,8 +13,12 @@ Reported once: the app's cold start (seconds from launching ``app.py`` to its fi
 it is started here), its resident memory then, and with ``--warm-all`` its memory after one
 request per task has loaded every registered model of the chosen tabs. Reported per round:
 p50 / p95 / max latency, errors, queue-full rejections (handled when the app says so in a
-sentence), and the peak resident memory (RSS) of the app process and its children. Across rounds: whether RSS grows. Everything is bounded: a per-request timeout and
-an overall deadline. Exit status 0 when no request failed (rejections do not count as failures).
+sentence), the peak resident memory (RSS) of the app process and its children, and their RSS
+once the round is over (settled). Across rounds: whether memory grows, judged on the median of the
+round-to-round changes of the settled RSS. The median, because memory also rises once, in one
+step, the first time concurrent requests peak together (the allocator's high-water mark); a leak
+rises every round. Judging needs at least 3 rounds. Everything is bounded: a per-request timeout
+and an overall deadline. Exit status 0 when no request failed (rejections do not count as failures).
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 TABS = ("sr", "smile", "expression")
 # A queue-full answer is handled when it says so in words (gradio_client's QueueError / the app's queue).
 QUEUE_FULL = re.compile(r"queue is full", re.IGNORECASE)
-# Growth of the peak RSS from the first to the last round that counts as "growing": allocator
-# noise and caches warmed by the first round stay below it, a leak of ~1 MB per request does not.
+# Median round-to-round growth of the settled RSS that counts as "growing": allocator noise stays
+# below it, a leak of ~1 MB per request at the default 80 requests per round does not.
 RSS_GROWTH_TOLERANCE_MB = 64.0
 
 
@@ -69,6 +73,7 @@ class Round:
     max_ms: float
     peak_rss_mb: float
     seconds: float
+    rss_after_mb: float = float("nan")  # the app's RSS once the round's requests have all been answered
     error_messages: list[str] = field(default_factory=list)
 
 
@@ -335,11 +340,19 @@ def run_round(k: int, url: str, pid: int | None, calls, clients: int, requests: 
         round=k, requests=len(answers), ok=sum(a.kind == "ok" for a in answers), errors=len(errors),
         rejected=sum(a.kind == "rejected" for a in answers),
         p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)), max_ms=float(ms.max()),
-        peak_rss_mb=rss.peak / 2**20, seconds=time.perf_counter() - t0, error_messages=errors[:5],
+        peak_rss_mb=rss.peak / 2**20, seconds=time.perf_counter() - t0,
+        rss_after_mb=rss_bytes(pid) / 2**20 if pid is not None else float("nan"), error_messages=errors[:5],
     )
 
 
-def run_load(url: str | None = None, *, clients: int = 8, requests: int = 10, tab: str = "sr", rounds: int = 2,
+def rss_growth(settled_mb: list[float]) -> float:
+    """Median round-to-round change of the settled RSS; NaN (not judged) with fewer than 3 rounds."""
+    if len(settled_mb) < 3:
+        return float("nan")
+    return float(np.median(np.diff(settled_mb)))
+
+
+def run_load(url: str | None = None, *, clients: int = 8, requests: int = 10, tab: str = "sr", rounds: int = 4,
              photo: Path | None = None, request_timeout_s: float = 300.0, deadline_s: float = 1800.0,
              start_timeout_s: float = 300.0, warm_all: bool = False) -> Report:
     """Run the load test (starting the app on loopback when ``url`` is None) and return its report."""
@@ -383,12 +396,12 @@ def run_load(url: str | None = None, *, clients: int = 8, requests: int = 10, ta
             if proc is not None:
                 stop_app(proc)
     ok_ms = [r.p50_ms for r in done]
-    growth = done[-1].peak_rss_mb - done[0].peak_rss_mb if pid is not None else float("nan")
+    growth = rss_growth([r.rss_after_mb for r in done]) if pid is not None else float("nan")
     all_p95 = max(r.p95_ms for r in done)
     return Report(
         url=url, started_app=proc is not None, tabs=tabs, endpoints=[c[0] for c in calls], clients=clients,
         requests=requests, rounds=done, rss_growth_mb=growth,
-        rss_grows=bool(pid is not None and len(done) > 1 and growth > RSS_GROWTH_TOLERANCE_MB),
+        rss_grows=bool(growth > RSS_GROWTH_TOLERANCE_MB),  # False for NaN: not judged
         failed=sum(r.errors for r in done), rejected=sum(r.rejected for r in done),
         p50_ms=float(np.median(ok_ms)), p95_ms=all_p95,
         peak_rss_mb=max(r.peak_rss_mb for r in done), cpu_count=os.cpu_count() or 0,
@@ -413,14 +426,15 @@ def format_report(r: Report) -> str:
     if not math.isnan(r.rss_all_models_mb):
         lines.append(f"every registered model of these tabs loaded in {r.warm_all_s:.1f} s (first requests); "
                      f"RSS then {r.rss_all_models_mb:.0f} MB")
-    lines.append("round  requests  ok  errors  rejected  p50 ms  p95 ms  max ms  peak RSS MB  seconds")
+    lines.append("round  requests  ok  errors  rejected  p50 ms  p95 ms  max ms  peak RSS MB  RSS after MB  seconds")
     for x in r.rounds:
         lines.append(f"{x.round:>5}  {x.requests:>8}  {x.ok:>2}  {x.errors:>6}  {x.rejected:>8}  {x.p50_ms:>6.0f}  "
-                     f"{x.p95_ms:>6.0f}  {x.max_ms:>6.0f}  {x.peak_rss_mb:>11.0f}  {x.seconds:>7.1f}")
+                     f"{x.p95_ms:>6.0f}  {x.max_ms:>6.0f}  {x.peak_rss_mb:>11.0f}  {x.rss_after_mb:>12.0f}  {x.seconds:>7.1f}")
         lines += [f"       error: {m}" for m in x.error_messages]
     lines.append(f"failed requests: {r.failed}; queue-full rejections (handled): {r.rejected}; "
-                 f"RSS growth first -> last round: {r.rss_growth_mb:+.0f} MB "
-                 f"({'GROWS' if r.rss_grows else 'stable'}, tolerance {RSS_GROWTH_TOLERANCE_MB:.0f} MB)")
+                 + (f"settled RSS growth per round (median): {r.rss_growth_mb:+.0f} MB "
+                    f"({'GROWS' if r.rss_grows else 'stable'}, tolerance {RSS_GROWTH_TOLERANCE_MB:.0f} MB)"
+                    if not math.isnan(r.rss_growth_mb) else "memory growth not judged (it needs 3 rounds)"))
     if r.note:
         lines.append(r.note)
     lines.append("PASS" if r.passed else "FAIL")
@@ -438,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=8, help="concurrent gradio_client sessions (default 8)")
     p.add_argument("--requests", type=int, default=10, help="requests per client per round (default 10)")
     p.add_argument("--tab", choices=[*TABS, "all"], default="sr", help="which tab's model endpoint(s) to call")
-    p.add_argument("--rounds", type=int, default=2, help="rounds, to see whether memory grows (default 2)")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="rounds, to see whether memory grows (3 or more; default 4)")
     p.add_argument("--url", help="a running app (default: start one on 127.0.0.1 and a free port)")
     p.add_argument("--photo", type=Path, help="the face photo to send (default: the astronaut at 256 px)")
     p.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take")
