@@ -5,7 +5,7 @@ Identity encoders
     (``crop``) and turns a batch of such crops into L2-normalised embeddings (``embed``), so
     cosine similarity is a dot product. :func:`identity_encoder` builds one by name:
 
-    - ``sface`` (default): OpenCV Zoo SFace (int8 ONNX, 128-d) on the 112x112 ArcFace crop;
+    - ``sface`` (default): OpenCV Zoo SFace (128-d; its float port) on the 112x112 ArcFace crop;
     - ``dlib``: dlib's ResNet (128-d) on dlib's own 150x150 chip from the 68 landmarks;
     - ``arcface``: InsightFace buffalo_l ArcFace R50 (512-d), only when its model folder
       has been downloaded (not obtainable offline).
@@ -110,7 +110,12 @@ class IdentityEncoder(Protocol):
 
 
 class SFaceEncoder:
-    """SFace (OpenCV Zoo 2021dec, int8) through ``cv2.FaceRecognizerSF``: 128-d.
+    """SFace (OpenCV Zoo 2021dec, 128-d), run by its float port :func:`facegen.identity.sface`.
+
+    The port holds the ONNX file's weights dequantized, as ``cv2.FaceRecognizerSF`` runs them:
+    its embeddings equal OpenCV's to about 1e-6 (``tests/test_identity.py`` checks them against
+    ``FaceRecognizerSF`` itself), and on one CPU thread it takes about 30 ms a face against
+    OpenCV's 45-50 ms. One face at a time: batches are no faster on one thread.
 
     Crop: the ArcFace 112x112 5-point template (what ``FaceRecognizerSF.alignCrop`` does),
     made here with :func:`facegen.faces.align` so it shares our antialiased warp.
@@ -122,10 +127,15 @@ class SFaceEncoder:
     template = "arcface"
 
     def __init__(self) -> None:
+        import torch  # benchmarks.judges stays torch-free at import (the load client imports it)
+
+        from facegen import identity
+
         file = assets.path("sface")
-        self.version = f"{file.name} (sha256 {assets.ASSETS['sface'].sha256[:12]}), opencv {cv2.__version__}"
-        self._net = cv2.FaceRecognizerSF.create(str(file), "")
-        self._lock = threading.Lock()  # one cv2 dnn network: forward passes must not overlap
+        self.version = (f"{file.name} (sha256 {assets.ASSETS['sface'].sha256[:12]}), "
+                        f"float port in torch {torch.__version__.split('+')[0]}")
+        self._torch = torch
+        self._net = identity.sface("cpu")
 
     def crop(self, image: np.ndarray, face: F.Face) -> np.ndarray:
         return F.align(image, face, self.crop_size, self.template).image
@@ -133,10 +143,10 @@ class SFaceEncoder:
     def embed(self, crops: np.ndarray) -> np.ndarray:
         crops = _check_crops(crops, self.crop_size, "SFace")
         out = np.empty((len(crops), self.dim), np.float32)
-        with self._lock:
-            for i, c in enumerate(crops):
-                # FaceRecognizerSF takes BGR (it swaps to RGB inside, as OpenCV images are BGR).
-                out[i] = self._net.feature(np.ascontiguousarray(c[..., ::-1])).reshape(-1)
+        with self._torch.inference_mode():
+            for i, c in enumerate(crops):  # RGB 0..255, NCHW
+                x = self._torch.from_numpy(np.ascontiguousarray(c.transpose(2, 0, 1)))[None].float()
+                out[i] = self._net(x).numpy().reshape(-1)
         return l2_normalise(out)
 
 
