@@ -198,6 +198,38 @@ def test_cli_resume_is_exact(tmp_path: Path, synthetic) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.parametrize("model_id", ["stackedgan", "p2p-sge"])
+def test_init_from_fine_tunes_an_export(model_id: str, tmp_path: Path, synthetic, capsys) -> None:
+    """--init-from starts the generator (and so its EMA) from an export: its weights are the export's,
+    the card and the run record say where it started, and a missing export is a sentence."""
+    cls = EXPORTED_CLASS[model_id]
+    assert _run(model_id, tmp_path / "base", "--steps", "2", "--val-every", "0") == 0
+    base = tmp_path / "base" / "export"
+    seed_everything(7)
+    recipe = recipes.build(model_id, "tiny", recipes.default_task(model_id))
+    init = recipes.init_from(recipe, base)
+    a, b = checkpoint.load(base, cls).state_dict(), recipe.inference_model().state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k].float(), b[k]) for k in a)
+    assert init.sha256 == checkpoint.read_manifest(base)["sha256"][checkpoint.WEIGHTS]
+    assert _run(model_id, tmp_path / "tuned", "--steps", "2", "--val-every", "0", "--init-from", str(base)) == 0
+    card = (tmp_path / "tuned" / "export" / "README.md").read_text()
+    sha = checkpoint.read_manifest(base)["sha256"][checkpoint.WEIGHTS]
+    assert f"fine-tuned: the steps above continue the exported checkpoint `export` (weights sha256 {sha[:12]}" in card
+    assert "2 steps" in card
+    # resuming the fine-tune from another start is refused (the run records its start)
+    other = tmp_path / "other"
+    assert _run(model_id, other, "--steps", "2", "--val-every", "0", "--seed", "1") == 0
+    with pytest.raises(Exception, match="different run"):
+        _run(model_id, tmp_path / "tuned", "--steps", "3", "--val-every", "0", "--resume",
+             "--init-from", str(other / "export"))
+    capsys.readouterr()
+    assert _run(model_id, tmp_path / "bad", "--steps", "1", "--init-from", str(tmp_path / "missing")) == 2
+    assert "--init-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # 0 steps would otherwise mean the preset's default
+        _run(model_id, tmp_path / "bad", "--steps", "0")
+    assert "at least 1" in capsys.readouterr().err
+
+
 def test_cli_refuses_what_does_not_apply(tmp_path: Path, capsys) -> None:
     assert _run("exprgan", tmp_path, "--lr-size", "32") == 2
     assert "SR models only" in capsys.readouterr().err

@@ -23,6 +23,17 @@ from facegen.train.trainer import Trainer, seed_everything
 DEFAULT_LR = {"adam": 2e-4, "sgd": 0.02}
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 would silently mean the preset's default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m facegen.train", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=recipes.model_ids(), help="a registry id (facegen/registry.py)")
@@ -30,8 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"{recipes.presets_help()} (default: the preset the registry ships the model at)")
     p.add_argument("--task", default=None, help=recipes.tasks_help())
     p.add_argument("--data-root", default=None, help="face data root (default: $FACEGEN_DATA)")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="per process")
+    p.add_argument("--steps", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None, help="per process")
     p.add_argument("--lr-size", type=int, default=None,
                    help="SR only: input size override (e.g. 16 or 32 for the paper's 4x variants)")
     p.add_argument("--l1-weight", type=float, default=None, help="SR only: override the paper's L1 weight (stackedgan 100, psgan 0)")
@@ -45,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="learning rate of G and D (default with --optimizer: adam 2e-4, sgd 0.02)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<preset>-<task>)")
     p.add_argument("--export", default=None, help="checkpoint folder to write at the end (default: OUT/export)")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start the generator from this exported checkpoint folder of the same model, "
+                        "preset and task (e.g. checkpoints/stackedgan-x4); the card says so")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
@@ -75,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = recipes.build(recipe_id, preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
                                lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation,
                                identity_weight=a.identity_weight, **overrides)
+        init = recipes.init_from(recipe, a.init_from) if a.init_from else None
     except recipes.RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -83,14 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     progress = not a.no_progress
     data = recipes.datasets(recipe, a.data_root, a.cache_root, progress=progress)
     trainer = Trainer(recipe.objective, recipe.train, data.train, out, val_set=data.val, device=a.device,
-                      run_info=recipes.train_summary(recipe), progress=progress)
+                      run_info={**recipes.train_summary(recipe), **({"init_from": init.sha256} if init else {})},
+                      progress=progress)
     if trainer.is_main:
         n_in, n_out = recipe.sizes
         print(f"{model_id} ({recipe_id} {preset}) {task}: {n_in}->{n_out}, generator "
               f"{recipe.parameter_count():,} parameters at inference; {len(data.train):,} training items, {len(data.val):,} validation; out {out}")
     ema = trainer.fit(resume=a.resume)
     if trainer.is_main:
-        card = recipes.model_card(recipe, trainer.step, data.description, trainer.history)
+        card = recipes.model_card(recipe, trainer.step, data.description, trainer.history, init)
         model = recipes.inference_model(ema.cpu())
         folder = checkpoint.save(model, Path(a.export) if a.export else out / "export", model_id=model_id, card=card,
                                  recipe=recipe_id, preset=preset, task=task)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facegen import papers, registry
+from facegen import checkpoint, papers, registry
 from facegen.data import Augment, SRPairs, aligned_crops, split
 from facegen.identity import card_deviation
 from facegen.models.psgan import PSGANConfig
@@ -43,9 +43,9 @@ from facegen.train.families import (FAMILIES, Family, Recipe, RecipeError, Train
 from facegen.train.sr import PSGANObjective, StackedSRObjective
 from facegen.train.trainer import Objective, TrainConfig
 
-__all__ = ["FAMILIES", "Family", "Recipe", "RecipeError", "TrainingData", "inference_model", "build", "datasets",
-           "default_preset", "default_task", "family", "model_card", "model_config", "model_ids", "recipe_ids",
-           "resolve", "train_summary"]
+__all__ = ["FAMILIES", "Family", "Recipe", "RecipeError", "TrainingData", "InitFrom", "inference_model", "build",
+           "datasets", "default_preset", "default_task", "family", "model_card", "model_config", "model_ids", "recipe_ids",
+           "resolve", "train_summary", "init_from"]
 
 SR_TASKS = tuple(t.id for t in SHAPES.values() if t.data_split == "sr")
 VAL_IDENTITIES = 40  # LFW identities held out for validation (the last ones in label order)
@@ -405,9 +405,51 @@ def datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | N
     return _family_of(recipe).datasets(recipe, root, cache_root, progress)
 
 
-def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[dict[str, float]] | None = None) -> str:
-    """Markdown model card of a trained generator."""
-    return _family_of(recipe).model_card(recipe, steps_done, data_desc, history)
+def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[dict[str, float]] | None = None,
+               init: InitFrom | None = None) -> str:
+    """Markdown model card of a trained generator (``init``: the checkpoint it was fine-tuned from)."""
+    card = _family_of(recipe).model_card(recipe, steps_done, data_desc, history)
+    if init is None:
+        return card
+    lines = card.splitlines()
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("- training:")), len(lines))
+    lines.insert(at, f"- fine-tuned: the steps above continue {init.describe()}")
+    return "\n".join(lines) + ("\n" if card.endswith("\n") else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class InitFrom:
+    """An exported checkpoint a run starts its generator from (a fine-tune)."""
+
+    folder: str  # as given on the command line
+    sha256: str  # of its weights file
+    training: str  # its own card's training line
+
+    def describe(self) -> str:
+        return (f"the exported checkpoint `{Path(self.folder).name}` (weights sha256 {self.sha256[:12]}; "
+                f"{self.training})")
+
+
+def init_from(recipe: Recipe, folder: str | Path) -> InitFrom:
+    """Load an exported checkpoint of the same network and configuration into ``recipe``'s
+    generator (its exported part), before the trainer copies it into the EMA. Any checkpoint
+    fault, or another network or configuration, is a :class:`RecipeError` naming it."""
+    folder = Path(folder)
+    target = recipe.inference_model()
+    try:
+        loaded = checkpoint.load(folder, type(target))
+        manifest = checkpoint.read_manifest(folder)
+    except checkpoint.CheckpointError as e:
+        raise RecipeError(f"--init-from: {e}") from None
+    if dataclasses.asdict(loaded.config) != dataclasses.asdict(target.config):
+        raise RecipeError(f"--init-from: {folder} holds a {type(target).__name__} with another configuration than "
+                          f"{recipe.model_id} {recipe.preset} {recipe.task} builds ({loaded.config} vs {target.config})")
+    target.load_state_dict({k: v.float() for k, v in loaded.state_dict().items()})
+    card = folder / checkpoint.CARD
+    training = next((line[2:] for line in card.read_text(encoding="utf-8").splitlines()
+                     if line.startswith("- training:")), "its card gives no training line") if card.is_file() else \
+        "it has no card"
+    return InitFrom(str(folder), manifest["sha256"][checkpoint.WEIGHTS], training)
 
 
 def _plain(v: Any) -> Any:
