@@ -167,3 +167,16 @@ def test_identity_loss_backpropagates_to_the_input(port: SFace) -> None:
         identity.identity_loss(real, real, "nope")
     with pytest.raises(ValueError, match="value_range"):
         identity.sface_embed(real, "expression", "0-255")
+
+
+def test_folded_batchnorm_is_the_same_function(port: SFace, crops: np.ndarray) -> None:
+    from facegen.models.sface import fused
+
+    net = fused(port)
+    x = torch.from_numpy(_nchw(crops[:16]))
+    with torch.no_grad():
+        a, b = port(x), net(x)
+    assert float((a - b).abs().max()) < 1e-3 * float(a.abs().max())
+    assert float(torch.nn.functional.cosine_similarity(a, b).min()) > 0.99999
+    assert isinstance(port.features[0][1], torch.nn.BatchNorm2d)  # the shared port is left as it was
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.features.modules())

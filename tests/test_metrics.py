@@ -212,6 +212,11 @@ def test_kid_matches_cleanfid_exactly(monkeypatch, full_kernel):
     # m = min(N1, N2) when the sets are smaller than subset_size
     np.random.seed(0)
     assert M.kid_from_features(f1, f2, num_subsets=5, seed=0) == pytest.approx(kernel_distance(f1, f2, 5), rel=1e-10)
+    # two sets of the same size, subsets as large: every subset is the whole set (one is computed)
+    g1, g2 = f1[:120], f2[:120]
+    np.random.seed(0)
+    assert M.kid_from_features(g1, g2, num_subsets=30, seed=0) == pytest.approx(kernel_distance(g1, g2, 30),
+                                                                                rel=1e-10)
 
 
 def test_fid_kid_scores_name_their_backbone_and_warn_on_small_sets():

@@ -19,6 +19,7 @@ feeds ``blobFromImage(crop, swapRB=true)`` of its BGR crop); the graph's own fir
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,19 @@ class SFace(nn.Module):
         x = (x - self.input_mean) * self.input_scale
         x = self.bn(self.features(x))
         return self.fc_bn(self.fc(torch.flatten(x, 1)))
+
+
+def fused(model: SFace) -> nn.Module:
+    """An inference copy of ``model`` with each unit's BatchNorm folded into its convolution
+    (``torch.nn.utils.fusion.fuse_conv_bn_eval``): the same function to float rounding, about a
+    tenth faster on a CPU. Frozen, eval mode; ``model`` is left as it is."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    out = copy.deepcopy(model).eval()
+    for unit in out.features:
+        conv, bn, prelu = unit
+        unit[0], unit[1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    return out.requires_grad_(False)
 
 
 # ------------------------------------------------------------------------------------- ONNX reading
