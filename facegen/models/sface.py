@@ -80,13 +80,12 @@ class SFace(nn.Module):
 def fused(model: SFace) -> nn.Module:
     """An inference copy of ``model`` with each unit's BatchNorm folded into its convolution
     (``torch.nn.utils.fusion.fuse_conv_bn_eval``): the same function to float rounding, about a
-    tenth faster on a CPU. Frozen, eval mode; ``model`` is left as it is."""
+    sixth faster one face at a time on one CPU thread. Frozen, eval mode; ``model`` is left as it is."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     out = copy.deepcopy(model).eval()
-    for unit in out.features:
-        conv, bn, prelu = unit
-        unit[0], unit[1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    for unit in out.features:  # (conv, BatchNorm, PReLU)
+        unit[0], unit[1] = fuse_conv_bn_eval(unit[0], unit[1]), nn.Identity()
     return out.requires_grad_(False)
 
 

@@ -446,9 +446,8 @@ def init_from(recipe: Recipe, folder: str | Path) -> InitFrom:
                           f"{recipe.model_id} {recipe.preset} {recipe.task} builds ({loaded.config} vs {target.config})")
     target.load_state_dict({k: v.float() for k, v in loaded.state_dict().items()})
     card = folder / checkpoint.CARD
-    training = next((line[2:] for line in card.read_text(encoding="utf-8").splitlines()
-                     if line.startswith("- training:")), "its card gives no training line") if card.is_file() else \
-        "it has no card"
+    lines = card.read_text(encoding="utf-8").splitlines() if card.is_file() else []
+    training = next((line[2:] for line in lines if line.startswith("- training:")), "its card gives no training line")
     return InitFrom(str(folder), manifest["sha256"][checkpoint.WEIGHTS], training)
 
 
