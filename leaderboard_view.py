@@ -24,7 +24,7 @@ ID_TITLES = {"model": "model", "paper": "paper", "kind": "type", "given": "given
 DEFAULT_ID = ("model", "given")  # shown by default; paper, type and n are behind the Columns control
 MAX_DEFAULT_COLUMNS = 8  # id + metric columns shown before the reader asks for more
 _PREFERRED = ("psnr_y", "expr_acc_domain", "expr_acc_fer", "ssim_y", "lpips_alex", "fid_inception", "fid_alexnet224",
-              "id_cosine", "tar_far1", "latency_ms")
+              "id_cosine", "id_cosine_dlib", "tar_far1", "latency_ms")
 NO_PAPER = "—"  # baselines and reference rows
 
 #: metric key -> (what it measures, the judge or reference behind it). Direction comes from the task.
@@ -39,6 +39,8 @@ METRIC_HELP = {
     "fid_alexnet224": ("distribution distance (offline fallback; not comparable to Inception FID)", "AlexNet conv5 at 224 px"),
     "kid_alexnet224": ("unbiased distribution distance (offline fallback)", "AlexNet conv5 at 224 px"),
     "id_cosine": ("identity kept: cosine of the output's and the ground truth's embeddings", "OpenCV SFace"),
+    "id_cosine_dlib": ("identity kept, by a second judge that no model trains with (first 100 faces)",
+                       "dlib ResNet (150 px chips at the ground truth's 68 landmarks)"),
     "tar_far1": ("genuine pairs accepted at the threshold that lets 1 % of the task's impostors through", "SFace"),
     "tar_far01": ("as TAR@FAR 1 %, at 0.1 % of the task's impostors", "SFace"),
     "rank1": ("output identified as its subject among ground truths + 1,000 LFW faces", "SFace"),

@@ -174,8 +174,11 @@ class DlibResNetEncoder:
         self._lock = threading.Lock()
 
     def crop(self, image: np.ndarray, face: F.Face) -> np.ndarray:
+        return self.chip(image, face, F.landmarks68(image, face))
+
+    def chip(self, image: np.ndarray, face: F.Face, pts: np.ndarray) -> np.ndarray:
+        """dlib's chip of ``image`` from given 68 landmarks (e.g. those of a pixel-aligned ground truth)."""
         dlib = self._dlib
-        pts = F.landmarks68(image, face)
         x, y, w, h = face.box
         rect = dlib.rectangle(round(x), round(y), round(x + w), round(y + h))
         shape = dlib.full_object_detection(rect, [dlib.point(round(px), round(py)) for px, py in pts])

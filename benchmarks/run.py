@@ -133,6 +133,8 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
         scores = scored.pop("metrics")
         judge_versions = {"fid_kid": rj.fid_backbone.name, "fid_kid_definition": rj.fid_backbone.definition,
                           "identity": f"{rj.encoder.name}: {rj.encoder.version}"}
+        if "id_cosine_dlib" in scores:
+            judge_versions["identity_independent"] = f"{rj.dlib.name}: {rj.dlib.version}"
         if "expression" in scored:
             judge_versions.update({f"expression_{n}": j.version for n, j in rj.expression_judges.items()})
             detail = scored.pop("expression")
@@ -305,6 +307,8 @@ def _prepare(task_id: str, root: Path, device: str, limit: int | None) -> None:
     judges.features("real", ts.targets)
     if _identity_task(task_id):
         judges.embeddings("real", ts.targets)
+    if any(m.key == "id_cosine_dlib" for m in task.metrics):
+        judges.dlib_embeddings("real", ts.targets)
 
 
 def run_lane(units: list[Unit], root: Path, device: str, limit: int | None, batch_size: int, results_dir: Path,

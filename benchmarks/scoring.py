@@ -17,6 +17,7 @@ from benchmarks import judges as J
 from benchmarks.cache import cache_root, load_npz, save_npz
 from benchmarks.macs import COUNTER as MACS_COUNTER
 from benchmarks.rows import LATENCY_FACES, RowOutput
+from benchmarks.tasks import INDEPENDENT_ID_FACES
 from benchmarks.testsets import BenchmarkError, TestSet, progress_bar
 from facegen import faces as F
 from facegen.data.records import load_image
@@ -36,6 +37,7 @@ class Judges:
         self._fid_backbone: perceptual.FeatureBackbone | None = None
         self._encoder = None
         self._target_faces: list[F.Face | None] | None = None
+        self._dlib: J.DlibResNetEncoder | None = None
         self._cache = cache_root() / ts.task.id
         self._expr: dict[str, J.ExpressionJudge] = {}
         self._pixel: dict[str, dict[str, float]] = {}
@@ -159,6 +161,49 @@ class Judges:
     def distractors(self) -> np.ndarray:
         return distractor_embeddings(self.root, self.encoder)
 
+    # The independent identity judge (dlib) -----------------------------------------------------
+    @property
+    def dlib(self) -> J.DlibResNetEncoder:
+        if self._dlib is None:
+            self._dlib = J.identity_encoder("dlib")  # type: ignore[assignment]
+        assert self._dlib is not None
+        return self._dlib
+
+    def dlib_faces(self) -> int:
+        """How many items (the first ones) the dlib judge scores."""
+        return min(INDEPENDENT_ID_FACES, len(self.ts.targets))
+
+    def target_landmarks68(self) -> np.ndarray:
+        """dlib's 68 landmarks on the first :meth:`dlib_faces` ground truths (NaN where no face was
+        found), cached by the targets' fingerprint: the chips of every row are cut at them."""
+        n = self.dlib_faces()
+        path = cache_root() / "real" / f"landmarks68-{n}-{self.ts.targets_fingerprint}.npz"
+        cached = load_npz(path)
+        if cached is not None:
+            return cached["p"]
+        pts = np.full((n, 68, 2), np.nan, np.float32)
+        for i, (t, f) in enumerate(zip(self.ts.targets[:n], self.target_faces()[:n])):
+            if f is not None:
+                pts[i] = F.landmarks68(t, f)
+        save_npz(path, p=pts)
+        return pts
+
+    def dlib_embeddings(self, row_key: str, images: list[np.ndarray]) -> np.ndarray:
+        """dlib ResNet embeddings of the first :meth:`dlib_faces` outputs, each chip cut at the
+        ground truth's 68 landmarks (as SFace's crops are cut at the ground truth's 5 points)."""
+        n = self.dlib_faces()
+        path = self._path(f"emb-dlib-{n}", row_key)
+        cached = load_npz(path)
+        if cached is not None and len(cached["e"]) == n:
+            return cached["e"]
+        faces, pts = self.target_faces()[:n], self.target_landmarks68()
+        e = np.full((n, self.dlib.dim), np.nan, np.float32)
+        ok = [i for i in range(n) if faces[i] is not None]
+        if ok:
+            e[ok] = self.dlib.embed(np.stack([self.dlib.chip(images[i], faces[i], pts[i]) for i in ok]))
+        save_npz(path, e=e)
+        return e
+
 
 def distractor_embeddings(root: Path, encoder: J.IdentityEncoder) -> np.ndarray:
     """``encoder`` embeddings of DISTRACTORS LFW faces (a seeded choice; the face nearest each
@@ -186,6 +231,14 @@ def feature_cache_kind(backbone: perceptual.FeatureBackbone) -> str:
     so features computed another way (another network, layer, or input size) are never reused."""
     digest = hashlib.sha256(f"{backbone.name}|{backbone.dim}|{backbone.size}|{backbone.definition}".encode()).hexdigest()[:12]
     return f"feat-{backbone.name}-{digest}"
+
+
+def independent_identity(judges: Judges, row_key: str, images: list[np.ndarray]) -> dict[str, float | int]:
+    """Mean cosine of the dlib embeddings of the first outputs and of their ground truths."""
+    out, real = judges.dlib_embeddings(row_key, images), judges.dlib_embeddings("real", judges.ts.targets)
+    ok = ~np.isnan(out).any(1) & ~np.isnan(real).any(1)
+    return {"id_cosine_dlib": float(verification.cosine_similarities(out[ok], real[ok]).mean()),
+            "id_faces_dlib": int(ok.sum())}
 
 
 def identity_metrics(ts: TestSet, judges: Judges, emb_out: np.ndarray, emb_real: np.ndarray) -> dict[str, float]:
@@ -259,6 +312,8 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
         ident = identity_metrics(ts, judges, judges.embeddings(ck, outs), judges.embeddings("real", gts))
         details["identity_thresholds"] = {k: v for k, v in ident.pop("_thresholds").items() if k in keys}
         m.update(ident)
+    if "id_cosine_dlib" in keys:
+        m.update(independent_identity(judges, ck, outs))
     if {"expr_acc_fer", "expr_acc_domain"} & keys:
         pred = judges.expressions(ck, outs)
         labels = [str(x) for x in ts.labels]
@@ -280,7 +335,7 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     m["params"] = row.params
     m["latency_ms"] = row.latency_ms
     m["macs_per_face"] = row.macs
-    return {"metrics": {k: v for k, v in m.items() if k in keys or k in ("id_faces", "expr_faces")}, **details}
+    return {"metrics": {k: v for k, v in m.items() if k in keys or k in ("id_faces", "id_faces_dlib", "expr_faces")}, **details}
 
 
 def eigenface_gallery(ts: TestSet) -> tuple[list[np.ndarray], list[str]]:
@@ -316,6 +371,11 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
                      f"genuine = (output, its ground truth); impostors = (output, ground truth of every other subject) "
                      f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors; "
                      f"TAR thresholds: {THRESHOLD_SOURCE} (identity_thresholds: threshold, FAR measured)"),
+        **({"identity_dlib": (f"independent judge beside {judges.encoder.name}: dlib ResNet "
+                              f"(dlib_face_recognition_resnet_model_v1) embeddings of dlib's 150x150 chips (padding "
+                              f"0.25) cut at the 68 dlib landmarks of the ground truth, on the first "
+                              f"{judges.dlib_faces()} items; mean cosine of (output, its ground truth)")}
+           if any(m.key == "id_cosine_dlib" for m in ts.task.metrics) else {}),
         "input": ts.task.degradation,
         **({"framing": f"benchmarks.jitter: {jitter.DESCRIPTION}"} if ts.task.base else {}),
         "latency": f"median wall time per face at batch 1 over {LATENCY_FACES} faces",

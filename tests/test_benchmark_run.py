@@ -42,6 +42,10 @@ def test_two_face_run_writes_results_and_leaderboard(tiny_root, tmp_path, monkey
     assert 15 < r["metrics"]["psnr_y"] < 40 and 0 < r["metrics"]["ssim_y"] < 1
     real = json.loads((results / "sr-x4" / "real.json").read_text())["metrics"]
     assert real["lpips_alex"] == 0 and real["ssim_y"] == pytest.approx(1) and real["id_cosine"] == pytest.approx(1, abs=1e-5)
+    # the independent identity judge (dlib) beside SFace: named, on the first faces, 1 on the ground truth
+    assert real["id_cosine_dlib"] == pytest.approx(1, abs=1e-5) and real["id_faces_dlib"] == 2
+    assert 0 < r["metrics"]["id_cosine_dlib"] < 1 and r["judges"]["identity_independent"].startswith("dlib")
+    assert "68 dlib landmarks of the ground truth" in r["protocol"]["identity_dlib"]
     with open(results / "leaderboard.csv") as f:
         table = list(csv.DictReader(f))
     assert {row["model"] for row in table} == {"bicubic", "identity", "real"}
