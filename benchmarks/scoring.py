@@ -200,7 +200,7 @@ class Judges:
         e = np.full((n, self.dlib.dim), np.nan, np.float32)
         ok = [i for i in range(n) if faces[i] is not None]
         if ok:
-            e[ok] = self.dlib.embed(np.stack([self.dlib.chip(images[i], faces[i], pts[i]) for i in ok]))
+            e[ok] = self.dlib.embed(np.stack([J.dlib_chip(self.dlib, images[i], faces[i], pts[i]) for i in ok]))
         save_npz(path, e=e)
         return e
 

@@ -132,3 +132,15 @@ def test_calibrate_rescores_only_the_stale_encoders_together(tmp_path, monkeypat
     (tmp_path / "lfw-sface-roc.png").unlink()  # a missing plot makes it stale too
     lfw.calibrate(tmp_path, ["sface", "dlib"], tmp_path)
     assert asked[-1] == ["sface", "dlib"]
+
+
+def test_dlib_chip_at_the_images_own_landmarks_is_the_encoders_crop(data_root):
+    """The SR leaderboard's dlib judge cuts outputs at the ground truth's landmarks (benchmarks.judges.dlib_chip);
+    at an image's own landmarks that is exactly the encoder's crop, which the LFW calibration measured."""
+    from benchmarks.judges import dlib_chip, identity_encoder
+    from facegen import faces as F
+
+    enc = identity_encoder("dlib")
+    images, faces = _five(data_root)
+    for img, f in zip(images[:2], faces[:2]):
+        assert np.array_equal(dlib_chip(enc, img, f, F.landmarks68(img, f)), enc.crop(img, f))
