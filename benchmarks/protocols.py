@@ -63,7 +63,8 @@ def _sr(scale: int) -> ProtocolCard:
             Difference("degradation", "002: bicubic; 003: 7x7 Gaussian blur (sigma 5) then resize",
                        "PIL bicubic down-sampling (antialiased) for every model, psgan included"),
             Difference("metrics", "PSNR (and 002: SSIM), colour space unstated",
-                       "PSNR/SSIM on Y (BT.601) and RGB, LPIPS, FID/KID, identity (SFace), params, latency"),
+                       "PSNR/SSIM on Y (BT.601) and RGB, LPIPS, FID/KID, identity (SFace; dlib's ResNet on the "
+                       "first 100 faces as an independent judge), params, latency"),
             Difference("gallery/probe", "no identity evaluation", _ID_HERE),
         ),
     )
@@ -77,7 +78,8 @@ def _sr_jitter(scale: int) -> ProtocolCard:
             Difference("framing", "faces aligned as in training (no framing change is tested)",
                        f"{JITTER}; metrics over the whole crop, edge-padded where the moved face leaves it"),
             Difference("faces and columns", "(no such protocol)",
-                       f"the first {JITTER_FACES} of the 1,000 faces; no FID/KID (biased on fewer than 1,000 images): "
+                       f"the first {JITTER_FACES} of the 1,000 faces; no FID/KID (biased on fewer than 1,000 images) and no dlib "
+                       "judge (its 100 faces are the standard protocol's cross-check): "
                        "a robustness check of each row's gain and identity beside the standard protocol"),
         ),
     )
