@@ -318,6 +318,29 @@ def test_srpairs_shapes_ranges_and_determinism():
         assert torch.equal(out, ref) or torch.equal(out, ref.flip(-1))
 
 
+def test_augment_framing_rotates_about_the_centre_and_keeps_the_standard_draws():
+    import cv2
+
+    from facegen.data import AUGMENTS
+    from facegen.data.degrade import augment
+
+    img = _img(32, 32, seed=1)
+    # rotation alone: the drawn angle (the only draw) about the centre, borders edge-repeated
+    rot = Augment(flip=False, scale_jitter=0, shift_jitter=0, rotation=10.0)
+    angle = np.random.default_rng(7).uniform(-10, 10)
+    want = cv2.warpAffine(img, cv2.getRotationMatrix2D((15.5, 15.5), angle, 1.0), (32, 32), flags=cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REPLICATE)
+    assert np.array_equal(augment(img, rot, np.random.default_rng(7)), want) and not np.array_equal(want, img)
+    # the standard augmentation draws and warps as before rotation existed (zoom about the centre, then shift)
+    rng = np.random.default_rng(3)
+    flip, zoom, (dx, dy) = rng.random() < 0.5, 1 + rng.uniform(-0.05, 0.05), rng.uniform(-0.03, 0.03, size=2) * 32
+    src = np.ascontiguousarray(img[:, ::-1] if flip else img)
+    m = np.array([[zoom, 0, (1 - zoom) * 15.5 + dx], [0, zoom, (1 - zoom) * 15.5 + dy]])
+    want = cv2.warpAffine(src, m, (32, 32), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    assert np.array_equal(augment(img, AUGMENTS["standard"], np.random.default_rng(3)), want)
+    assert AUGMENTS["framing"] == Augment(scale_jitter=0.15, shift_jitter=0.06, rotation=10.0)
+
+
 def test_srpairs_luminance_mode():
     grey = np.repeat(_img(16, 16)[:, :, :1], 3, axis=2)
     ds = SRPairs([grey], scale=2, luminance=True)

@@ -6,6 +6,7 @@ The data root comes from a flag or ``FACEGEN_DATA`` (:func:`data_root`).
 
 from facegen.data.cache import AlignedCrops, CacheError, FaceAligner, aligned_crops
 from facegen.data.degrade import (
+    AUGMENTS,
     Augment,
     DegradationError,
     SRPairs,
@@ -47,7 +48,7 @@ from facegen.data.splits import (
 )
 
 __all__ = [
-    "AlignedCrops", "Augment", "CacheError", "DataRootError", "DatasetFormatError", "DegradationError",
+    "AUGMENTS", "AlignedCrops", "Augment", "CacheError", "DataRootError", "DatasetFormatError", "DegradationError",
     "EXPRESSIONS", "ExpressionPair", "FaceAligner", "FaceRecord", "ImageLoadError", "LayoutError",
     "PairSplit", "READERS", "SHARED_SETS", "SRPairs", "Split", "SplitError", "TASKS", "TEST_SUBJECTS",
     "UnknownLabelError", "aligned_crops", "bicubic_down", "bicubic_up", "data_root", "datasets_for",

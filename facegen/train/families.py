@@ -50,6 +50,7 @@ class Recipe:
     degradation: str | None  # SR and smile inputs: "bicubic" | "blur"; None for expression models (no LR input)
     deviations: tuple[str, ...]
     family: str = ""  # the FAMILIES key that built it (filled in by facegen.train.recipes.build)
+    augment: str = "standard"  # SR: the training augmentation (facegen.data.AUGMENTS key)
 
     @property
     def scale(self) -> int:

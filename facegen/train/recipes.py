@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from facegen import checkpoint, papers, registry
-from facegen.data import Augment, SRPairs, aligned_crops, split
+from facegen.data import AUGMENTS, SRPairs, aligned_crops, split
 from facegen.identity import card_deviation
 from facegen.models.psgan import PSGANConfig
 from facegen.models.stackedgan import ABLATION_GRID, StackedSRConfig
@@ -86,7 +86,10 @@ def _sr_config(model_id: str, preset: str, task: str, lr_size: int | None) -> An
 
 def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
               seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
-              degradation: str | None = None, identity_weight: float = 0.0, **train_overrides: Any) -> Recipe:
+              degradation: str | None = None, identity_weight: float = 0.0, augment: str = "standard",
+              **train_overrides: Any) -> Recipe:
+    if augment not in AUGMENTS:
+        raise RecipeError(f"augment must be one of {', '.join(AUGMENTS)}; got {augment!r}")
     cfg = _sr_config(model_id, preset, task, lr_size)
     if model_id == "stackedgan":
         # The paper gives no optimiser: Pix2Pix's (Adam 2e-4, beta1 0.5), which it builds on.
@@ -139,7 +142,11 @@ def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None
                                          "the CelebA-template crop (its five points)"))
     deviations.append("trained on LFW + lfw_expressions colour crops aligned like the CelebA test faces, not on "
                       + ("CelebA" if model_id == "stackedgan" else "FFHQ"))
-    return Recipe(model_id, preset, task, cfg, objective, train, degradation, tuple(deviations))
+    a = AUGMENTS[augment]
+    deviations.append(f"training crops augmented ({augment}): horizontal flip, zoom +-{100 * a.scale_jitter:g} %, shift "
+                      f"+-{100 * a.shift_jitter:g} %" + (f", rotation +-{a.rotation:g} degrees" if a.rotation else "")
+                      + "; the paper states no augmentation")
+    return Recipe(model_id, preset, task, cfg, objective, train, degradation, tuple(deviations), augment=augment)
 
 
 def training_records(root: str | Path | None) -> tuple[list, list]:
@@ -160,7 +167,7 @@ def _sr_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path
     size = recipe.model_config.hr_size
     train_crops = aligned_crops(train_rec, size, "celeba", cache_root=cache_root, progress=progress)
     val_crops = aligned_crops(val_rec, size, "celeba", cache_root=cache_root, progress=progress)
-    train = SRPairs(train_crops.images, recipe.scale, recipe.degradation, recipe.luminance, Augment(),
+    train = SRPairs(train_crops.images, recipe.scale, recipe.degradation, recipe.luminance, AUGMENTS[recipe.augment],
                     seed=recipe.train.seed)
     val = SRPairs(val_crops.images, recipe.scale, recipe.degradation, recipe.luminance, None)
     desc = (f"{len(train):,} aligned faces (LFW minus {VAL_IDENTITIES} held-out identities, "
@@ -372,14 +379,16 @@ def model_config(model_id: str, preset: str, task: str, lr_size: int | None = No
 
 def build(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
           seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
-          degradation: str | None = None, identity_weight: float | None = None, **train_overrides: Any) -> Recipe:
+          degradation: str | None = None, identity_weight: float | None = None, augment: str | None = None,
+          **train_overrides: Any) -> Recipe:
     """Model config, objective and optimisation settings of a recipe (no data is read).
 
     ``model_id`` is any id of :func:`model_ids` (an ablation entry builds its recipe). ``l1_weight``,
     ``degradation`` and ``lr_size`` override the SR papers' choices (recorded as deviations);
     other families refuse them. ``identity_weight`` > 0 adds the SFace identity loss
     (:func:`facegen.identity.identity_loss`, a declared deviation) to the generator objective of
-    the families that take it (SR and smile). ``train_overrides`` replace :class:`TrainConfig` fields.
+    the families that take it (SR and smile). ``augment`` names the SR training augmentation
+    (:data:`facegen.data.AUGMENTS`). ``train_overrides`` replace :class:`TrainConfig` fields.
     """
     model_config(model_id, preset, task, lr_size)  # clear errors for a bad model/preset/task first
     fam, model_id = _family(model_id), _spec(model_id).recipe or model_id
@@ -389,6 +398,10 @@ def build(model_id: str, preset: str, task: str, *, steps: int | None = None, ba
         if identity_weight < 0:
             raise RecipeError(f"identity_weight must be >= 0; got {identity_weight:g}")
         train_overrides["identity_weight"] = identity_weight
+    if augment is not None:
+        if fam.name != "sr":
+            raise RecipeError(f"augment applies to the SR models, not to {model_id}")
+        train_overrides["augment"] = augment
     try:
         recipe = fam.build(model_id, preset, task, steps=steps, batch_size=batch_size, seed=seed, lr_size=lr_size,
                            l1_weight=l1_weight, degradation=degradation, **train_overrides)
@@ -464,6 +477,8 @@ def train_summary(recipe: Recipe) -> dict[str, Any]:
     }
     if getattr(recipe.objective, "identity_weight", 0.0):  # absent when 0: older runs resume unchanged
         summary["identity_weight"] = recipe.objective.identity_weight  # type: ignore[attr-defined]
+    if recipe.augment != "standard":  # likewise
+        summary["augment"] = recipe.augment
     if _family_of(recipe).name == "sr":
         summary["l1_weight"] = recipe.objective.l1_weight  # type: ignore[attr-defined]
         return summary
