@@ -67,9 +67,9 @@ def test_jitter_tasks_follow_their_base_task() -> None:
     for s in (2, 4, 8):
         t, base = TASKS[f"sr-x{s}-jitter"], TASKS[f"sr-x{s}"]
         assert t.base == base.id and (t.in_size, t.out_size) == (base.in_size, base.out_size)
-        # every metric of the standard protocol but FID/KID, on the first JITTER_FACES faces
+        # every metric of the standard protocol but FID/KID and the dlib cross-check, on the first JITTER_FACES faces
         dropped = {m.key for m in base.metrics} - {m.key for m in t.metrics}
-        assert dropped == {"fid_inception", "kid_inception", "fid_alexnet224", "kid_alexnet224"}
+        assert dropped == {"fid_inception", "kid_inception", "fid_alexnet224", "kid_alexnet224", "id_cosine_dlib"}
         assert t.items == JITTER_FACES and base.items is None
         assert "edge replication" in t.split and "whole image" in t.split and f"first {JITTER_FACES}" in t.split
         assert [m.id for m in registry.models_for(t.base)] and "bicubic" in [m.id for m in registry.models_for(t.base)]
