@@ -20,10 +20,11 @@ from facegen.pipeline import SHARP, SHRINK, expression_photo, resize, smile_phot
 pytestmark = pytest.mark.slow
 
 
-def celeba_group(data_root: Path) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Eight real CelebA test faces (128 px) on a 640x320 canvas, and where each one sits."""
-    names = sorted((data_root / "celeba_fsrnet" / "celeba_val_1000_HR").iterdir())[:8]
-    photo = np.full((320, 640, 3), 90, np.uint8)
+def celeba_group(data_root: Path, faces: int = 8) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The first ``faces`` (a multiple of 4) real CelebA test faces (128 px), four to a row on a
+    640 px wide canvas, and where each one sits."""
+    names = sorted((data_root / "celeba_fsrnet" / "celeba_val_1000_HR").iterdir())[:faces]
+    photo = np.full((160 * (faces // 4), 640, 3), 90, np.uint8)
     spots = []
     for i, n in enumerate(names):
         y, x = 16 + 160 * (i // 4), 16 + 160 * (i % 4)
@@ -45,11 +46,12 @@ def high_frequency(image: np.ndarray, box) -> float:
     return float((cv2.Laplacian(g, cv2.CV_32F) ** 2).mean())
 
 
-@pytest.mark.parametrize("scale,best", [(4, "stackedgan"), (8, "stackedgan")])
-def test_small_faces_are_found_enlarged_exactly_and_improved(data_root, scale, best):
+@pytest.mark.parametrize("scale,best,identity_kept", [(4, "stackedgan", True), (8, "stackedgan", False)])
+def test_small_faces_are_found_enlarged_exactly_and_improved(data_root, scale, best, identity_kept):
     """Faces of 32 px (x4) and 16 px (x8): all found, the output is exactly the factor larger, the
-    bicubic model reproduces a plain bicubic enlargement, and the best model beats it on the faces."""
-    hr, spots = celeba_group(data_root)
+    bicubic model reproduces a plain bicubic enlargement, and the best model beats it on the faces.
+    24 faces: on 8, a mean identity gain of about 0.01 (SFace) or 0.002 (dlib) is within the noise."""
+    hr, spots = celeba_group(data_root, faces=24)
     photo = resize(hr, 1 / scale)
     faces = F.detect_small(photo)
     assert len(faces) == len(spots)
@@ -63,10 +65,13 @@ def test_small_faces_are_found_enlarged_exactly_and_improved(data_root, scale, b
     model = super_resolve(photo, faces, load_runner(best, task.id), task)
     assert model.image.shape == plain.shape
     assert psnr(model.image) > psnr(plain) + 0.5
-    # Identity (SFace) is measured beside it; the SR models are not yet above bicubic on it (see the leaderboard).
-    cos_model = np.nanmean(identity_cosines(crops(model.image), crops(hr)))
-    cos_plain = np.nanmean(identity_cosines(crops(plain), crops(hr)))
-    assert cos_model > cos_plain - 0.05
+    # Identity kept better than by the plain enlargement, by SFace (which the x4 model is fine-tuned
+    # with) and by an independent judge (dlib's ResNet, which no model trains with). At x8 (16 px
+    # faces found in a photo) the model is not yet above it: only a large loss fails.
+    for judge in ("sface", "dlib"):
+        cos_model = np.nanmean(identity_cosines(crops(model.image), crops(hr), judge))
+        cos_plain = np.nanmean(identity_cosines(crops(plain), crops(hr), judge))
+        assert cos_model > (cos_plain if identity_kept else cos_plain - 0.05), judge
 
 
 def test_enlarging_a_large_photo_never_shrinks_it_and_leaves_large_faces_alone(data_root):
