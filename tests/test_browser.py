@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -86,7 +90,7 @@ def test_upload_run_and_leaderboard(page, tmp_path):
     assert all((shots / n).stat().st_size > 10_000 for n in ("super-resolution.png", "leaderboard.png"))
 
 
-def _rafd_group(data_root, folder: Path) -> tuple[Path, "np.ndarray"]:
+def _rafd_group(data_root, folder: Path) -> tuple[Path, np.ndarray]:
     """Three real RaFD portraits side by side: a 2043x1024 photo, faces about 300 px wide."""
     import numpy as np
     from PIL import Image
