@@ -72,8 +72,9 @@ _CPU = "CPU budget: the shipped steps and batch size (README table) instead of t
 _GREY = Deviation("data", "colour images", "trained and run on luminance (BT.601 Y); chroma from the input (up-sampled)",
                   ("model.channels",))
 
-_SR_DATA = Deviation("data", "002: CelebA; 003: 350 FFHQ faces",
-                     "LFW + lfw_expressions colour crops aligned like the CelebA test faces")
+_SR_DATA = Deviation("data", "002: CelebA; 003: 350 FFHQ faces; augmentation unstated",
+                     "LFW + lfw_expressions colour crops aligned like the CelebA test faces, horizontal flip, zoom "
+                     "+-5 % and shift +-3 % (--augment standard)")
 
 _SMILE = (
     Deviation("architecture", "256 px paper networks (widths of Pix2Pix, SGE 40..320 channels)",
