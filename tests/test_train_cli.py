@@ -60,7 +60,8 @@ def _landmarks(n: int, size: int, seed: int) -> np.ndarray:
     return pts
 
 
-def _smile_sets(hr_size: int, luminance: bool, root, cache_root=None, *, seed: int = 0, progress: bool = True):
+def _smile_sets(hr_size: int, luminance: bool, root, cache_root=None, *, seed: int = 0, progress: bool = True,
+                template: str = "expression", wild: bool = False):
     neutral, happy = _faces(4, hr_size, 1), _faces(4, hr_size, 2)
     return (smile_data.SmilePairs(neutral, happy, luminance, smile_data.SmileAugment(copies=2), seed=seed),
             smile_data.SmilePairs(neutral[:2], happy[:2], luminance, None))

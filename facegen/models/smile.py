@@ -103,6 +103,10 @@ class SmileConfig:
     sge_channels: tuple[int, ...] = (40, 80, 160, 320, 320, 320, 320, 320, 320)  # guidance size -> 1x1
     ndf: int = 64
     d_layers: int = 3  # 70x70 PatchGAN at full size
+    # Not in the paper (the ``wild`` preset): every image-making network predicts a correction
+    # to its input resized to its output size, so an untrained change keeps the person.
+    residual: bool = False
+    template: str = "expression"  # the facegen.faces alignment template of the crops it works on
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -116,6 +120,8 @@ class SmileConfig:
                 f"the SGE needs one width per resolution from {self.lr_size} down to 1 "
                 f"({self.depth + 1} widths); got {len(self.sge_channels)}"
             )
+        if self.template not in ("expression", "celeba"):
+            raise ValueError(f"template must be 'expression' (the paper's 6.4 d crop) or 'celeba'; got {self.template!r}")
         if self.method == "sge" and not (self.sge_pix2pix or self.sge_sr):
             raise ValueError("an sge model needs an SGE on at least one side; that is the parallel method")
 
@@ -179,6 +185,12 @@ class SmileConfig:
                    sr_max_mult=4, sge_channels=(8, 16, 32, 32, 32, 32, 32), ndf=32)
 
     @classmethod
+    def wild(cls, method: str = "sge") -> "SmileConfig":
+        """The lite sizes on the tight ``celeba`` crop (the face fills the 128 px), residual outputs;
+        trained on studio and in-the-wild pairs (facegen.train.smile_data)."""
+        return replace(cls.lite(method), residual=True, template="celeba")
+
+    @classmethod
     def tiny(cls, method: str = "sge", channels: int = 3) -> "SmileConfig":
         """For tests: 16 -> 32, 4-16 channels."""
         return cls(method=method, lr_size=16, channels=channels, ngf=8, max_mult=2, up_channels=8, sr_ngf=8,
@@ -187,7 +199,7 @@ class SmileConfig:
     @classmethod
     def preset(cls, name: str, method: str = "sge", size: str = "paper") -> "SmileConfig":
         """``paper``, ``lite``, ``tiny``, or a Table IV ablation of the ``size`` preset (sge only)."""
-        if name in ("paper", "lite", "tiny"):
+        if name in ("paper", "lite", "wild", "tiny"):
             return getattr(cls, name)(method)
         if name in ABLATIONS:
             if method != "sge":
@@ -198,7 +210,7 @@ class SmileConfig:
                 "sge-sr-side": replace(base, sge_pix2pix=False),
                 "sge-no-skips": replace(base, sge_skips=False),
             }[name]
-        raise ValueError(f"unknown smile preset {name!r}; presets: paper, lite, tiny, {', '.join(ABLATIONS)}")
+        raise ValueError(f"unknown smile preset {name!r}; presets: paper, lite, wild, tiny, {', '.join(ABLATIONS)}")
 
     @classmethod
     def sge_pix2pix_side(cls, size: str = "paper") -> "SmileConfig":
@@ -265,6 +277,25 @@ def guides_for_decoder(feats: list[Tensor], skips: bool) -> list[Tensor | None]:
     return [feats[-1]] + [None] * (len(feats) - 1)
 
 
+def zero_last_layer(module: nn.Module) -> None:
+    """Zero the weights and bias of every image-making layer (``last.0``) in ``module``: a residual
+    network then starts as the identity (its input resized), as in ESRGAN-style residual heads."""
+    for name, m in module.named_modules():
+        if name.endswith("last.0"):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def with_base(config: SmileConfig, out: Tensor, base: Tensor) -> Tensor:
+    """``out`` as is, or (residual configs) ``out`` added to ``base`` (the network's input, in
+    [-1, 1], resized to the output's size), clamped to [-1, 1]."""
+    if not config.residual:
+        return out
+    if base.shape[-1] != out.shape[-1]:
+        base = bicubic_resize((base + 1) / 2, out.shape[-1]) * 2 - 1
+    return (base + out).clamp(-1.0, 1.0)
+
+
 def centre_crop(hr: Tensor, size: int) -> Tensor:
     """The centre ``size`` x ``size`` window of an NCHW batch (1/4 of the area of a 2x image)."""
     h, w = hr.shape[-2:]
@@ -293,6 +324,8 @@ class SmileGenerator(nn.Module, PyTorchModelHubMixin):
             if use:
                 self.sge = GuidanceEncoder(c.channels, c.sge_channels)
         init_normal(self)
+        if c.residual:
+            zero_last_layer(self)
 
     @property
     def uses_guide(self) -> bool:
@@ -303,17 +336,17 @@ class SmileGenerator(nn.Module, PyTorchModelHubMixin):
         at ``lr_size`` (used by SGE models only). Returns the smiling face in [-1, 1] at 2x."""
         c = self.config
         if c.lr_generator:
-            y = self.p2p(x)
+            y = with_base(c, self.p2p(x), x)
             if c.method == "bilinear":
                 return F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False).clamp(-1, 1)
-            return self.sr(y)
+            return with_base(c, self.sr(y), y)
         feats = self.encoder(x)
         guides = None
         if self.uses_guide:
             if guide is None:
                 raise ValueError("an SGE model needs the guidance crop (centre of the high-resolution neutral face)")
             guides = guides_for_decoder(self.sge(guide), c.sge_skips)
-        return self.decoder(feats, guides)
+        return with_base(c, self.decoder(feats, guides), x)
 
     def guide_from(self, x: Tensor, hr: Tensor | None) -> Tensor:
         """Guidance crop in [0, 1]: the centre of ``hr`` (the high-resolution neutral face, 2x),
@@ -381,6 +414,8 @@ class SmileTrainNet(nn.Module):
             init_normal(self.sr_decoder)
             if use:
                 init_normal(self.sr_sge)
+            if c.residual:
+                zero_last_layer(self.sr_decoder)
 
     def inference_model(self) -> SmileGenerator:
         return self.net
@@ -400,23 +435,23 @@ class SmileTrainNet(nn.Module):
         out: dict[str, Tensor] = {}
         net = self.net
         if c.lr_generator:
-            y = net.p2p(x)
+            y = with_base(c, net.p2p(x), x)
             out["lr_fake"] = y
             if c.method == "serial":
-                out["hr_fake"] = net.sr(y)
+                out["hr_fake"] = with_base(c, net.sr(y), y)
             elif c.method == "two-step":
                 if lr_target is None:
                     raise ValueError("two-step training needs the smiling face at the input size (lr_target)")
-                out["sr"] = net.sr(lr_target)  # trained on real pairs, separately from Pix2Pix
+                out["sr"] = with_base(c, net.sr(lr_target), lr_target)  # trained on real pairs, separately from Pix2Pix
             return out
         feats = net.encoder(x)
         need_guide = net.uses_guide or hasattr(self, "sr_sge")
         if need_guide and guide is None:
             raise ValueError("SGE training needs the guidance crop of the high-resolution neutral face")
         g_expr = guides_for_decoder(net.sge(guide), c.sge_skips) if net.uses_guide else None
-        out["hr_fake"] = net.decoder(feats, g_expr)
+        out["hr_fake"] = with_base(c, net.decoder(feats, g_expr), x)
         g_sr = guides_for_decoder(self.sr_sge(guide), c.sge_skips) if hasattr(self, "sr_sge") else None
-        out["sr"] = self.sr_decoder(feats, g_sr)
+        out["sr"] = with_base(c, self.sr_decoder(feats, g_sr), x)
         return out
 
 
@@ -428,4 +463,5 @@ def parameter_count(config: SmileConfig) -> int:
 __all__ = [
     "ABLATIONS", "GuidanceEncoder", "GuidanceResBlock", "METHODS", "MODEL_METHODS", "PAPER_PARAMETERS",
     "SmileConfig", "SmileGenerator", "SmileTrainNet", "centre_crop", "guides_for_decoder", "parameter_count",
+    "with_base",
 ]

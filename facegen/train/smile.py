@@ -47,8 +47,9 @@ from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
 
-#: Alignment template of the smile crops (facegen.train.smile_data), which the identity loss maps to SFace's.
-IDENTITY_TEMPLATE = "expression"
+#: Items whose ``registered`` flag is 0 (two photos of one person) are compared by L1 after this
+#: average pooling (a quarter of the resolution), where misregistration and texture matter little.
+UNREGISTERED_POOL = 4
 
 METHOD_REFS = {
     "bilinear": "Pix2Pix + bilinear [2] (Kawai, Seo, Chen, GCCE 2018)",
@@ -144,6 +145,17 @@ class SmileObjective:
         return base.clamp(0, 1), out, hr
 
     # -- losses ------------------------------------------------------------------------------------
+    @staticmethod
+    def _reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None) -> Tensor:
+        """L1; items with ``registered`` 0 are compared at 1/UNREGISTERED_POOL of the resolution."""
+        if registered is None:
+            return losses.l1(fake, real)
+        full = (fake - real).abs().flatten(1).mean(1)
+        pool = torch.nn.functional.avg_pool2d
+        low = (pool(fake, UNREGISTERED_POOL) - pool(real, UNREGISTERED_POOL)).abs().flatten(1).mean(1)
+        w = registered.to(fake.dtype).flatten()
+        return (w * full + (1 - w) * low).mean()
+
     def d_loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         self._check(batch)
         c = self.config
@@ -165,11 +177,11 @@ class SmileObjective:
         c = self.config
         fake = out["lr_fake"] if c.lr_generator else out["hr_fake"]
         adv = losses.gan_g_loss(self._d(cond, fake))
-        rec = losses.l1(fake, real)
+        rec = self._reconstruction(fake, real, batch.get("registered"))
         total = adv + self.l1_weight * rec
         logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
         if self.identity_weight > 0:
-            ident = identity.identity_loss(fake, real, IDENTITY_TEMPLATE)
+            ident = identity.identity_loss(fake, real, c.template)  # the crops' template, mapped to SFace's
             logs["G_id"] = float(ident.detach())
             total = total + self.identity_weight * ident
         if c.method != "bilinear":
@@ -241,8 +253,17 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         "Adam beta1 = 0.5 (Pix2Pix's; the paper gives only the learning rate 2e-4)",
         "L_SR is L1 (the paper's eq. 4 is not available); the D loss is halved as in Pix2Pix",
         "trained on JAFFE + RaFD neutral -> happy pairs of the training subjects (the paper: 41 people filmed "
-        "changing from a straight face to a smile, 10 frames each); aligned by the paper's crop rule",
+        "changing from a straight face to a smile, 10 frames each)"
+        + ("; aligned by the paper's crop rule" if cfg.template == "expression" else
+           ", and LFW neutral -> happy pairs of different photos of one person (compared by L1 at a quarter of the "
+           "resolution, as they are in register only up to landmarks, pose and light)"),
     ]
+    if cfg.template != "expression":
+        dev.append("tight crop: the faces aligned by the 5-point 'celeba' template (the face fills the 128 px) "
+                   "instead of the paper's 6.4 d square (the face about 50 px wide at lite size)")
+    if cfg.residual:
+        dev.append("residual outputs: each image-making network adds its input, bicubic-resized to its output size, "
+                   "to its tanh output (the paper's networks output the image)")
     if cfg.method in ("two-step", "serial"):
         dev.append("the SR network is the same 2x U-Net as the parallel generator (Table III's 'same SR network "
                    "structure'), not SRCNN")
@@ -256,7 +277,8 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
                        "of the HR neutral face, so the model also works without an HR image")
     if identity_weight > 0:
         dev.append(identity.card_deviation(identity_weight, "the generated and the real smiling face",
-                                            "the paper's crop (eye positions)"))
+                                            "the paper's crop (eye positions)" if cfg.template == "expression"
+                                            else "the 'celeba' crop"))
     if cfg.channels == 1:
         dev.append("trained on luminance (BT.601 Y) of the grey sources; colour inputs keep their chroma from the "
                    "bicubic up-sampling")
@@ -286,8 +308,9 @@ def smile_model_card(pieces: SmileRecipePieces, steps_done: int, data_desc: str,
         + ("(luminance; chroma from the bicubic up-sampling of the input)" if c.channels == 1 else "(RGB)"),
         f"- parameters at inference: {inference_parameters(pieces):,}",
         f"- training data: {data_desc}",
-        "- crops: the paper's rule (eye distance d, a 6.4 d square, eyes 3.2 d below the top); the input is the "
-        "neutral crop PIL-bicubic down-sampled 2x",
+        ("- crops: the paper's rule (eye distance d, a 6.4 d square, eyes 3.2 d below the top)" if c.template ==
+         "expression" else "- crops: the 5-point 'celeba' template (the face fills the crop)")
+        + "; the input is the neutral crop PIL-bicubic down-sampled 2x",
         f"- training: {steps_done} steps, batch {t.batch_size}, Adam (lr {t.g_lr}, betas {t.betas}), "
         f"EMA {t.ema_decay} (weights shipped)",
     ]

@@ -2,10 +2,18 @@
 
 Pairs: JAFFE + RaFD neutral -> happy pairs of the *training* subjects of the ``smile`` split
 (:func:`facegen.data.task_pairs`; the held-out test subjects are never read here). A few RaFD
-training subjects are held out again as the validation set. Faces are cropped by the paper's
-rule (eye distance d; a 6.4 d square with the eyes 3.2 d below the top edge: the
-``expression`` template of :mod:`facegen.faces`) at the high-resolution (HR) size, once, into
-the aligned-crop cache.
+training subjects are held out again as the validation set. Faces are cropped by the model's
+template (the paper's rule, ``expression``: eye distance d, a 6.4 d square with the eyes 3.2 d
+below the top edge; or the tight ``celeba`` crop of the ``wild`` preset) at the high-resolution
+(HR) size, once, into the aligned-crop cache.
+
+With ``wild`` (the ``wild`` preset) the LFW neutral -> happy pairs of
+:func:`facegen.data.wild.wild_train_pairs` join them: two different photos of one person (never
+a held-out LFW identity), each aligned to the template by its own 5 landmarks, so the pair is in
+register only up to landmark error, pose and expression, and differs in light. Such items carry
+``registered`` = 0, and the objective compares them at a quarter of the resolution (where a few
+pixels of misregistration and photo texture do not count); studio pairs (same session, same
+pose) carry 1. The studio pairs are repeated so that they make about a fifth of the items.
 
 Augmentation (paper section IV.A), drawn per item from a generator seeded by
 (seed, epoch, index), so an item is the same whatever the worker or order:
@@ -34,11 +42,13 @@ import torch
 from torch.utils.data import Dataset
 
 from facegen.data import aligned_crops, task_pairs
+from facegen.data.wild import LFW_TEST_IDENTITIES, PAIRS_PER_IDENTITY, wild_train_pairs
 from facegen.data.degrade import bicubic_down, luminance
 
 #: RaFD training subjects held out as the validation set (subject-disjoint from training).
 VAL_SUBJECTS: tuple[str, ...] = ("58", "61", "71")
-TEMPLATE = "expression"
+#: Share of the items that are studio pairs when the wild pairs join them.
+STUDIO_SHARE = 0.2
 
 
 class SmileDataError(ValueError):
@@ -82,14 +92,20 @@ class SmilePairs(Dataset):
     """Augmented (neutral, happy) HR crop pairs -> the four tensors of a smile batch."""
 
     def __init__(self, neutral: np.ndarray, happy: np.ndarray, luminance: bool = True,
-                 augment: SmileAugment | None = None, seed: int = 0) -> None:
+                 augment: SmileAugment | None = None, seed: int = 0, registered: np.ndarray | None = None) -> None:
         if len(neutral) == 0 or len(neutral) != len(happy):
             raise SmileDataError(f"need the same positive number of neutral and happy crops; "
                                  f"got {len(neutral)} and {len(happy)}")
         size = neutral.shape[1]
         if neutral.shape[1:] != (size, size, 3) or happy.shape[1:] != (size, size, 3) or size % 2:
             raise SmileDataError(f"crops must be uint8 NxSxSx3 with an even S; got {neutral.shape}, {happy.shape}")
+        if registered is not None and len(registered) != len(neutral):
+            raise SmileDataError(f"need one registered flag per pair; got {len(registered)} for {len(neutral)}")
         self.neutral, self.happy = neutral, happy
+        # None: every pair is in register (studio only) and items carry no flag, as before.
+        self.registered = registered
+        # composition, for the model card: studio pairs, their repeat count, wild pairs
+        self.studio, self.studio_repeat, self.wild = len(neutral), 1, 0
         self.luminance = luminance
         self.augment = augment
         self.seed = seed
@@ -127,12 +143,15 @@ class SmilePairs(Dataset):
                 img = recrop(img, float(dx), float(dy), float(ds), zoom)
                 out.append(np.ascontiguousarray(img[:, ::-1]) if flip else img)
             neutral, happy = out
-        return {
+        item = {
             "lr": self._tensor(bicubic_down(neutral, 2)),
             "hr": self._tensor(happy),
             "lr_target": self._tensor(bicubic_down(happy, 2)),
             "hr_neutral": self._tensor(neutral),
         }
+        if self.registered is not None:
+            item["registered"] = torch.tensor(float(self.registered[i]))
+        return item
 
 
 def training_pairs(root: str | Path | None = None) -> tuple[list, list]:
@@ -146,11 +165,11 @@ def training_pairs(root: str | Path | None = None) -> tuple[list, list]:
 
 
 def pair_crops(pairs: list, hr_size: int, cache_root: str | Path | None = None,
-               progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
-    """(neutral, happy) uint8 crops of ``pairs`` at ``hr_size`` by the paper's crop rule, and the
+               progress: bool = True, template: str = "expression") -> tuple[np.ndarray, np.ndarray, int]:
+    """(neutral, happy) uint8 crops of ``pairs`` at ``hr_size`` aligned by ``template``, and the
     number of pairs dropped because no face was found in one of their images."""
     records = list(dict.fromkeys([p.neutral for p in pairs] + [p.target for p in pairs]))
-    crops = aligned_crops(records, hr_size, TEMPLATE, cache_root=cache_root, progress=progress)
+    crops = aligned_crops(records, hr_size, template, cache_root=cache_root, progress=progress)
     row = {k: i for i, k in enumerate(crops.keys)}
     keep = [p for p in pairs if p.neutral.key in row and p.target.key in row]
     if not keep:
@@ -160,20 +179,43 @@ def pair_crops(pairs: list, hr_size: int, cache_root: str | Path | None = None,
     return neutral, happy, len(pairs) - len(keep)
 
 
+def studio_repeat(studio: int, wild: int, share: float = STUDIO_SHARE) -> int:
+    """How many times each studio pair is repeated so that studio items make about ``share`` of
+    ``studio * repeat + wild`` (at least once)."""
+    if studio < 1 or wild < 0 or not 0 < share < 1:
+        raise SmileDataError(f"need studio >= 1, wild >= 0 and 0 < share < 1; got {studio}, {wild}, {share}")
+    return max(1, round(share / (1 - share) * wild / studio))
+
+
 def datasets(hr_size: int, luminance: bool, root: str | Path | None = None, cache_root: str | Path | None = None,
-             augment: SmileAugment | None = SmileAugment(), seed: int = 0,
-             progress: bool = True) -> tuple[SmilePairs, SmilePairs]:
-    """(train, validation) :class:`SmilePairs` for a model with output size ``hr_size``."""
+             augment: SmileAugment | None = SmileAugment(), seed: int = 0, progress: bool = True,
+             template: str = "expression", wild: bool = False) -> tuple[SmilePairs, SmilePairs]:
+    """(train, validation) :class:`SmilePairs` for a model with output size ``hr_size``; with
+    ``wild``, the LFW pairs join the studio ones (see the module docstring)."""
     train_pairs, val_pairs = training_pairs(root)
-    tn, th, _ = pair_crops(train_pairs, hr_size, cache_root, progress)
-    vn, vh, _ = pair_crops(val_pairs, hr_size, cache_root, progress)
-    return (SmilePairs(tn, th, luminance, augment, seed=seed), SmilePairs(vn, vh, luminance, None))
+    tn, th, _ = pair_crops(train_pairs, hr_size, cache_root, progress, template)
+    vn, vh, _ = pair_crops(val_pairs, hr_size, cache_root, progress, template)
+    val = SmilePairs(vn, vh, luminance, None)
+    if not wild:
+        return SmilePairs(tn, th, luminance, augment, seed=seed), val
+    wn, wh, _ = pair_crops(wild_train_pairs("happy", root), hr_size, cache_root, progress, template)
+    repeat = studio_repeat(len(tn), len(wn))
+    neutral = np.concatenate([np.repeat(tn, repeat, axis=0), wn])
+    happy = np.concatenate([np.repeat(th, repeat, axis=0), wh])
+    registered = np.concatenate([np.ones(len(tn) * repeat), np.zeros(len(wn))]).astype(np.float32)
+    train = SmilePairs(neutral, happy, luminance, augment, seed=seed, registered=registered)
+    train.studio, train.studio_repeat, train.wild = len(tn), repeat, len(wn)
+    return train, val
 
 
 def data_description(train: SmilePairs, val: SmilePairs) -> str:
     """One line for the model card."""
     a = train.augment
     copies = a.copies if a is not None else 1
-    return (f"{train.pairs} neutral -> happy pairs (JAFFE + RaFD training subjects of the smile split) x {copies} "
-            f"augmented copies per epoch; validation: {val.pairs} pairs of RaFD subjects {', '.join(VAL_SUBJECTS)}; "
-            "never the held-out test subjects")
+    pairs = f"{train.studio} neutral -> happy pairs (JAFFE + RaFD training subjects of the smile split)"
+    if train.wild:
+        pairs = (f"{pairs}, each repeated {train.studio_repeat} times, and {train.wild} LFW neutral -> happy pairs "
+                 f"(two photos of one person, at most {PAIRS_PER_IDENTITY} per person, none of the "
+                 f"{len(LFW_TEST_IDENTITIES)} held-out LFW identities)")
+    return (f"{pairs} x {copies} augmented copies per epoch; validation: {val.pairs} pairs of RaFD subjects "
+            f"{', '.join(VAL_SUBJECTS)}; never the held-out test subjects")

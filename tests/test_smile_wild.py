@@ -1,0 +1,102 @@
+"""The smile ``wild`` preset: residual outputs that start as the identity, the tight crop, the
+studio + LFW pair mix and the misregistration-tolerant L1 of the LFW pairs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facegen import losses
+from facegen.models.layers import bicubic_resize
+from facegen.models.smile import SmileConfig, SmileGenerator, SmileTrainNet
+from facegen.train.smile import UNREGISTERED_POOL, SmileObjective, smile_pieces
+from facegen.train.smile_data import SmileDataError, SmilePairs, studio_repeat
+
+
+def _tiny_residual(method: str) -> SmileConfig:
+    return dataclasses.replace(SmileConfig.tiny(method, channels=1), residual=True, template="celeba")
+
+
+def test_wild_preset() -> None:
+    c = SmileConfig.preset("wild", "parallel", "lite")
+    assert c.residual and c.template == "celeba"
+    assert dataclasses.replace(c, residual=False, template="expression") == SmileConfig.lite("parallel")
+    with pytest.raises(ValueError, match="template"):
+        dataclasses.replace(c, template="ffhq")
+
+
+@pytest.mark.parametrize("method", ["two-step", "serial", "parallel", "sge"])
+def test_residual_networks_start_as_the_resized_input(method: str) -> None:
+    torch.manual_seed(0)
+    g = SmileGenerator(_tiny_residual(method)).eval()
+    x = torch.rand(2, 1, 16, 16)
+    assert torch.allclose(g.infer(x), bicubic_resize(x, 32), atol=1e-6)
+    plain = SmileGenerator(SmileConfig.tiny(method, channels=1)).eval()
+    assert (plain.infer(x) - bicubic_resize(x, 32)).abs().max() > 0.05  # the paper's form does not
+
+
+def test_residual_bilinear_starts_as_the_bilinear_enlargement() -> None:
+    g = SmileGenerator(_tiny_residual("bilinear")).eval()
+    x = torch.rand(1, 1, 16, 16)
+    expected = F.interpolate(x * 2 - 1, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(g.infer(x) * 2 - 1, expected.clamp(-1, 1), atol=1e-6)
+
+
+def test_residual_training_outputs_and_gradients() -> None:
+    torch.manual_seed(0)
+    net = SmileTrainNet(_tiny_residual("sge"))
+    x, guide = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    out = net(x, guide)
+    up = bicubic_resize((x + 1) / 2, 32) * 2 - 1
+    assert torch.allclose(out["hr_fake"], up, atol=1e-6) and torch.allclose(out["sr"], up, atol=1e-6)
+    (out["hr_fake"] - 1).abs().mean().backward()
+    assert net.net.decoder.last[0].weight.grad.abs().sum() > 0  # the zeroed layer learns
+
+
+def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
+    torch.manual_seed(0)
+    fake, real = torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32)
+    rec = SmileObjective._reconstruction
+    assert torch.allclose(rec(fake, real, None), losses.l1(fake, real))
+    assert torch.allclose(rec(fake, real, torch.ones(3)), losses.l1(fake, real))
+    pooled = losses.l1(F.avg_pool2d(fake, UNREGISTERED_POOL), F.avg_pool2d(real, UNREGISTERED_POOL))
+    assert torch.allclose(rec(fake, real, torch.zeros(3)), pooled)
+    mixed = rec(fake, real, torch.tensor([1.0, 0.0, 0.0]))
+    full0 = (fake[0] - real[0]).abs().mean()
+    low12 = (F.avg_pool2d(fake[1:], 4) - F.avg_pool2d(real[1:], 4)).abs().flatten(1).mean(1)
+    assert torch.allclose(mixed, (full0 + low12.sum()) / 3)
+    # two photos of one face differ in fine texture (grain, pores, hair strands): that difference
+    # costs much less when compared at low resolution
+    torch.manual_seed(1)
+    face = F.interpolate(torch.rand(1, 1, 6, 6), size=32, mode="bicubic", align_corners=False)
+    one, other = face + 0.1 * torch.randn_like(face), face + 0.1 * torch.randn_like(face)
+    assert rec(one, other, torch.zeros(1)) < 0.5 * rec(one, other, torch.ones(1))
+
+
+def test_pairs_carry_the_registered_flag() -> None:
+    crops = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    flagged = SmilePairs(crops, crops, registered=np.array([1, 0, 0], np.float32))
+    assert float(flagged[0]["registered"]) == 1.0 and float(flagged[1]["registered"]) == 0.0
+    assert "registered" not in SmilePairs(crops, crops)[0]
+    with pytest.raises(SmileDataError, match="registered flag"):
+        SmilePairs(crops, crops, registered=np.ones(2, np.float32))
+
+
+def test_studio_repeat_gives_the_studio_share() -> None:
+    r = studio_repeat(95, 3835)
+    assert r == 10 and 0.18 < 95 * r / (95 * r + 3835) < 0.22
+    assert studio_repeat(95, 0) == 1
+    with pytest.raises(SmileDataError):
+        studio_repeat(0, 10)
+
+
+def test_wild_card_declares_the_departures() -> None:
+    pieces = smile_pieces("p2p-parallel", "wild", identity_weight=5.0)
+    text = " ".join(pieces.deviations)
+    assert "tight crop" in text and "residual outputs" in text and "LFW neutral -> happy" in text
+    assert "'celeba' crop" in text
+    assert "tight crop" not in " ".join(smile_pieces("p2p-parallel", "lite").deviations)
