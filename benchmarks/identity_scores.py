@@ -19,7 +19,7 @@ from benchmarks import verification
 from benchmarks.cache import cache_root, load_npz, save_npz
 from benchmarks.testsets import progress_bar
 from facegen import faces as F
-from facegen.data.records import load_image
+from facegen.data.records import FaceRecord, load_image
 from facegen.data.sets import read_lfw
 
 DISTRACTORS = 1000  # LFW faces added to every identity gallery and impostor set
@@ -27,6 +27,13 @@ TAR_COLUMNS = {"tar_far1": 0.01, "tar_far01": 0.001}  # column -> nominal FAR
 THRESHOLD_SOURCE = ("this row's own impostor pairs on this task (output vs the reference face of every other subject, "
                     "and vs the LFW distractors): accept cosine > the (floor(FAR x impostors) + 1)-th highest impostor "
                     "score; not SFace's LFW-calibrated threshold, which admits more impostors on other photo collections")
+
+
+def distractor_records(root: Path) -> list[FaceRecord]:
+    """The DISTRACTORS LFW photos (a seeded choice, in file order)."""
+    records = read_lfw(root)
+    pick = np.random.default_rng(0).choice(len(records), size=min(DISTRACTORS, len(records)), replace=False)
+    return [records[i] for i in sorted(pick)]
 
 
 def distractor_embeddings(root: Path, encoder: J.IdentityEncoder) -> tuple[np.ndarray, np.ndarray]:
@@ -38,17 +45,14 @@ def distractor_embeddings(root: Path, encoder: J.IdentityEncoder) -> tuple[np.nd
     cached = load_npz(path)
     if cached is not None and "subjects" in cached:
         return cached["e"], cached["subjects"].astype(str)
-    records = read_lfw(root)
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(records), size=min(DISTRACTORS, len(records)), replace=False)
     crops, subjects, embs = [], [], []
-    for i in progress_bar(iterable=sorted(pick), desc=f"LFW distractors ({encoder.name})"):
-        img = load_image(records[i], root)
+    for r in progress_bar(iterable=distractor_records(root), desc=f"LFW distractors ({encoder.name})"):
+        img = load_image(r, root)
         fs = F.detect(img)
         if not fs:
             continue
         crop = encoder.crop(img, F.centred_face(fs, img.shape))
-        subjects.append(records[i].subject)
+        subjects.append(r.subject)
         if isinstance(encoder, J.DlibResNetEncoder):
             crops.append(crop)
         else:  # SFace one crop at a time, as the committed distractor numbers were made
