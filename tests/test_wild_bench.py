@@ -114,7 +114,6 @@ def test_default_columns_lead_with_dlib_on_the_expression_tasks(tmp_path: Path) 
         assert "SFace identity loss in training on this task" in view.legend_markdown(TASKS[task])
 
 
-@pytest.mark.slow
 def test_lfw_distractors_include_test_identities_that_the_wild_protocol_drops(data_root) -> None:
     """The seeded 1,000 distractors hold photos of the held-out identities: the wild protocol must
     (and does) leave them out."""
