@@ -50,6 +50,10 @@ class ProtocolCard:
 
 _ID_HERE = ("SFace identity of each output against its own ground truth (genuine) and against every other test "
             "subject's ground truth and 1,000 LFW distractors (impostors); TAR thresholds from those impostors")
+_ID_DLIB_HERE = ("dlib's ResNet (no model trains with it) is the headline identity judge: each output against its own "
+                 "ground truth (genuine) and against every other test subject's ground truth and 1,000 LFW distractors "
+                 "(impostors), TAR thresholds from those impostors; SFace's columns follow the same protocol beside it "
+                 "and are marked as a training loss of some models (facegen.deviations)")
 
 
 def _sr(scale: int) -> ProtocolCard:
@@ -100,8 +104,37 @@ CARDS: dict[str, ProtocolCard] = {
             Difference("given inputs", "p2p-sge reads the HR neutral face (self-supervised guidance), as in the paper",
                        "p2p-sge is given the 128 px neutral face it was made from (privileged; marked on the leaderboard)"),
             Difference("metrics", "PSNR, SSIM",
-                       "also LPIPS, FID/KID, two expression judges, identity (SFace), params, latency"),
-            Difference("gallery/probe", "no identity evaluation", _ID_HERE),
+                       "also LPIPS, FID/KID, two expression judges, identity (dlib headline, SFace), params, latency"),
+            Difference("gallery/probe", "no identity evaluation", _ID_DLIB_HERE),
+        ),
+    ),
+    "smile-wild": ProtocolCard(
+        task="smile-wild", headline="expr_acc_fer",
+        papers=("Paper 000 (p2p-*): its own recorded neutral->smile video frames; test = one male and one female "
+                "low-resolution neutral face not in training; PSNR and SSIM of the HR smile against the ground truth.",),
+        differences=(
+            Difference("test set", "2 held-out subjects of its own video data (one image each)",
+                       "in-the-wild photos: the neutral LFW photos (up to 4 each) of the 159 held-out LFW identities "
+                       "(facegen.data.wild.LFW_TEST_IDENTITIES), which no smile model trains on"),
+            Difference("sizes", "low-resolution neutral in, 2x smiling out (the paper's 256 px models)",
+                       "as the smile task: aligned with its template at its output size, input at its input size"),
+            Difference("degradation", "its low-resolution frames",
+                       "the aligned neutral photo, PIL-bicubic down-sampled (as the smile task)"),
+            Difference("given inputs", "p2p-sge reads the HR neutral face (self-supervised guidance), as in the paper",
+                       "p2p-sge is given the aligned neutral photo the input was made from (privileged; marked)"),
+            Difference("ground truth", "the person's real smile",
+                       "none exists: no PSNR/SSIM/LPIPS and no `real` row; the `identity` row (the input "
+                       "up-sampled) is the reference"),
+            Difference("metrics", "PSNR, SSIM",
+                       "happy accuracy by the FER2013 and in-domain judges (headline: FER2013, which has never seen "
+                       "these photos; the in-domain judge trained on all lfw_expressions photos, these people's "
+                       "included, never on outputs), identity to the input face (dlib headline, SFace beside it), FID/KID against the "
+                       "real happy LFW photos of the test identities, params, latency"),
+            Difference("gallery/probe", "no identity evaluation",
+                       "genuine = each output against the aligned neutral photo its input was made from; impostors = "
+                       "every other test identity's neutral photos and the 1,000 LFW distractors less those of the "
+                       "test identities (a photo of the same person would be a false impostor); TAR thresholds from "
+                       "those impostors; dlib headline, SFace (a training loss of some models) beside it"),
         ),
     ),
     "expression": ProtocolCard(
@@ -117,12 +150,13 @@ CARDS: dict[str, ProtocolCard] = {
             Difference("sizes", "001: 128 px; 004: 128 px crops", "128 -> 128, aligned with the 'expression' template"),
             Difference("degradation", "none", "none"),
             Difference("gallery/probe", "004: gallery of the non-transformed (neutral) images",
-                       _ID_HERE + "; the gallery holds the ground-truth targets, not the neutral inputs"),
+                       _ID_DLIB_HERE + "; the gallery holds the ground-truth targets, not the neutral inputs"),
             Difference("given inputs", "004: the target's landmarks (from the target image)",
                        "lmk-guided* are given the ground-truth target's 68 dlib landmarks (privileged; marked); "
                        "exprgan* get the target label only"),
             Difference("metrics", "001: its CNN classifier, PCA k=10, Inception FID; 004: PSNR/SSIM/FID",
-                       "FER2013 and in-domain judges, eigenface k=10, FID on AlexNet-224 features offline, identity"),
+                       "FER2013 and in-domain judges, eigenface k=10, FID on AlexNet-224 features offline, identity "
+                       "(dlib headline, SFace)"),
         ),
     ),
 }

@@ -178,8 +178,9 @@ def _latency_ms(runner, ts: TestSet, conds: list[dict[str, Any]], device: str) -
 
 
 def reference_rows(ts: TestSet) -> list[RowOutput]:
-    return [
-        RowOutput("identity", "reference", None, _identity_row(ts), 0, None, "identity"),
-        RowOutput("real", "reference", None, list(ts.targets), None, None, "real"),
-    ]
+    """`identity` (the input, up-sampled) and, where the task has a ground truth, `real`."""
+    rows = [RowOutput("identity", "reference", None, _identity_row(ts), 0, None, "identity")]
+    if ts.task.ground_truth:
+        rows.append(RowOutput("real", "reference", None, list(ts.targets), None, None, "real"))
+    return rows
 

@@ -45,7 +45,8 @@ import torch
 from benchmarks import judges as J
 from benchmarks import leaderboard, lfw, protocols, testsets
 from benchmarks.rows import RowOutput, reference_rows, run_model
-from benchmarks.scoring import Judges, distractor_embeddings, protocol, score_row
+from benchmarks.identity_scores import distractor_embeddings
+from benchmarks.scoring import Judges, protocol, score_row
 from benchmarks.tasks import TASKS
 from benchmarks.testsets import TestSet
 from facegen import deviations, registry
@@ -257,10 +258,13 @@ def prepare_units(units: list[Unit]) -> list[Unit]:
         if not u.slow:
             groups.setdefault(ground_truth_group(u), []).append(u)
     out = [Unit(DISTRACTORS_UNIT)] if any(_identity_task(u.task) for u in work) else []
+    if any(any(m.key == "tar_far1_dlib" for m in TASKS[u.task].metrics) for u in work):
+        out.append(Unit(DLIB_DISTRACTORS_UNIT))
     return out + [Unit(g[0].task, prepare=True) for g in groups.values() if len({u.task for u in g}) > 1]
 
 
 DISTRACTORS_UNIT = "lfw-distractors"
+DLIB_DISTRACTORS_UNIT = "lfw-distractors-dlib"  # dlib's view of them, for the tasks dlib verifies
 
 
 def _recorded_seconds(path: Path, default: float) -> float:
@@ -273,14 +277,15 @@ def _recorded_seconds(path: Path, default: float) -> float:
 def estimate(unit: Unit, results_dir: Path) -> float:
     """Seconds the unit took last time, from the results it wrote (DEFAULT_ROW_SECONDS per row
     without one); the calibration costs what its stale encoders took; a preparation one row."""
-    if unit.task == DISTRACTORS_UNIT or unit.prepare:
+    if unit.task in (DISTRACTORS_UNIT, DLIB_DISTRACTORS_UNIT) or unit.prepare:
         return DEFAULT_ROW_SECONDS
     if unit.task == CALIBRATION:
         stale = lfw.stale_encoders(list(CALIBRATION_ENCODERS), results_dir / CALIBRATION)
         return sum(_recorded_seconds(results_dir / CALIBRATION / f"lfw-{n}.json", 10 * DEFAULT_ROW_SECONDS)
                    for n in stale)
     task = TASKS[unit.task]
-    rows = unit.models or tuple(leaderboard.REFERENCE_ROWS) + tuple(s.id for s in registry.models_for(task.base or unit.task))
+    refs = tuple(r for r in leaderboard.REFERENCE_ROWS if task.ground_truth or r != "real")
+    rows = unit.models or refs + tuple(s.id for s in registry.models_for(task.base or unit.task))
     return sum(_recorded_seconds(results_dir / unit.task / f"{m}.json", DEFAULT_ROW_SECONDS) for m in rows)
 
 
@@ -322,8 +327,8 @@ def run_lane(units: list[Unit], root: Path, device: str, limit: int | None, batc
         try:
             if u.task == CALIBRATION:
                 errors += run_calibration(root, results_dir, threads=2)
-            elif u.task == DISTRACTORS_UNIT:
-                distractor_embeddings(root, J.identity_encoder("sface"))
+            elif u.task in (DISTRACTORS_UNIT, DLIB_DISTRACTORS_UNIT):
+                distractor_embeddings(root, J.identity_encoder("sface" if u.task == DISTRACTORS_UNIT else "dlib"))
             elif u.prepare:
                 _prepare(u.task, root, device, limit)
             else:

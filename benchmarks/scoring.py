@@ -15,15 +15,14 @@ import numpy as np
 from benchmarks import jitter, metrics, perceptual, verification
 from benchmarks import judges as J
 from benchmarks.cache import cache_root, load_npz, save_npz
+from benchmarks.identity_scores import (DISTRACTORS, THRESHOLD_SOURCE, distractor_embeddings, distractors_without,
+                                        verification_metrics)
 from benchmarks.macs import COUNTER as MACS_COUNTER
 from benchmarks.rows import LATENCY_FACES, RowOutput
 from benchmarks.tasks import INDEPENDENT_ID_FACES
 from benchmarks.testsets import BenchmarkError, TestSet, progress_bar
 from facegen import faces as F
-from facegen.data.records import load_image
-from facegen.data.sets import read_lfw
 
-DISTRACTORS = 1000  # LFW faces added to every identity gallery and impostor set
 EIGENFACES = 10  # paper 001's k
 
 
@@ -94,6 +93,13 @@ class Judges:
             self._fid_backbone = perceptual.fid_backbone(self.device)
         return self._fid_backbone
 
+    def reference_features(self) -> np.ndarray:
+        """FID/KID features of the real distribution the outputs are compared with: the ground truth,
+        or the task's own reference photos where it has no ground truth (``smile-wild``: real smiles)."""
+        if self.ts.fid_reference is None:
+            return self.features("real", self.ts.targets)
+        return self.features("reference", self.ts.fid_reference)
+
     def features(self, row_key: str, images: list[np.ndarray]) -> np.ndarray:
         path = self._path(feature_cache_kind(self.fid_backbone), row_key)
         cached = load_npz(path)
@@ -158,8 +164,10 @@ class Judges:
         save_npz(path, e=e)
         return e
 
-    def distractors(self) -> np.ndarray:
-        return distractor_embeddings(self.root, self.encoder)
+    def distractors(self, encoder: J.IdentityEncoder | None = None) -> np.ndarray:
+        """The LFW distractors of ``encoder`` (SFace by default), less any photo of a test subject."""
+        e, subjects = distractor_embeddings(self.root, encoder or self.encoder)
+        return distractors_without(e, subjects, set(self.ts.subjects) | set(self.ts.held_out_identities))[0]
 
     # The independent identity judge (dlib) -----------------------------------------------------
     @property
@@ -169,9 +177,14 @@ class Judges:
         assert self._dlib is not None
         return self._dlib
 
+    def dlib_verifies(self) -> bool:
+        """Whether dlib is a full verification judge on this task (every item, TAR and Rank-1), not
+        the mean cosine over the first faces of the SR tasks."""
+        return any(m.key == "tar_far1_dlib" for m in self.ts.task.metrics)
+
     def dlib_faces(self) -> int:
         """How many items (the first ones) the dlib judge scores."""
-        return min(INDEPENDENT_ID_FACES, len(self.ts.targets))
+        return len(self.ts.targets) if self.dlib_verifies() else min(INDEPENDENT_ID_FACES, len(self.ts.targets))
 
     def target_landmarks68(self) -> np.ndarray:
         """dlib's 68 landmarks on the first :meth:`dlib_faces` ground truths (NaN where no face was
@@ -200,30 +213,18 @@ class Judges:
         e = np.full((n, self.dlib.dim), np.nan, np.float32)
         ok = [i for i in range(n) if faces[i] is not None]
         if ok:
-            e[ok] = self.dlib.embed(np.stack([J.dlib_chip(self.dlib, images[i], faces[i], pts[i]) for i in ok]))
+            chips = [J.dlib_chip(self.dlib, images[i], faces[i], pts[i]) for i in ok]
+            # Repeated chips (the `identity` row of a task whose neutral faces serve several
+            # targets) are embedded once: dlib gives a chip the same descriptor in any batch.
+            first: dict[bytes, int] = {}  # chip bytes -> position of its first occurrence
+            for i, c in enumerate(chips):
+                first.setdefault(c.tobytes(), i)
+            unique = list(first.values())
+            index = [unique.index(first[c.tobytes()]) for c in chips]
+            emb = self.dlib.embed(np.stack([chips[i] for i in unique]))
+            e[ok] = emb[index]
         save_npz(path, e=e)
         return e
-
-
-def distractor_embeddings(root: Path, encoder: J.IdentityEncoder) -> np.ndarray:
-    """``encoder`` embeddings of DISTRACTORS LFW faces (a seeded choice; the face nearest each
-    photo's centre), cached: every task's identity gallery and impostor set share them."""
-    path = cache_root() / f"lfw-distractors-{encoder.name}-{DISTRACTORS}.npz"
-    cached = load_npz(path)
-    if cached is not None:
-        return cached["e"]
-    records = read_lfw(root)
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(records), size=min(DISTRACTORS, len(records)), replace=False)
-    embs = []
-    for i in progress_bar(iterable=sorted(pick), desc="LFW distractors"):
-        img = load_image(records[i], root)
-        fs = F.detect(img)
-        if fs:
-            embs.append(encoder.embed(encoder.crop(img, F.centred_face(fs, img.shape))[None])[0])
-    e = np.stack(embs)
-    save_npz(path, e=e)
-    return e
 
 
 def feature_cache_kind(backbone: perceptual.FeatureBackbone) -> str:
@@ -233,50 +234,23 @@ def feature_cache_kind(backbone: perceptual.FeatureBackbone) -> str:
     return f"feat-{backbone.name}-{digest}"
 
 
+def identity_metrics(ts: TestSet, judges: Judges, emb_out: np.ndarray, emb_real: np.ndarray) -> dict[str, Any]:
+    """SFace: cosine to the reference face, TAR at FAR 1% / 0.1% and Rank-1 (identity_scores)."""
+    return verification_metrics(emb_out, emb_real, ts.subjects, judges.distractors())
+
+
+def dlib_identity_metrics(judges: Judges, row_key: str, images: list[np.ndarray]) -> dict[str, Any]:
+    """The same verification protocol as SFace's, judged by dlib on every item (``*_dlib`` keys)."""
+    out, real = judges.dlib_embeddings(row_key, images), judges.dlib_embeddings("real", judges.ts.targets)
+    return verification_metrics(out, real, judges.ts.subjects, judges.distractors(judges.dlib), suffix="_dlib")
+
+
 def independent_identity(judges: Judges, row_key: str, images: list[np.ndarray]) -> dict[str, float | int]:
     """Mean cosine of the dlib embeddings of the first outputs and of their ground truths."""
     out, real = judges.dlib_embeddings(row_key, images), judges.dlib_embeddings("real", judges.ts.targets)
     ok = ~np.isnan(out).any(1) & ~np.isnan(real).any(1)
     return {"id_cosine_dlib": float(verification.cosine_similarities(out[ok], real[ok]).mean()),
             "id_faces_dlib": int(ok.sum())}
-
-
-def identity_metrics(ts: TestSet, judges: Judges, emb_out: np.ndarray, emb_real: np.ndarray) -> dict[str, float]:
-    """Cosine to the real image, TAR at FAR 1% / 0.1% and Rank-1 (distractors in gallery and impostors)."""
-    ok = ~np.isnan(emb_out).any(1) & ~np.isnan(emb_real).any(1)
-    out, real = emb_out[ok], emb_real[ok]
-    subj = np.asarray(ts.subjects)[ok]
-    dis = judges.distractors()
-    genuine = verification.cosine_similarities(out, real)
-    sims = out @ real.T  # unit vectors: cosine
-    impostor_mask = subj[:, None] != subj[None, :]
-    impostors = np.concatenate([sims[impostor_mask], (out @ dis.T).ravel()])
-    scores = np.concatenate([genuine, impostors])
-    labels = np.concatenate([np.ones(len(genuine), int), np.zeros(len(impostors), int)])
-    gallery = np.concatenate([real, dis])
-    gallery_ids = list(subj) + [f"distractor{i}" for i in range(len(dis))]
-    points = {key: verification.far_operating_point(scores, labels, far) for key, far in TAR_COLUMNS.items()}
-    return {
-        "id_cosine": float(genuine.mean()),
-        **{key: 100 * p["tar"] for key, p in points.items()},
-        "_thresholds": {key: threshold_record(p) for key, p in points.items()},
-        "rank1": 100 * verification.rank1(out, list(subj), gallery, gallery_ids),
-        "id_faces": int(ok.sum()),
-    }
-
-
-TAR_COLUMNS = {"tar_far1": 0.01, "tar_far01": 0.001}  # column -> nominal FAR
-THRESHOLD_SOURCE = ("this row's own impostor pairs on this task (output vs the ground truth of every other subject, "
-                    "and vs the LFW distractors): accept cosine > the (floor(FAR x impostors) + 1)-th highest impostor "
-                    "score; not SFace's LFW-calibrated threshold, which admits more impostors on other photo collections")
-
-
-def threshold_record(point: dict[str, float | int]) -> dict[str, Any]:
-    """One TAR's operating point as recorded in the result: threshold, its source and the FAR it has."""
-    t = point["threshold"]
-    return {"threshold": None if t == -np.inf else round(float(t), 6), "source": "task impostors",
-            "far_target": point["far_target"], "far_measured": point["far_measured"],
-            "n_genuine": point["n_genuine"], "n_impostor": point["n_impostor"]}
 
 
 def content_key(images: list[np.ndarray]) -> str:
@@ -296,24 +270,34 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     # row and the `bicubic` baseline of the SR tasks) are judged once.
     ck = "real" if row.model == "real" else "out" + content_key(outs)
     m: dict[str, Any] = {}
-    m.update(judges.pixel_metrics(ck, outs))
-    if row.model == "real":
-        m["psnr_y"] = m["psnr_rgb"] = None  # infinite against itself
-    m["lpips_alex"] = float(np.mean(judges.lpips(ck, outs)))
+    if {"psnr_y", "ssim_y"} & keys:  # tasks with a ground truth to compare pixels with
+        m.update(judges.pixel_metrics(ck, outs))
+        if row.model == "real":
+            m["psnr_y"] = m["psnr_rgb"] = None  # infinite against itself
+    if "lpips_alex" in keys:
+        m["lpips_alex"] = float(np.mean(judges.lpips(ck, outs)))
     backbone = judges.fid_backbone.name
+    ref = judges.reference_features()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the result records n; the leaderboard shows it
-        dist = metrics.fid_kid_from_features(judges.features("real", gts), judges.features(ck, outs), backbone,
-                                             kid_subset_size=min(1000, len(outs)))
+        dist = metrics.fid_kid_from_features(ref, judges.features(ck, outs), backbone,
+                                             kid_subset_size=min(1000, len(outs), len(ref)))
     m.update(dist.columns())
     # From features: FID by the sqrtm-free path (benchmarks.metrics.fid_from_features), KID over 100 subsets.
     details: dict[str, Any] = {"timings": {"fid_seconds": round(dist.fid_seconds, 4), "kid_seconds": round(dist.kid_seconds, 4)}}
+    thresholds: dict[str, Any] = {}
     if {"id_cosine", "tar_far1"} & keys:
         ident = identity_metrics(ts, judges, judges.embeddings(ck, outs), judges.embeddings("real", gts))
-        details["identity_thresholds"] = {k: v for k, v in ident.pop("_thresholds").items() if k in keys}
+        thresholds.update(ident.pop("_thresholds"))
         m.update(ident)
-    if "id_cosine_dlib" in keys:
+    if "tar_far1_dlib" in keys:
+        ident = dlib_identity_metrics(judges, ck, outs)
+        thresholds.update(ident.pop("_thresholds"))
+        m.update(ident)
+    elif "id_cosine_dlib" in keys:
         m.update(independent_identity(judges, ck, outs))
+    if thresholds:
+        details["identity_thresholds"] = {k: v for k, v in thresholds.items() if k in keys}
     if {"expr_acc_fer", "expr_acc_domain"} & keys:
         pred = judges.expressions(ck, outs)
         labels = [str(x) for x in ts.labels]
@@ -361,23 +345,33 @@ def eigenface_metric(ts: TestSet, outputs: list[np.ndarray]) -> float | None:
 
 
 def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
+    keys = {m.key for m in ts.task.metrics}
+    ref = ts.reference_name
+    left_out = ("; LFW distractors of the test identities are left out (a photo of the same person would be a "
+                "false impostor)" if ts.held_out_identities else "")
+    pairs = (f"genuine = (output, its {ref}); impostors = (output, {ref} of every other subject) + (output, "
+             f"{DISTRACTORS} LFW distractors){left_out}; TAR thresholds: {THRESHOLD_SOURCE} (identity_thresholds: "
+             f"threshold, FAR measured)")
+    dlib_chips = ("dlib ResNet (dlib_face_recognition_resnet_model_v1) embeddings of dlib's 150x150 chips (padding 0.25) "
+                  f"cut at the 68 dlib landmarks of the {ref}")
     out = {
-        "psnr_ssim": "BasicSR convention: Y of ITU-R BT.601 YCbCr (and RGB), crop_border 0, SSIM 11x11 Gaussian sigma 1.5",
-        "lpips": "lpips package, AlexNet, v0.1 heads (offline weights from facegen.assets)",
+        **({"psnr_ssim": "BasicSR convention: Y of ITU-R BT.601 YCbCr (and RGB), crop_border 0, SSIM 11x11 Gaussian "
+                         "sigma 1.5"} if "psnr_y" in keys else {}),
+        **({"lpips": "lpips package, AlexNet, v0.1 heads (offline weights from facegen.assets)"} if "lpips_alex" in keys else {}),
         "fid_kid": (f"backbone {judges.fid_backbone.name}: {judges.fid_backbone.definition}; FID from the features' "
                     f"means and covariances (trace term by eigh + SVD, benchmarks.metrics.fid_from_features, equal to "
-                    f"scipy sqrtm to 1e-6 relative); KID: cubic polynomial kernel, 100 subsets of min(1000, n)"),
-        "identity": (f"{judges.encoder.name} embeddings of crops from the landmarks detected on the ground truth; "
-                     f"genuine = (output, its ground truth); impostors = (output, ground truth of every other subject) "
-                     f"+ (output, {DISTRACTORS} LFW distractors); Rank-1 over ground truths + distractors; "
-                     f"TAR thresholds: {THRESHOLD_SOURCE} (identity_thresholds: threshold, FAR measured)"),
-        **({"identity_dlib": (f"independent judge beside {judges.encoder.name}: dlib ResNet "
-                              f"(dlib_face_recognition_resnet_model_v1) embeddings of dlib's 150x150 chips (padding "
-                              f"0.25) cut at the 68 dlib landmarks of the ground truth, on the first "
-                              f"{judges.dlib_faces()} items; mean cosine of (output, its ground truth)")}
-           if any(m.key == "id_cosine_dlib" for m in ts.task.metrics) else {}),
+                    f"scipy sqrtm to 1e-6 relative); KID: cubic polynomial kernel, 100 subsets of min(1000, n); "
+                    f"against {ts.fid_reference_name}"),
+        "identity": (f"{judges.encoder.name} embeddings of crops from the landmarks detected on the {ref} (a training "
+                     f"loss of some models: facegen.deviations); {pairs}; Rank-1 over {ref}s + distractors"),
+        **({"identity_dlib": (f"the headline identity judge, which no model trains with: {dlib_chips}, on every item; "
+                              f"the same protocol as {judges.encoder.name}: {pairs}")}
+           if "tar_far1_dlib" in keys else
+           {"identity_dlib": (f"independent judge beside {judges.encoder.name}: {dlib_chips}, on the first "
+                              f"{judges.dlib_faces()} items; mean cosine of (output, its {ref})")}
+           if "id_cosine_dlib" in keys else {}),
         "input": ts.task.degradation,
-        **({"framing": f"benchmarks.jitter: {jitter.DESCRIPTION}"} if ts.task.base else {}),
+        **({"framing": f"benchmarks.jitter: {jitter.DESCRIPTION}"} if "jitter" in ts.info else {}),
         "latency": f"median wall time per face at batch 1 over {LATENCY_FACES} faces",
         "macs": f"multiply-accumulates for the first face at batch 1 (conditions included), counted by {MACS_COUNTER}",
     }
@@ -385,6 +379,8 @@ def protocol(ts: TestSet, judges: Judges) -> dict[str, Any]:
         out["test_set"] = (f"task_pairs('{ts.task.id}').test: neutral -> target pairs of the held-out subjects "
                            f"(facegen.data.splits.TEST_SUBJECTS), both aligned with template '{ts.task.template}' at "
                            f"{ts.task.out_size} px; subjects are person ids (dataset:subject)")
+    if "test_set_rule" in ts.info:
+        out["test_set"] = ts.info["test_set_rule"]
     if any(m.key == "expr_acc_fer" for m in ts.task.metrics):
         out["expression"] = (f"accuracy (%) of each judge's prediction against the target label; judges read "
                              f"benchmarks.judges.face_box_crop ({J.CROP_RULE}); the whole image when no face is found "

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from benchmarks import jitter
 from benchmarks.tasks import Task
-from facegen.data import aligned_crops, degrade
+from facegen.data import aligned_crops, degrade, wild
 from facegen.data.records import load_image
 from facegen.data.sets import read_celeba_fsrnet
 from facegen.data.splits import task_pairs
@@ -49,6 +49,10 @@ class TestSet:
     neutral_keys: list[str] | None = None  # paired tasks: the record key of each item's neutral face
     guides: list[np.ndarray] | None = None  # smile: the neutral face at the output size (the SGE guide)
     info: dict[str, Any] = field(default_factory=dict)  # counts and skipped items, recorded in results
+    reference_name: str = "ground truth"  # what the targets are (identity is judged against them)
+    fid_reference: list[np.ndarray] | None = None  # FID/KID's real images when not the targets (smile-wild)
+    fid_reference_name: str = "the ground truth"
+    held_out_identities: tuple[str, ...] = ()  # LFW identities whose photos may not serve as distractors
     fingerprint: str = ""
     targets_fingerprint: str = ""  # the ground truth alone (shared by tasks with the same targets)
 
@@ -59,6 +63,8 @@ class TestSet:
             h.update(name.encode())
             h.update(hashlib.sha256(x.tobytes()).digest())
             h.update(hashlib.sha256(y.tobytes()).digest())
+        for r in self.fid_reference or []:
+            h.update(hashlib.sha256(r.tobytes()).digest())
         self.fingerprint = h.hexdigest()[:16]
         t = hashlib.sha256()
         for name, y in zip(self.names, self.targets):
@@ -139,6 +145,47 @@ def _paired_testset(task: Task, root: Path, limit: int | None) -> TestSet:
     )
 
 
+def _aligned(records: list, task: Task, what: str) -> tuple[list[np.ndarray], list, list[str]]:
+    """The records' crops aligned with the task's template at its output size (aligned-crop cache),
+    the records kept and the keys of those where no face was found."""
+    if not records:
+        raise BenchmarkError(f"{task.id}: no {what} under the data root")
+    crops = aligned_crops(records, task.out_size, task.template, progress=sys.stderr.isatty())
+    row = {k: i for i, k in enumerate(crops.keys)}
+    kept = [r for r in records if r.key in row]
+    return [np.asarray(crops.images[row[r.key]]) for r in kept], kept, [r.key for r in records if r.key not in row]
+
+
+def _wild_testset(task: Task, root: Path, limit: int | None) -> TestSet:
+    """``smile-wild``: the neutral LFW photos of the held-out identities (facegen.data.wild), aligned
+    and degraded as the ``smile`` task does (its template and sizes); no ground-truth smile exists, so
+    the targets are the aligned neutral photos themselves (identity is judged against the face the
+    input was made from) and FID/KID compare with the real happy photos of the same identities."""
+    neutral, kept, missed = _aligned(wild.wild_test_faces("neutral", root)[:limit], task, "neutral test photos")
+    happy, happy_kept, happy_missed = _aligned(wild.wild_test_faces("happy", root, per_identity=None), task,
+                                               "happy photos of the test identities")
+    inputs = [degrade.bicubic_down(x, task.scale) for x in neutral]
+    info = {
+        "n_photos": len(kept) + len(missed),
+        "identities": len({r.subject for r in kept}),
+        "photos_without_face": missed,
+        "happy_reference_photos": len(happy_kept),
+        "happy_photos_without_face": happy_missed,
+        "alignment": f"facegen.faces.align template '{task.template}' at {task.out_size} px (the LFW face nearest the "
+                     f"photo's centre), as the smile task",
+        "test_set_rule": (f"facegen.data.wild.wild_test_faces('neutral'): the first "
+                          f"{wild.TEST_FACES_PER_IDENTITY} neutral LFW photos of each of the "
+                          f"{len(wild.LFW_TEST_IDENTITIES)} held-out identities (LFW_TEST_IDENTITIES); each output's "
+                          f"target label is happy; subjects are LFW identities"),
+    }
+    return TestSet(task, inputs, neutral, subjects=[r.subject for r in kept], labels=["happy"] * len(kept),
+                   names=[r.key for r in kept], dataset=task.dataset, split=task.split, guides=neutral, info=info,
+                   reference_name="neutral photo the input was made from",
+                   fid_reference=happy,
+                   fid_reference_name=f"the {len(happy)} real happy LFW photos of the test identities",
+                   held_out_identities=wild.LFW_TEST_IDENTITIES)
+
+
 TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "sr-x8": _sr_testset,
     "sr-x4": _sr_testset,
@@ -148,6 +195,7 @@ TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "sr-x2-jitter": _sr_jitter_testset,
     "smile": _paired_testset,
     "expression": _paired_testset,
+    "smile-wild": _wild_testset,
 }
 
 

@@ -38,12 +38,15 @@ def test_units_split_slow_references_from_the_rest():
 def test_shared_ground_truth_and_distractors_are_prepared_once():
     units = bench.plan_units(["sr-x8", "sr-x8-jitter", "sr-x4", "sr-x4-jitter", "smile", bench.CALIBRATION], None)
     prep = bench.prepare_units(units)
-    # the distractors, then one preparation per group of tasks that share ground truth (smile is alone)
-    assert prep == [bench.Unit(bench.DISTRACTORS_UNIT), bench.Unit("sr-x8", prepare=True),
-                    bench.Unit("sr-x8-jitter", prepare=True)]
-    assert bench.prepare_units(bench.plan_units(["smile"], None)) == [bench.Unit(bench.DISTRACTORS_UNIT)]
+    # the distractors (SFace's, and dlib's for smile, which dlib verifies), then one preparation per
+    # group of tasks that share ground truth (smile is alone)
+    both = [bench.Unit(bench.DISTRACTORS_UNIT), bench.Unit(bench.DLIB_DISTRACTORS_UNIT)]
+    assert prep == both + [bench.Unit("sr-x8", prepare=True), bench.Unit("sr-x8-jitter", prepare=True)]
+    assert bench.prepare_units(bench.plan_units(["smile"], None)) == both
     # smile and expression read the same datasets but score other pairs: nothing shared to prepare
-    assert bench.prepare_units(bench.plan_units(["smile", "expression"], None)) == [bench.Unit(bench.DISTRACTORS_UNIT)]
+    assert bench.prepare_units(bench.plan_units(["smile", "expression"], None)) == both
+    # the SR tasks need no dlib distractors (dlib gives only a mean cosine there)
+    assert bench.prepare_units(bench.plan_units(["sr-x4"], None)) == [bench.Unit(bench.DISTRACTORS_UNIT)]
     # the jitter protocols score the first JITTER_FACES faces: another ground truth than sr-x8's
     assert bench.ground_truth_group(bench.Unit("sr-x8-jitter")) != bench.ground_truth_group(bench.Unit("sr-x8"))
     assert bench.ground_truth_group(bench.Unit("sr-x4-jitter")) == bench.ground_truth_group(bench.Unit("sr-x8-jitter"))

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks import leaderboard, perceptual, scoring, testsets
+from benchmarks import identity_scores, leaderboard, perceptual, scoring, testsets
 from benchmarks import rows as bench_rows
 from benchmarks import run as bench
 from benchmarks.tasks import TASKS
@@ -208,7 +208,7 @@ def paired_root(tiny_root, data_root):
 @pytest.mark.slow
 def test_smile_run_on_a_temporary_root(paired_root, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(scoring, "DISTRACTORS", 4)
+    monkeypatch.setattr(identity_scores, "DISTRACTORS", 4)
     results = tmp_path / "results"
     assert bench.main(["--task", "smile", "--data-root", str(paired_root), "--results", str(results)]) == 0
     models = [f"{spec.id}.json" for spec in registry.models_for("smile")]
@@ -219,7 +219,8 @@ def test_smile_run_on_a_temporary_root(paired_root, tmp_path, monkeypatch):
     assert real["n"] == 7 and real["test_set"]["pairs_per_dataset"] == {"jaffe": 6, "rafd_subset": 1}
     assert real["test_set"]["test_subjects"] == ["jaffe:KR", "rafd_subset:04"]
     for r in (real, ident):
-        for key in ("expr_acc_fer", "expr_acc_domain", "id_cosine", "tar_far1", "rank1", "psnr_y", "lpips_alex"):
+        for key in ("expr_acc_fer", "expr_acc_domain", "id_cosine", "tar_far1", "rank1", "psnr_y", "lpips_alex",
+                    "id_cosine_dlib", "tar_far1_dlib", "tar_far01_dlib", "rank1_dlib"):
             assert key in r["metrics"], key
         assert {"expression_fer2013", "expression_domain", "identity", "fid_kid"} <= set(r["judges"])
         assert "expression" in r["protocol"] and "test_set" in r["protocol"]
@@ -228,6 +229,8 @@ def test_smile_run_on_a_temporary_root(paired_root, tmp_path, monkeypatch):
     assert cal["domain"]["per_class"]["happy"]["n"] == 7
     assert real["metrics"]["expr_acc_fer"] == pytest.approx(cal["fer2013"]["accuracy"])
     assert real["metrics"]["rank1"] == 100 and real["metrics"]["id_cosine"] == pytest.approx(1, abs=1e-5)
+    assert real["metrics"]["rank1_dlib"] == 100 and real["metrics"]["id_cosine_dlib"] == pytest.approx(1, abs=1e-5)
+    assert {"tar_far1_dlib", "tar_far1"} <= set(real["identity_thresholds"]) and "identity_dlib" in real["protocol"]
     # the input is the neutral face: a happy judge should mostly disagree
     assert ident["metrics"]["expr_acc_fer"] < real["metrics"]["expr_acc_fer"]
     assert "expression_detail" in ident and ident["metrics"]["psnr_y"] > 10

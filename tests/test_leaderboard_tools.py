@@ -129,6 +129,9 @@ def test_view_defaults_to_at_most_eight_columns_and_marks_rows(tmp_path: Path) -
     view = pytest.importorskip("leaderboard_view")
     src = leaderboard.RESULTS_DIR
     for task in TASKS:
+        if view.task_rows(src, task).empty:  # a task added since the committed run (the view says so)
+            assert list(view.leaderboard_view(src, task).columns) == ["model", "note"]
+            continue
         shown = view.default_columns(src, task)
         assert len(shown) + len(view.DEFAULT_ID) <= view.MAX_DEFAULT_COLUMNS
         df = view.leaderboard_view(src, task, columns=["given", *shown])
