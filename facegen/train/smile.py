@@ -48,7 +48,8 @@ from facegen.train.trainer import TrainConfig
 Batch = dict[str, Tensor]
 
 #: Items whose ``registered`` flag is 0 (two photos of one person) are compared by L1 after this
-#: average pooling (a quarter of the resolution), where misregistration and texture matter little.
+#: average pooling (a quarter of the resolution), where misregistration and texture matter little,
+#: and after matching each output's mean and contrast to its target's.
 UNREGISTERED_POOL = 4
 
 METHOD_REFS = {
@@ -147,12 +148,16 @@ class SmileObjective:
     # -- losses ------------------------------------------------------------------------------------
     @staticmethod
     def _reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None) -> Tensor:
-        """L1; items with ``registered`` 0 are compared at 1/UNREGISTERED_POOL of the resolution."""
+        """L1; items with ``registered`` 0 (two photos of one person) are compared at
+        1/UNREGISTERED_POOL of the resolution after giving the output the target's mean and
+        contrast (per image), so the photos' differences in light and exposure do not count."""
         if registered is None:
             return losses.l1(fake, real)
         full = (fake - real).abs().flatten(1).mean(1)
         pool = torch.nn.functional.avg_pool2d
-        low = (pool(fake, UNREGISTERED_POOL) - pool(real, UNREGISTERED_POOL)).abs().flatten(1).mean(1)
+        f, r = pool(fake, UNREGISTERED_POOL).flatten(1), pool(real, UNREGISTERED_POOL).flatten(1)
+        f = (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3) * r.std(1, keepdim=True) + r.mean(1, keepdim=True)
+        low = (f - r).abs().mean(1)
         w = registered.to(fake.dtype).flatten()
         return (w * full + (1 - w) * low).mean()
 

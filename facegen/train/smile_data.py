@@ -13,7 +13,10 @@ a held-out LFW identity), each aligned to the template by its own 5 landmarks, s
 register only up to landmark error, pose and expression, and differs in light. Such items carry
 ``registered`` = 0, and the objective compares them at a quarter of the resolution (where a few
 pixels of misregistration and photo texture do not count); studio pairs (same session, same
-pose) carry 1. The studio pairs are repeated so that they make about a fifth of the items.
+pose) carry 1. A wild pair is kept only when SFace verifies its two crops as one person (cosine at
+least OpenCV's same-person threshold 0.363): that drops bystanders taken by the detector and
+photos too far apart in pose, light or age. The studio pairs are repeated so that they make
+about a fifth of the items.
 
 Augmentation (paper section IV.A), drawn per item from a generator seeded by
 (seed, epoch, index), so an item is the same whatever the worker or order:
@@ -41,6 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facegen import identity
 from facegen.data import aligned_crops, task_pairs
 from facegen.data.wild import LFW_TEST_IDENTITIES, PAIRS_PER_IDENTITY, wild_train_pairs
 from facegen.data.degrade import bicubic_down, luminance
@@ -49,6 +53,8 @@ from facegen.data.degrade import bicubic_down, luminance
 VAL_SUBJECTS: tuple[str, ...] = ("58", "61", "71")
 #: Share of the items that are studio pairs when the wild pairs join them.
 STUDIO_SHARE = 0.2
+#: SFace cosine below which a wild pair is dropped: OpenCV's published same-person threshold for SFace.
+SAME_PERSON_COSINE = 0.363
 
 
 class SmileDataError(ValueError):
@@ -179,6 +185,21 @@ def pair_crops(pairs: list, hr_size: int, cache_root: str | Path | None = None,
     return neutral, happy, len(pairs) - len(keep)
 
 
+def same_person(neutral: np.ndarray, happy: np.ndarray, template: str, threshold: float = SAME_PERSON_COSINE,
+                batch: int = 64) -> np.ndarray:
+    """Boolean mask of the pairs whose two crops SFace verifies as one person (cosine of the
+    embeddings >= ``threshold``): drops pairs where the detector took a bystander in one photo,
+    or where pose, light or age make the two photos too different to learn a smile from."""
+    keep = []
+    with torch.no_grad():
+        for i in range(0, len(neutral), batch):
+            a, b = (torch.from_numpy(np.ascontiguousarray(x[i:i + batch].transpose(0, 3, 1, 2))).float() / 255.0
+                    for x in (neutral, happy))
+            cos = (identity.sface_embed(a, template, "[0, 1]") * identity.sface_embed(b, template, "[0, 1]")).sum(1)
+            keep.append(cos.numpy() >= threshold)
+    return np.concatenate(keep) if keep else np.zeros(0, bool)
+
+
 def studio_repeat(studio: int, wild: int, share: float = STUDIO_SHARE) -> int:
     """How many times each studio pair is repeated so that studio items make about ``share`` of
     ``studio * repeat + wild`` (at least once)."""
@@ -199,6 +220,8 @@ def datasets(hr_size: int, luminance: bool, root: str | Path | None = None, cach
     if not wild:
         return SmilePairs(tn, th, luminance, augment, seed=seed), val
     wn, wh, _ = pair_crops(wild_train_pairs("happy", root), hr_size, cache_root, progress, template)
+    same = same_person(wn, wh, template)
+    wn, wh = wn[same], wh[same]
     repeat = studio_repeat(len(tn), len(wn))
     neutral = np.concatenate([np.repeat(tn, repeat, axis=0), wn])
     happy = np.concatenate([np.repeat(th, repeat, axis=0), wh])
@@ -216,6 +239,7 @@ def data_description(train: SmilePairs, val: SmilePairs) -> str:
     if train.wild:
         pairs = (f"{pairs}, each repeated {train.studio_repeat} times, and {train.wild} LFW neutral -> happy pairs "
                  f"(two photos of one person, at most {PAIRS_PER_IDENTITY} per person, none of the "
-                 f"{len(LFW_TEST_IDENTITIES)} held-out LFW identities)")
+                 f"{len(LFW_TEST_IDENTITIES)} held-out LFW identities; kept when SFace verifies the two crops as one "
+                 f"person, cosine >= {SAME_PERSON_COSINE})")
     return (f"{pairs} x {copies} augmented copies per epoch; validation: {val.pairs} pairs of RaFD subjects "
             f"{', '.join(VAL_SUBJECTS)}; never the held-out test subjects")
