@@ -104,3 +104,22 @@ def test_wild_card_declares_the_departures() -> None:
     assert "tight crop" in text and "residual outputs" in text and "LFW neutral -> happy" in text
     assert "'celeba' crop" in text
     assert "tight crop" not in " ".join(smile_pieces("p2p-parallel", "lite").deviations)
+
+
+def test_same_person_mask_is_cached(tmp_path, monkeypatch) -> None:
+    from facegen.train import smile_data
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
+    b = np.stack([a[0], rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)])
+    mask = smile_data.cached_same_person(a, b, "celeba", tmp_path)
+    assert mask.dtype == bool and mask.shape == (2,) and mask[0]  # a crop is always its own person
+    assert len(list(tmp_path.glob("same-person-*.npy"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(smile_data, "same_person", fail)
+    assert (smile_data.cached_same_person(a, b, "celeba", tmp_path) == mask).all()
+    with pytest.raises(AssertionError, match="recomputed"):  # other crops: another entry
+        smile_data.cached_same_person(b, a, "celeba", tmp_path)

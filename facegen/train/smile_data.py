@@ -36,6 +36,7 @@ luminance models.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,8 @@ from torch.utils.data import Dataset
 
 from facegen import identity
 from facegen.data import aligned_crops, task_pairs
+from facegen.data.cache import default_cache_root
+from facegen.io import save_npy
 from facegen.data.wild import LFW_TEST_IDENTITIES, PAIRS_PER_IDENTITY, wild_train_pairs
 from facegen.data.degrade import bicubic_down, luminance
 
@@ -200,6 +203,23 @@ def same_person(neutral: np.ndarray, happy: np.ndarray, template: str, threshold
     return np.concatenate(keep) if keep else np.zeros(0, bool)
 
 
+def cached_same_person(neutral: np.ndarray, happy: np.ndarray, template: str,
+                       cache_root: str | Path | None = None) -> np.ndarray:
+    """:func:`same_person`, kept beside the aligned-crop cache under a hash of the crops, the
+    template and the threshold (SFace takes minutes over thousands of pairs on a CPU)."""
+    h = hashlib.sha256(f"{template}|{SAME_PERSON_COSINE}|{neutral.shape}".encode())
+    h.update(neutral.tobytes())
+    h.update(happy.tobytes())
+    path = (Path(cache_root) if cache_root is not None else default_cache_root()) / f"same-person-{h.hexdigest()[:16]}.npy"
+    if path.is_file():
+        mask = np.load(path)
+        if mask.shape == (len(neutral),) and mask.dtype == bool:
+            return mask
+    mask = same_person(neutral, happy, template)
+    save_npy(path, mask)
+    return mask
+
+
 def studio_repeat(studio: int, wild: int, share: float = STUDIO_SHARE) -> int:
     """How many times each studio pair is repeated so that studio items make about ``share`` of
     ``studio * repeat + wild`` (at least once)."""
@@ -220,7 +240,7 @@ def datasets(hr_size: int, luminance: bool, root: str | Path | None = None, cach
     if not wild:
         return SmilePairs(tn, th, luminance, augment, seed=seed), val
     wn, wh, _ = pair_crops(wild_train_pairs("happy", root), hr_size, cache_root, progress, template)
-    same = same_person(wn, wh, template)
+    same = cached_same_person(wn, wh, template, cache_root)
     wn, wh = wn[same], wh[same]
     repeat = studio_repeat(len(tn), len(wn))
     neutral = np.concatenate([np.repeat(tn, repeat, axis=0), wn])
