@@ -28,8 +28,8 @@ DEV_END = "<!-- deviations:end -->"
 COMPARE_WITH = ("bicubic", "identity", "real")  # rows shown beside the model, when present
 
 
-def section(task_id: str, model_id: str, results: list[dict[str, Any]]) -> str | None:
-    """Markdown benchmark section of ``model_id`` on ``task_id`` (None when it has no result)."""
+def _table(task_id: str, model_id: str, results: list[dict[str, Any]]) -> list[str] | None:
+    """The lines of ``model_id``'s table on ``task_id`` (None when it has no result there)."""
     by_model = {r["model"]: r for r in results if r["task"] == task_id}
     mine = by_model.get(model_id)
     if mine is None:
@@ -39,12 +39,8 @@ def section(task_id: str, model_id: str, results: list[dict[str, Any]]) -> str |
     metrics = [m for m in task.metrics if mine.get("metrics", {}).get(m.key) is not None]
     head = ["row"] + [m.header for m in metrics]
     lines = [
-        START,
-        "## Benchmark",
-        "",
         f"`{task_id}` ({task.title}) on {mine.get('dataset', task.dataset)}, n = {mine.get('n')}, "
-        f"commit {str(mine.get('commit', '?'))[:12]}, {str(mine.get('date', '?'))[:10]}, {mine.get('hardware', '')}. "
-        "Written by `python -m benchmarks.run`; the leaderboard has every column and the judges' versions.",
+        f"commit {str(mine.get('commit', '?'))[:12]}, {str(mine.get('date', '?'))[:10]}, {mine.get('hardware', '')}.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -52,6 +48,22 @@ def section(task_id: str, model_id: str, results: list[dict[str, Any]]) -> str |
     for r in rows:
         name = r["model"] if r is mine else f"*{r['model']}*"
         lines.append("| " + " | ".join([name] + [_fmt(r.get("metrics", {}).get(m.key)) for m in metrics]) + " |")
+    return lines
+
+
+def section(task_id: str, model_id: str, results: list[dict[str, Any]]) -> str | None:
+    """Markdown benchmark section of ``model_id`` on ``task_id`` and on the protocols built on it
+    (``sr-x4-jitter``, ``smile-wild``: tasks whose ``base`` is ``task_id``); None when it has no
+    result on ``task_id``."""
+    first = _table(task_id, model_id, results)
+    if first is None:
+        return None
+    lines = [START, "## Benchmark", "", "Written by `python -m benchmarks.run`; the leaderboard has every column and "
+             "the judges' versions.", "", *first]
+    for variant in (k for k, t in TASKS.items() if t.base == task_id):
+        table = _table(variant, model_id, results)
+        if table is not None:
+            lines += ["", *table]
     lines.append(END)
     return "\n".join(lines)
 

@@ -25,6 +25,16 @@ def test_section_lists_the_model_then_its_comparisons() -> None:
     assert cards.section("sr-x2", "stackedgan", results) is None
 
 
+def test_section_adds_the_protocols_built_on_the_task() -> None:
+    results = [_result("sr-x4", "bicubic", 27.5), _result("sr-x4", "stackedgan", 29.0),
+               _result("sr-x4-jitter", "stackedgan", 28.5), _result("sr-x4-jitter", "bicubic", 26.0),
+               _result("sr-x8-jitter", "stackedgan", 24.0)]
+    text = cards.section("sr-x4", "stackedgan", results)
+    assert text.count("| row") == 2 and "`sr-x4-jitter`" in text and "28.5000" in text and "26.0000" in text
+    assert "24.0000" not in text and text.index("`sr-x4`") < text.index("`sr-x4-jitter`")
+    assert cards.section("sr-x4-jitter", "stackedgan", results[2:]).count("| row") == 1
+
+
 def test_replace_section_is_idempotent_and_keeps_the_rest() -> None:
     card = "# m\n\nbody\n"
     a = cards.replace_section(card, f"{cards.START}\nold\n{cards.END}")
