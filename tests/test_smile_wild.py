@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from facegen import losses
 from facegen.models.layers import bicubic_resize
 from facegen.models.smile import SmileConfig, SmileGenerator, SmileTrainNet
-from facegen.train.smile import UNREGISTERED_POOL, SmileObjective, smile_pieces
+from facegen.train.smile import UNREGISTERED_POOL, SmileObjective, face_box, reconstruction, smile_pieces, weighted_bce
 from facegen.train.smile_data import SmileDataError, SmilePairs, studio_repeat
 
 
@@ -60,7 +60,7 @@ def test_residual_training_outputs_and_gradients() -> None:
 def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
     torch.manual_seed(0)
     fake, real = torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32)
-    rec = SmileObjective._reconstruction
+    rec = reconstruction
     assert torch.allclose(rec(fake, real, None), losses.l1(fake, real))
     assert torch.allclose(rec(fake, real, torch.ones(3)), losses.l1(fake, real))
     f, r = (F.avg_pool2d(t, UNREGISTERED_POOL).flatten(1) for t in (fake, real))
@@ -79,6 +79,36 @@ def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
     face = F.interpolate(torch.rand(1, 1, 6, 6), size=32, mode="bicubic", align_corners=False)
     one, other = face + 0.1 * torch.randn_like(face), face + 0.1 * torch.randn_like(face)
     assert rec(one, other, torch.zeros(1)) < 0.5 * rec(one, other, torch.ones(1))
+
+
+def test_unregistered_pairs_count_only_the_face_box() -> None:
+    torch.manual_seed(0)
+    real = torch.rand(1, 1, 32, 32)
+    fake = real.clone()
+    fake[..., :4, :] = 0.0  # another background at the top
+    box = face_box("celeba")
+    assert 0.15 < box[0] < 0.25 and 0.15 < box[1] < 0.25 and 0.75 < box[2] < 0.85 and 0.75 < box[3] < 0.85
+    assert reconstruction(fake, real, torch.zeros(1), box) < 2e-3 < 0.01 < reconstruction(fake, real, torch.zeros(1))
+    assert face_box("expression") == (0.0, 0.0, 1.0, 1.0)  # two eyes do not place a mouth
+
+
+def test_the_cgan_sees_registered_pairs_only() -> None:
+    logits = torch.tensor([[5.0, 5.0], [-5.0, -5.0]], requires_grad=True)
+    only_first = weighted_bce(logits, 1.0, torch.tensor([1.0, 0.0]))
+    assert torch.allclose(only_first, F.binary_cross_entropy_with_logits(logits[0], torch.ones(2)))
+    none = weighted_bce(logits, 1.0, torch.zeros(2))
+    none.backward()
+    assert float(none.detach()) == 0.0 and logits.grad.abs().sum() == 0
+    torch.manual_seed(0)
+    obj = SmileObjective(_tiny_residual("parallel"))
+    obj.G.eval(), obj.D.eval()  # no dropout, no batch statistics: items do not mix
+    batch = {k: torch.rand(2, 1, s, s) for k, s in (("lr", 16), ("hr", 32), ("lr_target", 16), ("hr_neutral", 32))}
+    d_studio, _ = obj.d_loss({**batch, "registered": torch.tensor([1.0, 0.0])})
+    obj.g_loss({**batch, "registered": torch.tensor([1.0, 0.0])})
+    batch2 = {k: v.clone() for k, v in batch.items()}
+    batch2["hr"][1] = 1 - batch2["hr"][1]  # another target for the unregistered item only
+    d_changed, _ = obj.d_loss({**batch2, "registered": torch.tensor([1.0, 0.0])})
+    assert torch.allclose(d_studio, d_changed)
 
 
 def test_pairs_carry_the_registered_flag() -> None:

@@ -37,9 +37,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from facegen import faces as F
 from facegen import identity, losses, papers, registry
 from facegen.models.layers import PatchDiscriminator, bicubic_resize, patchgan_layers_for
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
@@ -59,6 +61,48 @@ METHOD_REFS = {
     "parallel": "multitask parallel Pix2Pix + SR [7] (Hanano, Seo, Chen, GCCE 2022)",
     "sge": "proposed: parallel model with self-supervised guidance encoders",
 }
+
+
+def face_box(template: str) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of the face in a crop aligned by ``template``, as fractions of
+    the side: the box of its 5 points grown by 0.6 eye distances (brows, cheeks, chin)."""
+    pts = F.TEMPLATES[template]
+    if len(pts) != 5:
+        return (0.0, 0.0, 1.0, 1.0)  # the eyes alone do not place the mouth: the whole crop
+    m = 0.6 * float(np.linalg.norm(pts[1] - pts[0]))
+    (x0, y0), (x1, y1) = pts.min(0) - m, pts.max(0) + m
+    return (max(0.0, float(x0)), max(0.0, float(y0)), min(1.0, float(x1)), min(1.0, float(y1)))
+
+
+def weighted_bce(logits: Tensor, target: float, weight: Tensor) -> Tensor:
+    """Binary cross-entropy of each item's (patch) logits against ``target``, averaged over the
+    items with their ``weight`` (0 or 1); 0, with gradients of zero, when every weight is 0."""
+    per = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, torch.full_like(logits, target), reduction="none").flatten(1).mean(1)
+    w = weight.to(per.dtype).flatten()
+    return (w * per).sum() / w.sum().clamp(min=1.0)
+
+
+def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
+                   box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)) -> Tensor:
+    """The pixel loss: L1, as the paper. Items with ``registered`` 0 (two photos of one person,
+    which differ in background, hair, pose and light) are compared only inside the face ``box``,
+    at 1/UNREGISTERED_POOL of the resolution, after giving the output the target's mean and
+    contrast there (per image): what remains is the face's shape, the change a smile makes. They
+    take no part in the cGAN either: a conditional discriminator would tell their real targets
+    from the outputs by the background alone."""
+    if registered is None:
+        return losses.l1(fake, real)
+    full = (fake - real).abs().flatten(1).mean(1)
+    pool = torch.nn.functional.avg_pool2d
+    f, r = pool(fake, UNREGISTERED_POOL), pool(real, UNREGISTERED_POOL)
+    s = f.shape[-1]
+    x0, y0, x1, y1 = (round(v * s) for v in box)
+    f, r = f[..., y0:y1, x0:x1].flatten(1), r[..., y0:y1, x0:x1].flatten(1)
+    f = (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3) * r.std(1, keepdim=True) + r.mean(1, keepdim=True)
+    low = (f - r).abs().mean(1)
+    w = registered.to(fake.dtype).flatten()
+    return (w * full + (1 - w) * low).mean()
 
 
 class SmileObjective:
@@ -82,6 +126,8 @@ class SmileObjective:
         self.guide_fallback = guide_fallback
         # Not in the paper: weight of the SFace identity loss between generated and real smile.
         self.identity_weight = identity_weight
+        # where unregistered pairs are compared (facegen.faces template fractions); see reconstruction()
+        self.face_box = face_box(config.template)
         self.G = SmileTrainNet(config)
         d_size = config.lr_size if config.lr_generator else config.hr_size
         self.D = PatchDiscriminator(2 * config.channels, config.ndf, patchgan_layers_for(d_size, config.d_layers))
@@ -146,21 +192,6 @@ class SmileObjective:
         return base.clamp(0, 1), out, hr
 
     # -- losses ------------------------------------------------------------------------------------
-    @staticmethod
-    def _reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None) -> Tensor:
-        """L1; items with ``registered`` 0 (two photos of one person) are compared at
-        1/UNREGISTERED_POOL of the resolution after giving the output the target's mean and
-        contrast (per image), so the photos' differences in light and exposure do not count."""
-        if registered is None:
-            return losses.l1(fake, real)
-        full = (fake - real).abs().flatten(1).mean(1)
-        pool = torch.nn.functional.avg_pool2d
-        f, r = pool(fake, UNREGISTERED_POOL).flatten(1), pool(real, UNREGISTERED_POOL).flatten(1)
-        f = (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3) * r.std(1, keepdim=True) + r.mean(1, keepdim=True)
-        low = (f - r).abs().mean(1)
-        w = registered.to(fake.dtype).flatten()
-        return (w * full + (1 - w) * low).mean()
-
     def d_loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         self._check(batch)
         c = self.config
@@ -170,7 +201,11 @@ class SmileObjective:
         self._cache = (out, cond, real, batch)
         real_logits = self._d(cond, real)
         fake_logits = self._d(cond, fake.detach())
-        loss = 0.5 * losses.gan_d_loss(real_logits, fake_logits)
+        w = batch.get("registered")
+        if w is None:
+            loss = 0.5 * losses.gan_d_loss(real_logits, fake_logits)
+        else:  # the cGAN sees registered pairs only (see reconstruction())
+            loss = 0.5 * (weighted_bce(real_logits, 1.0, w) + weighted_bce(fake_logits, 0.0, w))
         return loss, {"D_real": float(real_logits.detach().sigmoid().mean()),
                       "D_fake": float(fake_logits.detach().sigmoid().mean())}
 
@@ -181,8 +216,10 @@ class SmileObjective:
         self._cache = None
         c = self.config
         fake = out["lr_fake"] if c.lr_generator else out["hr_fake"]
-        adv = losses.gan_g_loss(self._d(cond, fake))
-        rec = self._reconstruction(fake, real, batch.get("registered"))
+        w = batch.get("registered")
+        fake_logits = self._d(cond, fake)
+        adv = losses.gan_g_loss(fake_logits) if w is None else weighted_bce(fake_logits, 1.0, w)
+        rec = reconstruction(fake, real, w, self.face_box)
         total = adv + self.l1_weight * rec
         logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
         if self.identity_weight > 0:
