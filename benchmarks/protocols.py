@@ -89,15 +89,18 @@ def _sr_jitter(scale: int) -> ProtocolCard:
     )
 
 
+_PAPER_000 = ("Paper 000 (p2p-*): its own recorded neutral->smile video frames; test = one male and one female "
+              "low-resolution neutral face not in training; PSNR and SSIM of the HR smile against the ground truth.")
+_PAPER_000_TEST = "2 held-out subjects of its own video data (one image each)"
+
 CARDS: dict[str, ProtocolCard] = {
     **{f"sr-x{s}": _sr(s) for s in (2, 4, 8)},
     **{f"sr-x{s}-jitter": _sr_jitter(s) for s in (2, 4, 8)},
     "smile": ProtocolCard(
         task="smile", headline="expr_acc_domain",
-        papers=("Paper 000 (p2p-*): its own recorded neutral->smile video frames; test = one male and one female "
-                "low-resolution neutral face not in training; PSNR and SSIM of the HR smile against the ground truth.",),
+        papers=(_PAPER_000,),
         differences=(
-            Difference("test set", "2 held-out subjects of its own video data (one image each)",
+            Difference("test set", _PAPER_000_TEST,
                        "neutral->happy pairs of the held-out JAFFE and RaFD subjects (facegen.data.splits)"),
             Difference("sizes", "low-resolution neutral in, 2x smiling out (the paper's 256 px models)", "64 -> 128"),
             Difference("degradation", "its low-resolution frames", "the aligned 128 px neutral face, PIL-bicubic down-sampled"),
@@ -110,11 +113,10 @@ CARDS: dict[str, ProtocolCard] = {
     ),
     "smile-wild": ProtocolCard(
         task="smile-wild", headline="expr_acc_fer",
-        papers=("Paper 000 (p2p-*): its own recorded neutral->smile video frames; test = one male and one female "
-                "low-resolution neutral face not in training; PSNR and SSIM of the HR smile against the ground truth.",),
+        papers=(_PAPER_000,),
         differences=(
-            Difference("test set", "2 held-out subjects of its own video data (one image each)",
-                       "in-the-wild photos: the neutral LFW photos (up to 4 each) of the 159 held-out LFW identities "
+            Difference("test set", _PAPER_000_TEST,
+                       "in-the-wild photos: the neutral LFW photos (the first 3 of each, 301 photos) of the 159 held-out LFW identities "
                        "(facegen.data.wild.LFW_TEST_IDENTITIES), which no smile model trains on"),
             Difference("sizes", "low-resolution neutral in, 2x smiling out (the paper's 256 px models)",
                        "as the smile task: aligned with its template at its output size, input at its input size"),
