@@ -63,7 +63,8 @@ def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
     rec = reconstruction
     assert torch.allclose(rec(fake, real, None), losses.l1(fake, real))
     assert torch.allclose(rec(fake, real, torch.ones(3)), losses.l1(fake, real))
-    f, r = (F.avg_pool2d(t, UNREGISTERED_POOL).flatten(1) for t in (fake, real))
+    s = 32 // UNREGISTERED_POOL
+    f, r = (F.interpolate(t, size=(s, s), mode="bilinear", antialias=True).flatten(1) for t in (fake, real))
     f = (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3) * r.std(1, keepdim=True) + r.mean(1, keepdim=True)
     low = (f - r).abs().mean(1)
     assert torch.allclose(rec(fake, real, torch.zeros(3)), low.mean())
@@ -79,6 +80,16 @@ def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
     face = F.interpolate(torch.rand(1, 1, 6, 6), size=32, mode="bicubic", align_corners=False)
     one, other = face + 0.1 * torch.randn_like(face), face + 0.1 * torch.randn_like(face)
     assert rec(one, other, torch.zeros(1)) < 0.5 * rec(one, other, torch.ones(1))
+
+
+def test_unregistered_gradient_has_no_blocks() -> None:
+    fake = torch.zeros(1, 1, 32, 32, requires_grad=True)
+    real = torch.zeros(1, 1, 32, 32)
+    real[..., 14:18, 14:18] = 1.0
+    reconstruction(fake, real, torch.zeros(1)).backward()
+    g = fake.grad[0, 0]
+    blocks = g.reshape(8, 4, 8, 4).permute(0, 2, 1, 3).reshape(64, 16)
+    assert (blocks.std(1) > 1e-6).any()  # not one value over each 4x4 block, as average pooling gives
 
 
 def test_unregistered_pairs_count_only_the_face_box() -> None:

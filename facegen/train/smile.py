@@ -49,9 +49,9 @@ from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
 
-#: Items whose ``registered`` flag is 0 (two photos of one person) are compared by L1 after this
-#: average pooling (a quarter of the resolution), where misregistration and texture matter little,
-#: and after matching each output's mean and contrast to its target's.
+#: Items whose ``registered`` flag is 0 (two photos of one person) are compared by L1 after
+#: down-sampling by this factor (a quarter of the resolution), where misregistration and texture
+#: matter little, and after matching each output's mean and contrast to its target's.
 UNREGISTERED_POOL = 4
 
 METHOD_REFS = {
@@ -94,9 +94,11 @@ def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
     if registered is None:
         return losses.l1(fake, real)
     full = (fake - real).abs().flatten(1).mean(1)
-    pool = torch.nn.functional.avg_pool2d
-    f, r = pool(fake, UNREGISTERED_POOL), pool(real, UNREGISTERED_POOL)
-    s = f.shape[-1]
+    s = fake.shape[-1] // UNREGISTERED_POOL
+    # antialiased (triangle-filter) down-sampling: its gradient spreads smoothly over overlapping
+    # neighbourhoods, where average pooling's would be constant over each block (and teach blocks)
+    f, r = (torch.nn.functional.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+            for x in (fake, real))
     x0, y0, x1, y1 = (round(v * s) for v in box)
     f, r = f[..., y0:y1, x0:x1].flatten(1), r[..., y0:y1, x0:x1].flatten(1)
     f = (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3) * r.std(1, keepdim=True) + r.mean(1, keepdim=True)
