@@ -299,8 +299,9 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         "trained on JAFFE + RaFD neutral -> happy pairs of the training subjects (the paper: 41 people filmed "
         "changing from a straight face to a smile, 10 frames each)"
         + ("; aligned by the paper's crop rule" if cfg.template == "expression" else
-           ", and LFW neutral -> happy pairs of different photos of one person (compared by L1 at a quarter of the "
-           "resolution, as they are in register only up to landmarks, pose and light)"),
+           ", and LFW neutral -> happy pairs of different photos of one person (in register only up to landmarks, "
+           "pose and light: compared by L1 inside the face box at a quarter of the resolution after matching mean "
+           "and contrast, and kept out of the cGAN)"),
     ]
     if cfg.template != "expression":
         dev.append("tight crop: the faces aligned by the 5-point 'celeba' template (the face fills the 128 px) "
