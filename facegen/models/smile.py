@@ -198,7 +198,7 @@ class SmileConfig:
 
     @classmethod
     def preset(cls, name: str, method: str = "sge", size: str = "paper") -> "SmileConfig":
-        """``paper``, ``lite``, ``tiny``, or a Table IV ablation of the ``size`` preset (sge only)."""
+        """``paper``, ``lite``, ``wild``, ``tiny``, or a Table IV ablation of the ``size`` preset (sge only)."""
         if name in ("paper", "lite", "wild", "tiny"):
             return getattr(cls, name)(method)
         if name in ABLATIONS:
@@ -279,7 +279,7 @@ def guides_for_decoder(feats: list[Tensor], skips: bool) -> list[Tensor | None]:
 
 def zero_last_layer(module: nn.Module) -> None:
     """Zero the weights and bias of every image-making layer (``last.0``) in ``module``: a residual
-    network then starts as the identity (its input resized), as in ESRGAN-style residual heads."""
+    network then starts as the identity (its input resized)."""
     for name, m in module.named_modules():
         if name.endswith("last.0"):
             nn.init.zeros_(m.weight)
