@@ -155,7 +155,7 @@ def test_same_person_mask_is_cached(tmp_path, monkeypatch) -> None:
     b = np.stack([a[0], rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)])
     mask = smile_data.cached_same_person(a, b, "celeba", tmp_path)
     assert mask.dtype == bool and mask.shape == (2,) and mask[0]  # a crop is always its own person
-    assert len(list(tmp_path.glob("same-person-*.npy"))) == 1
+    assert len(list(tmp_path.glob("same-person-*.npz"))) == 1
 
     def fail(*args, **kwargs):
         raise AssertionError("recomputed")

@@ -48,7 +48,7 @@ from torch.utils.data import Dataset
 from facegen import identity
 from facegen.data import aligned_crops, task_pairs
 from facegen.data.cache import default_cache_root
-from facegen.io import save_npy
+from facegen.io import load_npz, save_npz
 from facegen.data.wild import LFW_TEST_IDENTITIES, PAIRS_PER_IDENTITY, wild_train_pairs
 from facegen.data.degrade import bicubic_down, luminance
 
@@ -210,13 +210,12 @@ def cached_same_person(neutral: np.ndarray, happy: np.ndarray, template: str,
     h = hashlib.sha256(f"{template}|{SAME_PERSON_COSINE}|{neutral.shape}".encode())
     h.update(neutral.tobytes())
     h.update(happy.tobytes())
-    path = (Path(cache_root) if cache_root is not None else default_cache_root()) / f"same-person-{h.hexdigest()[:16]}.npy"
-    if path.is_file():
-        mask = np.load(path)
-        if mask.shape == (len(neutral),) and mask.dtype == bool:
-            return mask
+    path = (Path(cache_root) if cache_root is not None else default_cache_root()) / f"same-person-{h.hexdigest()[:16]}.npz"
+    cached = load_npz(path)  # None when absent or damaged
+    if cached is not None and cached.get("mask", np.zeros(0)).shape == (len(neutral),) and cached["mask"].dtype == bool:
+        return cached["mask"]
     mask = same_person(neutral, happy, template)
-    save_npy(path, mask)
+    save_npz(path, mask=mask)
     return mask
 
 
