@@ -31,6 +31,15 @@ def gan_g_loss(fake_logits: Tensor) -> Tensor:
     return bce_real(fake_logits)
 
 
+def weighted_bce(logits: Tensor, target: float, weight: Tensor) -> Tensor:
+    """Binary cross-entropy of each item's (patch) logits against ``target``, averaged over the
+    items with their ``weight`` (0 or 1); 0, with gradients of zero, when every weight is 0."""
+    per = F.binary_cross_entropy_with_logits(
+        logits, torch.full_like(logits, target), reduction="none").flatten(1).mean(1)
+    w = weight.to(per.dtype).flatten()
+    return (w * per).sum() / w.sum().clamp(min=1.0)
+
+
 def l1(a: Tensor, b: Tensor) -> Tensor:
     """Mean absolute difference."""
     return (a - b).abs().mean()

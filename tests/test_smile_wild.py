@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from facegen import losses
 from facegen.models.layers import bicubic_resize
 from facegen.models.smile import SmileConfig, SmileGenerator, SmileTrainNet
-from facegen.train.smile import UNREGISTERED_POOL, SmileObjective, face_box, reconstruction, smile_pieces, weighted_bce
+from facegen.train.smile import UNREGISTERED_POOL, SmileObjective, face_box, reconstruction, smile_pieces
 from facegen.train.smile_data import SmileDataError, SmilePairs, studio_repeat
 
 
@@ -105,9 +105,9 @@ def test_unregistered_pairs_count_only_the_face_box() -> None:
 
 def test_the_cgan_sees_registered_pairs_only() -> None:
     logits = torch.tensor([[5.0, 5.0], [-5.0, -5.0]], requires_grad=True)
-    only_first = weighted_bce(logits, 1.0, torch.tensor([1.0, 0.0]))
+    only_first = losses.weighted_bce(logits, 1.0, torch.tensor([1.0, 0.0]))
     assert torch.allclose(only_first, F.binary_cross_entropy_with_logits(logits[0], torch.ones(2)))
-    none = weighted_bce(logits, 1.0, torch.zeros(2))
+    none = losses.weighted_bce(logits, 1.0, torch.zeros(2))
     none.backward()
     assert float(none.detach()) == 0.0 and logits.grad.abs().sum() == 0
     torch.manual_seed(0)

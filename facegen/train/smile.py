@@ -74,15 +74,6 @@ def face_box(template: str) -> tuple[float, float, float, float]:
     return (max(0.0, float(x0)), max(0.0, float(y0)), min(1.0, float(x1)), min(1.0, float(y1)))
 
 
-def weighted_bce(logits: Tensor, target: float, weight: Tensor) -> Tensor:
-    """Binary cross-entropy of each item's (patch) logits against ``target``, averaged over the
-    items with their ``weight`` (0 or 1); 0, with gradients of zero, when every weight is 0."""
-    per = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, torch.full_like(logits, target), reduction="none").flatten(1).mean(1)
-    w = weight.to(per.dtype).flatten()
-    return (w * per).sum() / w.sum().clamp(min=1.0)
-
-
 def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
                    box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)) -> Tensor:
     """The pixel loss: L1, as the paper. Items with ``registered`` 0 (two photos of one person,
@@ -207,7 +198,7 @@ class SmileObjective:
         if w is None:
             loss = 0.5 * losses.gan_d_loss(real_logits, fake_logits)
         else:  # the cGAN sees registered pairs only (see reconstruction())
-            loss = 0.5 * (weighted_bce(real_logits, 1.0, w) + weighted_bce(fake_logits, 0.0, w))
+            loss = 0.5 * (losses.weighted_bce(real_logits, 1.0, w) + losses.weighted_bce(fake_logits, 0.0, w))
         return loss, {"D_real": float(real_logits.detach().sigmoid().mean()),
                       "D_fake": float(fake_logits.detach().sigmoid().mean())}
 
@@ -220,7 +211,7 @@ class SmileObjective:
         fake = out["lr_fake"] if c.lr_generator else out["hr_fake"]
         w = batch.get("registered")
         fake_logits = self._d(cond, fake)
-        adv = losses.gan_g_loss(fake_logits) if w is None else weighted_bce(fake_logits, 1.0, w)
+        adv = losses.gan_g_loss(fake_logits) if w is None else losses.weighted_bce(fake_logits, 1.0, w)
         rec = reconstruction(fake, real, w, self.face_box)
         total = adv + self.l1_weight * rec
         logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
