@@ -15,6 +15,7 @@ import torch
 
 from facegen import checkpoint, registry
 from facegen.landmarks import landmarks_of_batch
+from facegen.tasks import shape
 
 _cache: dict[tuple[str, str, str, str], "Runner"] = {}
 _lock = threading.Lock()
@@ -94,6 +95,12 @@ def load_runner(model_id: str, task: str, *, device: str | None = None,
                 model.eval()  # inference statistics, as a loaded checkpoint has
         else:
             model = checkpoint.load(folder, spec.model_class, device=device)
+            crop = getattr(getattr(model, "config", None), "template", None)
+            if crop is not None and crop != shape(task).template:
+                raise checkpoint.CheckpointError(
+                    f"{folder} was trained on faces cropped by the {crop!r} template, but the {task} task crops them "
+                    f"by {shape(task).template!r}: its outputs would be wrong. Retrain it, or use a checkpoint of "
+                    f"this release.")
         runner = Runner(model_id=model_id, task=task, model=model, device=device)
         _cache[key] = runner
         return runner

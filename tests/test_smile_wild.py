@@ -12,21 +12,45 @@ import torch.nn.functional as F
 
 from facegen import losses
 from facegen.models.layers import bicubic_resize
+from facegen.models.pix2pix import ResizeConv, up2x
 from facegen.models.smile import SmileConfig, SmileGenerator, SmileTrainNet
 from facegen.train.smile import UNREGISTERED_POOL, SmileObjective, face_box, reconstruction, smile_pieces
 from facegen.train.smile_data import SmileDataError, SmilePairs, studio_repeat
 
 
 def _tiny_residual(method: str) -> SmileConfig:
-    return dataclasses.replace(SmileConfig.tiny(method, channels=1), residual=True, template="celeba")
+    return dataclasses.replace(SmileConfig.tiny(method, channels=1), residual=True, upsample="resize",
+                               template="celeba")
 
 
 def test_wild_preset() -> None:
     c = SmileConfig.preset("wild", "parallel", "lite")
-    assert c.residual and c.template == "celeba"
-    assert dataclasses.replace(c, residual=False, template="expression") == SmileConfig.lite("parallel")
+    assert c.residual and c.template == "celeba" and c.upsample == "resize"
+    assert dataclasses.replace(c, residual=False, upsample="transpose", template="expression") == SmileConfig.lite("parallel")
+    assert SmileConfig.preset("wild-no-residual", "parallel") == dataclasses.replace(c, residual=False)
     with pytest.raises(ValueError, match="template"):
         dataclasses.replace(c, template="ffhq")
+    with pytest.raises(ValueError, match="upsample"):
+        dataclasses.replace(c, upsample="bilinear")
+
+
+def test_resize_convolutions_have_no_checkerboard() -> None:
+    # A flat input: every output pixel of a resize-convolution sees the same kernel, so away from the
+    # border the output is flat; a stride-2 transposed convolution gives its 2-pixel period.
+    torch.manual_seed(0)
+    x = torch.ones(1, 8, 8, 8)
+    for upsample, flat in (("resize", True), ("transpose", False)):
+        layer = up2x(8, 4, True, upsample)
+        assert layer(x).shape == (1, 4, 16, 16)
+        inner = layer(x)[..., 2:-2, 2:-2].detach()
+        assert torch.allclose(inner, inner[..., :1, :1].expand_as(inner), atol=1e-6) == flat, upsample
+
+
+@pytest.mark.parametrize("method", ["bilinear", "two-step", "parallel", "sge"])
+def test_wild_networks_have_no_transposed_convolutions(method: str) -> None:
+    net = SmileTrainNet(SmileConfig.wild(method))
+    assert not [m for m in net.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert any(isinstance(m, ResizeConv) for m in net.modules())
 
 
 @pytest.mark.parametrize("method", ["two-step", "serial", "parallel", "sge"])
@@ -54,52 +78,64 @@ def test_residual_training_outputs_and_gradients() -> None:
     up = bicubic_resize((x + 1) / 2, 32) * 2 - 1
     assert torch.allclose(out["hr_fake"], up, atol=1e-6) and torch.allclose(out["sr"], up, atol=1e-6)
     (out["hr_fake"] - 1).abs().mean().backward()
-    assert net.net.decoder.last[0].weight.grad.abs().sum() > 0  # the zeroed layer learns
+    assert net.net.decoder.last[0].conv.weight.grad.abs().sum() > 0  # the zeroed layer learns
 
 
 def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
     torch.manual_seed(0)
-    fake, real = torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32)
+    fake, real, src = torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32)
     rec = reconstruction
     assert torch.allclose(rec(fake, real, None), losses.l1(fake, real))
-    assert torch.allclose(rec(fake, real, torch.ones(3)), losses.l1(fake, real))
+    assert torch.allclose(rec(fake, real, torch.ones(3), source=src), losses.l1(fake, real))
     s = 32 // UNREGISTERED_POOL
-    f, r = (F.interpolate(t, size=(s, s), mode="bilinear", antialias=True).flatten(1) for t in (fake, real))
-    f = (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3) * r.std(1, keepdim=True) + r.mean(1, keepdim=True)
+    f, r, x = (F.interpolate(t, size=(s, s), mode="bilinear", antialias=True).flatten(1) for t in (fake, real, src))
+    r = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-3) * x.std(1, keepdim=True) + x.mean(1, keepdim=True)
     low = (f - r).abs().mean(1)
-    assert torch.allclose(rec(fake, real, torch.zeros(3)), low.mean())
-    mixed = rec(fake, real, torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(rec(fake, real, torch.zeros(3), source=src), low.mean())  # the box is the whole crop
+    mixed = rec(fake, real, torch.tensor([1.0, 0.0, 0.0]), source=src)
     full0 = (fake[0] - real[0]).abs().mean()
     assert torch.allclose(mixed, (full0 + low[1:].sum()) / 3)
-    # another exposure of the same picture costs nothing unregistered, much registered
-    brighter = 0.8 * real + 0.15
-    assert rec(brighter, real, torch.zeros(3)) < 1e-3 < rec(brighter, real, torch.ones(3))
+    with pytest.raises(ValueError, match="source"):
+        rec(fake, real, torch.zeros(3))
+    # a target photographed in other light costs nothing when the output keeps the input's light...
+    brighter = 0.8 * src + 0.15
+    assert rec(src, brighter, torch.zeros(3), source=src) < 1e-3 < rec(src, brighter, torch.ones(3))
+    # ...and an output that changes the input's light costs as much as registered
+    assert rec(brighter, src, torch.zeros(3), source=src) > 0.5 * rec(brighter, src, torch.ones(3))
     # two photos of one face differ in fine texture (grain, pores, hair strands): that difference
     # costs much less when compared at low resolution
     torch.manual_seed(1)
     face = F.interpolate(torch.rand(1, 1, 6, 6), size=32, mode="bicubic", align_corners=False)
     one, other = face + 0.1 * torch.randn_like(face), face + 0.1 * torch.randn_like(face)
-    assert rec(one, other, torch.zeros(1)) < 0.5 * rec(one, other, torch.ones(1))
+    assert rec(one, other, torch.zeros(1), source=one) < 0.5 * rec(one, other, torch.ones(1))
 
 
 def test_unregistered_gradient_has_no_blocks() -> None:
     fake = torch.zeros(1, 1, 32, 32, requires_grad=True)
     real = torch.zeros(1, 1, 32, 32)
     real[..., 14:18, 14:18] = 1.0
-    reconstruction(fake, real, torch.zeros(1)).backward()
+    reconstruction(fake, real, torch.zeros(1), source=torch.rand(1, 1, 32, 32)).backward()
     g = fake.grad[0, 0]
     blocks = g.reshape(8, 4, 8, 4).permute(0, 2, 1, 3).reshape(64, 16)
     assert (blocks.std(1) > 1e-6).any()  # not one value over each 4x4 block, as average pooling gives
 
 
-def test_unregistered_pairs_count_only_the_face_box() -> None:
+def test_unregistered_pairs_keep_the_input_outside_the_face_box() -> None:
     torch.manual_seed(0)
-    real = torch.rand(1, 1, 32, 32)
-    fake = real.clone()
-    fake[..., :4, :] = 0.0  # another background at the top
+    src = torch.rand(1, 1, 32, 32)
     box = face_box("celeba")
     assert 0.15 < box[0] < 0.25 and 0.15 < box[1] < 0.25 and 0.75 < box[2] < 0.85 and 0.75 < box[3] < 0.85
-    assert reconstruction(fake, real, torch.zeros(1), box) < 2e-3 < 0.01 < reconstruction(fake, real, torch.zeros(1))
+    real = src.clone()
+    real[..., :4, :] = 0.0  # the target photo has another background at the top: free
+    assert reconstruction(src, real, torch.zeros(1), box, src) < 2e-3 < 0.01 < reconstruction(src, real, torch.zeros(1), source=src)
+    fake = src.clone()
+    fake[..., :4, :] = 0.0  # the output changes the input's background: costs
+    assert reconstruction(fake, src, torch.zeros(1), box, src) > 0.01
+    # the input at the model's input size is resized to the output's
+    smooth = F.interpolate(torch.rand(1, 1, 4, 4), size=32, mode="bilinear", align_corners=False)
+    small = F.interpolate(smooth, size=16, mode="bilinear", align_corners=False, antialias=True)
+    assert reconstruction(smooth, smooth, torch.zeros(1), box, small) < 0.02
+    assert reconstruction(smooth, smooth, torch.zeros(1), box, small.flip(-1)) > 0.05
     assert face_box("expression") == (0.0, 0.0, 1.0, 1.0)  # two eyes do not place a mouth
 
 
@@ -143,7 +179,7 @@ def test_wild_card_declares_the_departures() -> None:
     pieces = smile_pieces("p2p-parallel", "wild", identity_weight=5.0)
     text = " ".join(pieces.deviations)
     assert "tight crop" in text and "residual outputs" in text and "LFW neutral -> happy" in text
-    assert "'celeba' crop" in text
+    assert "'celeba' crop" in text and "resize-convolutions" in text
     assert "tight crop" not in " ".join(smile_pieces("p2p-parallel", "lite").deviations)
 
 

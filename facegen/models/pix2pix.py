@@ -16,6 +16,10 @@ blocks, 256 -> 1 -> 256):
   one to the image (with bias) + tanh. With 128 -> 32 -> 3 this adds exactly the 60,960
   parameters between Table III's Pix2Pix and parallel rows.
 
+``upsample = "resize"`` (not in Pix2Pix; paper 000's ``wild`` preset) replaces every transposed
+convolution by 2x nearest-neighbour up-sampling and a 3x3 convolution with the same inputs and
+outputs (:class:`ResizeConv`), which cannot draw the transposed convolution's checkerboard.
+
 Every decoder layer can take extra feature maps concatenated to its input (``extra``), which is
 how paper 000's self-supervised guidance encoder feeds the decoder. Images inside the networks
 are in [-1, 1]; :meth:`UNetGenerator.infer` takes and returns [0, 1].
@@ -28,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
@@ -67,6 +72,30 @@ class UNetEncoder(nn.Module):
         return feats
 
 
+UPSAMPLING: tuple[str, ...] = ("transpose", "resize")
+
+
+class ResizeConv(nn.Module):
+    """2x nearest-neighbour up-sampling, then a 3x3 convolution: a 2x layer whose every output pixel
+    sees the same kernel, so it has no checkerboard (Odena, Dumoulin & Olah, Distill 2016)."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def up2x(in_channels: int, out_channels: int, bias: bool, upsample: str) -> nn.Module:
+    """A 2x up-sampling convolution: Pix2Pix's 4x4 stride-2 transposed one, or :class:`ResizeConv`."""
+    if upsample == "transpose":
+        return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
+    if upsample == "resize":
+        return ResizeConv(in_channels, out_channels, bias)
+    raise ValueError(f"upsample must be one of {UPSAMPLING}; got {upsample!r}")
+
+
 class UNetDecoder(nn.Module):
     """Decoder of the U-Net; ``extra[k]`` channels are concatenated to the input of layer ``k``.
 
@@ -83,6 +112,7 @@ class UNetDecoder(nn.Module):
         dropout: float = 0.5,
         n_dropout: int = 3,
         extra: Sequence[int] | None = None,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
         if out_scale not in (1, 2):
@@ -99,7 +129,7 @@ class UNetDecoder(nn.Module):
         for j in range(depth - 1):
             out = widths[depth - 2 - j]
             layers: list[nn.Module] = [
-                nn.ConvTranspose2d(prev + extra[j], out, 4, 2, 1, bias=False), nn.BatchNorm2d(out),
+                up2x(prev + extra[j], out, False, upsample), nn.BatchNorm2d(out),
             ]
             if j < n_dropout and dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -108,11 +138,11 @@ class UNetDecoder(nn.Module):
             prev = out + widths[depth - 2 - j]  # after concatenating the skip
         self.ups = nn.ModuleList(ups)
         if out_scale == 1:
-            self.last = nn.Sequential(nn.ConvTranspose2d(prev + extra[depth - 1], out_channels, 4, 2, 1), nn.Tanh())
+            self.last = nn.Sequential(up2x(prev + extra[depth - 1], out_channels, True, upsample), nn.Tanh())
             self.extra_up: nn.Module | None = None
         else:
-            self.extra_up = nn.Sequential(nn.ConvTranspose2d(prev + extra[depth - 1], up_channels, 4, 2, 1), nn.ReLU())
-            self.last = nn.Sequential(nn.ConvTranspose2d(up_channels + extra[depth], out_channels, 4, 2, 1), nn.Tanh())
+            self.extra_up = nn.Sequential(up2x(prev + extra[depth - 1], up_channels, True, upsample), nn.ReLU())
+            self.last = nn.Sequential(up2x(up_channels + extra[depth], out_channels, True, upsample), nn.Tanh())
 
     def forward(self, feats: Sequence[Tensor], guides: Sequence[Tensor | None] | None = None) -> Tensor:
         """``feats``: the encoder's outputs (largest first); ``guides[k]``: extra input of layer k or None."""
@@ -152,8 +182,11 @@ class Pix2PixConfig:
     n_dropout: int = 3
     ndf: int = 64
     d_layers: int = 3  # 70x70 PatchGAN
+    upsample: str = "transpose"  # the decoder's 2x layers (see UPSAMPLING)
 
     def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}; got {self.upsample!r}")
         if not _is_pow2(self.size) or self.size < 4:
             raise ValueError(f"the U-Net input size must be a power of two >= 4; got {self.size}")
         if self.channels not in (1, 3):
@@ -201,7 +234,8 @@ class UNetGenerator(nn.Module, PyTorchModelHubMixin):
         self.config = config
         c = config
         self.encoder = UNetEncoder(c.channels, c.widths)
-        self.decoder = UNetDecoder(c.widths, c.channels, c.out_scale, c.up_channels, c.dropout, c.n_dropout)
+        self.decoder = UNetDecoder(c.widths, c.channels, c.out_scale, c.up_channels, c.dropout, c.n_dropout,
+                                   upsample=c.upsample)
         init_normal(self)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -57,7 +57,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 from facegen.models.layers import bicubic_resize, check_image_batch, init_normal, luminance_wrap, rgb_to_ycbcr
-from facegen.models.pix2pix import Pix2PixConfig, UNetDecoder, UNetEncoder, UNetGenerator, unet_widths
+from facegen.models.pix2pix import UPSAMPLING, Pix2PixConfig, UNetDecoder, UNetEncoder, UNetGenerator, unet_widths
 
 METHODS: tuple[str, ...] = ("bilinear", "two-step", "serial", "parallel", "sge")
 #: Registry id -> method.
@@ -106,6 +106,7 @@ class SmileConfig:
     # Not in the paper (the ``wild`` preset): every image-making network predicts a correction
     # to its input resized to its output size, so an untrained change keeps the person.
     residual: bool = False
+    upsample: str = "transpose"  # the decoders' 2x layers: Pix2Pix's transposed convolutions, or "resize"
     template: str = "expression"  # the facegen.faces alignment template of the crops it works on
 
     def __post_init__(self) -> None:
@@ -120,6 +121,8 @@ class SmileConfig:
                 f"the SGE needs one width per resolution from {self.lr_size} down to 1 "
                 f"({self.depth + 1} widths); got {len(self.sge_channels)}"
             )
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}; got {self.upsample!r}")
         if self.template not in ("expression", "celeba"):
             raise ValueError(f"template must be 'expression' (the paper's 6.4 d crop) or 'celeba'; got {self.template!r}")
         if self.method == "sge" and not (self.sge_pix2pix or self.sge_sr):
@@ -156,12 +159,12 @@ class SmileConfig:
 
     def p2p_config(self) -> Pix2PixConfig:
         return Pix2PixConfig(size=self.lr_size, channels=self.channels, ngf=self.ngf, max_mult=self.max_mult,
-                             out_scale=1, dropout=self.dropout, n_dropout=self.n_dropout)
+                             out_scale=1, dropout=self.dropout, n_dropout=self.n_dropout, upsample=self.upsample)
 
     def sr_config(self) -> Pix2PixConfig:
         return Pix2PixConfig(size=self.lr_size, channels=self.channels, ngf=self.sr_ngf, max_mult=self.sr_max_mult,
                              out_scale=2, up_channels=self.up_channels, dropout=self.dropout,
-                             n_dropout=self.n_dropout)
+                             n_dropout=self.n_dropout, upsample=self.upsample)
 
     def guide_extra(self, enabled: bool) -> tuple[int, ...]:
         """Channels the SGE adds to each 2x decoder layer's input (deepest layer first)."""
@@ -186,9 +189,15 @@ class SmileConfig:
 
     @classmethod
     def wild(cls, method: str = "sge") -> "SmileConfig":
-        """The lite sizes on the tight ``celeba`` crop (the face fills the 128 px), residual outputs;
-        trained on studio and in-the-wild pairs (facegen.train.smile_data)."""
-        return replace(cls.lite(method), residual=True, template="celeba")
+        """The lite sizes on the tight ``celeba`` crop (the face fills the 128 px), residual outputs,
+        resize-convolutions instead of transposed ones; trained on studio and in-the-wild pairs
+        (facegen.train.smile_data)."""
+        return replace(cls.lite(method), residual=True, upsample="resize", template="celeba")
+
+    @classmethod
+    def wild_no_residual(cls, method: str = "sge") -> "SmileConfig":
+        """The ``wild`` preset with each network's own output, no residual: the ablation of the residual outputs."""
+        return replace(cls.wild(method), residual=False)
 
     @classmethod
     def tiny(cls, method: str = "sge", channels: int = 3) -> "SmileConfig":
@@ -198,9 +207,10 @@ class SmileConfig:
 
     @classmethod
     def preset(cls, name: str, method: str = "sge", size: str = "paper") -> "SmileConfig":
-        """``paper``, ``lite``, ``wild``, ``tiny``, or a Table IV ablation of the ``size`` preset (sge only)."""
-        if name in ("paper", "lite", "wild", "tiny"):
-            return getattr(cls, name)(method)
+        """``paper``, ``lite``, ``wild``, ``wild-no-residual``, ``tiny``, or a Table IV ablation of the
+        ``size`` preset (sge only)."""
+        if name in ("paper", "lite", "wild", "wild-no-residual", "tiny"):
+            return getattr(cls, name.replace("-", "_"))(method)
         if name in ABLATIONS:
             if method != "sge":
                 raise ValueError(f"the ablation {name!r} is a variant of the sge method, not of {method!r}")
@@ -210,7 +220,7 @@ class SmileConfig:
                 "sge-sr-side": replace(base, sge_pix2pix=False),
                 "sge-no-skips": replace(base, sge_skips=False),
             }[name]
-        raise ValueError(f"unknown smile preset {name!r}; presets: paper, lite, wild, tiny, {', '.join(ABLATIONS)}")
+        raise ValueError(f"unknown smile preset {name!r}; presets: paper, lite, wild, wild-no-residual, tiny, {', '.join(ABLATIONS)}")
 
     @classmethod
     def sge_pix2pix_side(cls, size: str = "paper") -> "SmileConfig":
@@ -282,8 +292,8 @@ def zero_last_layer(module: nn.Module) -> None:
     network then starts as the identity (its input resized)."""
     for name, m in module.named_modules():
         if name.endswith("last.0"):
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
+            for p in m.parameters():
+                nn.init.zeros_(p)
 
 
 def with_base(config: SmileConfig, out: Tensor, base: Tensor) -> Tensor:
@@ -320,7 +330,7 @@ class SmileGenerator(nn.Module, PyTorchModelHubMixin):
             self.encoder = UNetEncoder(c.channels, c.widths)
             use = c.method == "sge" and c.sge_pix2pix
             self.decoder = UNetDecoder(c.widths, c.channels, 2, c.up_channels, c.dropout, c.n_dropout,
-                                       extra=c.guide_extra(use))
+                                       extra=c.guide_extra(use), upsample=c.upsample)
             if use:
                 self.sge = GuidanceEncoder(c.channels, c.sge_channels)
         init_normal(self)
@@ -408,7 +418,7 @@ class SmileTrainNet(nn.Module):
         if c.multitask:
             use = c.method == "sge" and c.sge_sr
             self.sr_decoder = UNetDecoder(c.widths, c.channels, 2, c.up_channels, c.dropout, c.n_dropout,
-                                          extra=c.guide_extra(use))
+                                          extra=c.guide_extra(use), upsample=c.upsample)
             if use:
                 self.sr_sge = GuidanceEncoder(c.channels, c.sge_channels)
             init_normal(self.sr_decoder)

@@ -232,7 +232,7 @@ def _smile_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | P
                     progress: bool) -> TrainingData:
     cfg = recipe.model_config
     train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root, seed=recipe.train.seed,
-                                     progress=progress, template=cfg.template, wild=recipe.preset == "wild")
+                                     progress=progress, template=cfg.template, wild=recipe.preset in ("wild", "wild-no-residual"))
     return TrainingData(train, val, smile_data.data_description(train, val))
 
 
@@ -290,7 +290,7 @@ def _expression_config(model_id: str, preset: str, task: str, lr_size: int | Non
 
 SR = register(Family("sr", SR_TASKS, "paper, lite, tiny (stackedgan also res<m>x<n>, m, n in 1..4)",
                      _sr_config, _build_sr, _sr_datasets, _sr_model_card))
-SMILE = register(Family("smile", ("smile",), "paper, lite, wild, tiny (p2p-sge also the Table IV ablations "
+SMILE = register(Family("smile", ("smile",), "paper, lite, wild, wild-no-residual, tiny (p2p-sge also the Table IV ablations "
                         "sge-pix2pix-side, sge-sr-side, sge-no-skips at lite size, or paper:/tiny: + ablation)",
                         _smile_config, _build_smile, _smile_datasets, _smile_model_card))
 EXPRESSION = register(Family("expression", ("expression",), "paper, lite, tiny (exprgan-msd also no-unsharp, "

@@ -49,9 +49,9 @@ from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
 
-#: Items whose ``registered`` flag is 0 (two photos of one person) are compared by L1 after
-#: down-sampling by this factor (a quarter of the resolution), where misregistration and texture
-#: matter little, and after matching each output's mean and contrast to its target's.
+#: Items whose ``registered`` flag is 0 (two photos of one person) are compared inside the face box
+#: by L1 after down-sampling by this factor (a quarter of the resolution), where misregistration and
+#: texture matter little, and after giving each target its input's mean and contrast there.
 UNREGISTERED_POOL = 4
 
 METHOD_REFS = {
@@ -75,27 +75,42 @@ def face_box(template: str) -> tuple[float, float, float, float]:
 
 
 def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
-                   box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)) -> Tensor:
+                   box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+                   source: Tensor | None = None) -> Tensor:
     """The pixel loss: L1, as the paper. Items with ``registered`` 0 (two photos of one person,
-    which differ in background, hair, pose and light) are compared only inside the face ``box``,
-    at 1/UNREGISTERED_POOL of the resolution, after giving the output the target's mean and
-    contrast there (per image): what remains is the face's shape, the change a smile makes. They
-    take no part in the cGAN either: a conditional discriminator would tell their real targets
+    which differ in background, hair, pose and light) are compared in two parts, each an L1:
+
+    - inside the face ``box``, at 1/UNREGISTERED_POOL of the resolution, with the target given the
+      input's mean and contrast there (per image): what remains is the face's shape, the change a
+      smile makes, while the output keeps the light of the input;
+    - outside the box, at full resolution, with the input itself (``source``, the model's input in
+      [-1, 1], bicubic-resized to the output's size): background and hair stay as they were.
+
+    They take no part in the cGAN either: a conditional discriminator would tell their real targets
     from the outputs by the background alone."""
-    if registered is None:
+    if registered is None or bool((registered >= 1).all()):
         return losses.l1(fake, real)
+    if source is None:
+        raise ValueError("pairs of two photos are compared with the input face: pass source")
+    if source.shape[-1] != fake.shape[-1]:
+        source = bicubic_resize((source + 1) / 2, fake.shape[-1]) * 2 - 1
     full = (fake - real).abs().flatten(1).mean(1)
     s = fake.shape[-1] // UNREGISTERED_POOL
     # antialiased (triangle-filter) down-sampling: its gradient spreads smoothly over overlapping
     # neighbourhoods, where average pooling's would be constant over each block (and teach blocks)
-    f, r = (torch.nn.functional.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
-            for x in (fake, real))
+    f, r, x = (torch.nn.functional.interpolate(t, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+               for t in (fake, real, source))
     x0, y0, x1, y1 = (round(v * s) for v in box)
-    f, r = f[..., y0:y1, x0:x1].flatten(1), r[..., y0:y1, x0:x1].flatten(1)
-    f = (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3) * r.std(1, keepdim=True) + r.mean(1, keepdim=True)
-    low = (f - r).abs().mean(1)
+    f, r, x = (t[..., y0:y1, x0:x1].flatten(1) for t in (f, r, x))
+    r = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-3) * x.std(1, keepdim=True) + x.mean(1, keepdim=True)
+    inside = (f - r).abs().mean(1)
+    n = fake.shape[-1]
+    x0, y0, x1, y1 = (round(v * n) for v in box)
+    around = torch.ones_like(fake[:1, :1])
+    around[..., y0:y1, x0:x1] = 0.0
+    outside = ((fake - source).abs() * around).flatten(1).sum(1) / (around.sum() * fake.shape[1]).clamp_min(1.0)
     w = registered.to(fake.dtype).flatten()
-    return (w * full + (1 - w) * low).mean()
+    return (w * full + (1 - w) * (inside + outside)).mean()
 
 
 class SmileObjective:
@@ -212,7 +227,8 @@ class SmileObjective:
         w = batch.get("registered")
         fake_logits = self._d(cond, fake)
         adv = losses.gan_g_loss(fake_logits) if w is None else losses.weighted_bce(fake_logits, 1.0, w)
-        rec = reconstruction(fake, real, w, self.face_box)
+        source = batch["lr"] * 2 - 1
+        rec = reconstruction(fake, real, w, self.face_box, source)
         total = adv + self.l1_weight * rec
         logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
         if self.identity_weight > 0:
@@ -226,7 +242,10 @@ class SmileObjective:
                 sr_out, sr_target = out["sr"], batch["hr"]
             else:
                 sr_out, sr_target = out["sr"], batch["hr_neutral"]
-            sr = self.sr_loss(sr_out, sr_target * 2 - 1)
+            if c.method == "serial" and w is not None:  # its target is the other photo of a pair: as L1 above
+                sr = reconstruction(sr_out, sr_target * 2 - 1, w, self.face_box, source)
+            else:
+                sr = self.sr_loss(sr_out, sr_target * 2 - 1)
             logs["G_sr"] = float(sr.detach())
             total = total + self.sr_weight * sr
         return total, logs
@@ -291,8 +310,8 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         "changing from a straight face to a smile, 10 frames each)"
         + ("; aligned by the paper's crop rule" if cfg.template == "expression" else
            ", and LFW neutral -> happy pairs of different photos of one person (in register only up to landmarks, "
-           "pose and light: compared by L1 inside the face box at a quarter of the resolution after matching mean "
-           "and contrast, and kept out of the cGAN)"),
+           "pose and light: inside the face box compared by L1 at a quarter of the resolution with the target "
+           "given the input's mean and contrast, outside it by L1 with the input; kept out of the cGAN)"),
     ]
     if cfg.template != "expression":
         dev.append("tight crop: the faces aligned by the 5-point 'celeba' template (the face fills the 128 px) "
@@ -300,6 +319,9 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
     if cfg.residual:
         dev.append("residual outputs: each image-making network adds its input, bicubic-resized to its output size, "
                    "to its tanh output (the paper's networks output the image)")
+    if cfg.upsample == "resize":
+        dev.append("resize-convolutions: every 2x decoder layer is nearest-neighbour up-sampling + a 3x3 convolution "
+                   "instead of a 4x4 stride-2 transposed convolution (no checkerboard; fewer parameters than Table III)")
     if cfg.method in ("two-step", "serial"):
         dev.append("the SR network is the same 2x U-Net as the parallel generator (Table III's 'same SR network "
                    "structure'), not SRCNN")
