@@ -91,6 +91,9 @@ def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
     f, r, x = (F.interpolate(t, size=(s, s), mode="bilinear", antialias=True).flatten(1) for t in (fake, real, src))
     r = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-3) * x.std(1, keepdim=True) + x.mean(1, keepdim=True)
     low = (f - r).abs().mean(1)
+    change = fake - src  # its detail (what the down-sampling removes) is compared with nothing
+    smooth = F.interpolate(F.interpolate(change, size=(s, s), mode="bilinear", antialias=True), size=32, mode="bilinear")
+    low = low + (change - smooth).abs().flatten(1).mean(1)
     assert torch.allclose(rec(fake, real, torch.zeros(3), source=src), low.mean())  # the box is the whole crop
     mixed = rec(fake, real, torch.tensor([1.0, 0.0, 0.0]), source=src)
     full0 = (fake[0] - real[0]).abs().mean()
@@ -108,6 +111,17 @@ def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
     face = F.interpolate(torch.rand(1, 1, 6, 6), size=32, mode="bicubic", align_corners=False)
     one, other = face + 0.1 * torch.randn_like(face), face + 0.1 * torch.randn_like(face)
     assert rec(one, other, torch.zeros(1), source=one) < 0.5 * rec(one, other, torch.ones(1))
+
+
+def test_unregistered_pairs_keep_the_input_detail() -> None:
+    # a target with other fine texture (another photo) costs nothing; an output that loses the
+    # input's detail costs, though its low resolution matches
+    torch.manual_seed(0)
+    src = torch.rand(1, 1, 32, 32)
+    base = F.interpolate(F.interpolate(src, size=8, mode="bilinear", antialias=True), size=32, mode="bilinear")
+    other = base + 0.3 * torch.randn_like(src)
+    assert reconstruction(src, other, torch.zeros(1), source=src) < 0.05
+    assert reconstruction(base, src, torch.zeros(1), source=src) > 0.1
 
 
 def test_unregistered_gradient_has_no_blocks() -> None:

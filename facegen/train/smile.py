@@ -83,6 +83,9 @@ def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
     - inside the face ``box``, at 1/UNREGISTERED_POOL of the resolution, with the target given the
       input's mean and contrast there (per image): what remains is the face's shape, the change a
       smile makes, while the output keeps the light of the input;
+    - inside the box, the detail the down-sampling removes (the image minus its low-resolution
+      version brought back to full size) with the input's detail: skin, eyes and hair stay the
+      person's own, where the target photo's texture would only teach noise;
     - outside the box, at full resolution, with the input itself (``source``, the model's input in
       [-1, 1], bicubic-resized to the output's size): background and hair stay as they were.
 
@@ -100,17 +103,19 @@ def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
     # neighbourhoods, where average pooling's would be constant over each block (and teach blocks)
     f, r, x = (torch.nn.functional.interpolate(t, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
                for t in (fake, real, source))
+    n = fake.shape[-1]
+    detail = (fake - source) - torch.nn.functional.interpolate(f - x, size=(n, n), mode="bilinear", align_corners=False)
     x0, y0, x1, y1 = (round(v * s) for v in box)
     f, r, x = (t[..., y0:y1, x0:x1].flatten(1) for t in (f, r, x))
     r = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-3) * x.std(1, keepdim=True) + x.mean(1, keepdim=True)
-    inside = (f - r).abs().mean(1)
-    n = fake.shape[-1]
+    shape = (f - r).abs().mean(1)
     x0, y0, x1, y1 = (round(v * n) for v in box)
     around = torch.ones_like(fake[:1, :1])
     around[..., y0:y1, x0:x1] = 0.0
     outside = ((fake - source).abs() * around).flatten(1).sum(1) / (around.sum() * fake.shape[1]).clamp_min(1.0)
+    texture = (detail.abs() * (1 - around)).flatten(1).sum(1) / ((1 - around).sum() * fake.shape[1]).clamp_min(1.0)
     w = registered.to(fake.dtype).flatten()
-    return (w * full + (1 - w) * (inside + outside)).mean()
+    return (w * full + (1 - w) * (shape + texture + outside)).mean()
 
 
 class SmileObjective:
@@ -311,7 +316,8 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         + ("; aligned by the paper's crop rule" if cfg.template == "expression" else
            ", and LFW neutral -> happy pairs of different photos of one person (in register only up to landmarks, "
            "pose and light: inside the face box compared by L1 at a quarter of the resolution with the target "
-           "given the input's mean and contrast, outside it by L1 with the input; kept out of the cGAN)"),
+           "given the input's mean and contrast, the finer detail there and everything outside the box by L1 "
+           "with the input's; kept out of the cGAN)"),
     ]
     if cfg.template != "expression":
         dev.append("tight crop: the faces aligned by the 5-point 'celeba' template (the face fills the 128 px) "
