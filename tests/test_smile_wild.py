@@ -172,6 +172,37 @@ def test_the_cgan_sees_registered_pairs_only() -> None:
     assert torch.allclose(d_studio, d_changed)
 
 
+def test_the_face_gan_sees_the_face_box_of_every_pair() -> None:
+    torch.manual_seed(0)
+    cfg = _tiny_residual("parallel")
+    obj = SmileObjective(cfg, face_gan_weight=1.0)
+    assert set(obj.modules()) == {"G", "D", "D_face"} and "D_face" not in SmileObjective(cfg).modules()
+    obj.G.eval(), obj.D.eval(), obj.D_face.eval()
+    batch = {k: torch.rand(2, 1, s, s) for k, s in (("lr", 16), ("hr", 32), ("lr_target", 16), ("hr_neutral", 32))}
+    flags = torch.tensor([1.0, 0.0])
+    _, logs = obj.d_loss({**batch, "registered": flags})
+    assert {"D_face_real", "D_face_fake"} <= set(logs)
+    x0, y0, x1, y1 = (round(v * 16) for v in face_box("celeba"))  # judged at the input's 16 px
+    assert 0 < x0 < x1 < 16 and 0 < y0 < y1 <= 16
+    real = batch["lr_target"] * 2 - 1
+    moved = real.clone()
+    moved[..., :y0, :] = -real[..., :y0, :]  # the target changed above the face box only
+    assert torch.equal(obj._face_logits(real), obj._face_logits(moved))
+    inside = real.clone()
+    inside[1, :, (y0 + y1) // 2, (x0 + x1) // 2] += 1.0  # the unregistered item's target, inside the box
+    assert not torch.equal(obj._face_logits(real), obj._face_logits(inside))
+    # a 2x image is judged as its antialiased down-sampling: its finer detail is no cue
+    hr = batch["hr"] * 2 - 1
+    down = F.interpolate(hr, size=(16, 16), mode="bilinear", align_corners=False, antialias=True)
+    assert torch.allclose(obj._face_logits(hr), obj._face_logits(down))
+    # and light is no cue: the same face darker and flatter gets the same logits
+    assert torch.allclose(obj._face_logits(real), obj._face_logits(0.5 * real - 0.3), atol=1e-4)
+    _, g_logs = obj.g_loss({**batch, "registered": flags})
+    assert g_logs["G_face"] > 0
+    assert smile_pieces("p2p-bilinear", "wild").objective.face_gan_weight == 1.0
+    assert smile_pieces("p2p-bilinear", "lite").objective.D_face is None
+
+
 def test_pairs_carry_the_registered_flag() -> None:
     crops = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
     flagged = SmilePairs(crops, crops, registered=np.array([1, 0, 0], np.float32))
@@ -193,7 +224,7 @@ def test_wild_card_declares_the_departures() -> None:
     pieces = smile_pieces("p2p-parallel", "wild", identity_weight=5.0)
     text = " ".join(pieces.deviations)
     assert "tight crop" in text and "residual outputs" in text and "LFW neutral -> happy" in text
-    assert "'celeba' crop" in text and "resize-convolutions" in text
+    assert "'celeba' crop" in text and "resize-convolutions" in text and "PatchGAN on the face box" in text
     assert "tight crop" not in " ".join(smile_pieces("p2p-parallel", "lite").deviations)
 
 

@@ -232,7 +232,7 @@ def _smile_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | P
                     progress: bool) -> TrainingData:
     cfg = recipe.model_config
     train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root, seed=recipe.train.seed,
-                                     progress=progress, template=cfg.template, wild=recipe.preset in ("wild", "wild-no-residual"))
+                                     progress=progress, template=cfg.template, wild=recipe.preset in smile.WILD_PRESETS)
     return TrainingData(train, val, smile_data.data_description(train, val))
 
 

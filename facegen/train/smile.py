@@ -26,6 +26,13 @@ Losses, with images in [-1, 1] as in Pix2Pix:
 - parallel, sge: L_total = L_P2P + 100 L_SR (eq. 6), L_P2P on the expression decoder's 2x output,
   L_SR on the SR decoder's reconstruction of the neutral face at 2x.
 
+With the ``wild`` presets (for all five methods alike; not in the paper, declared in the model
+card): + L_face, the non-saturating loss of a second, unconditional PatchGAN that sees only the
+face box (:func:`face_box`) of the image the cGAN judges, at the input's resolution and with
+zero mean and unit contrast (sharpness and light are no cue), real = every pair's target smile. Pairs of two photos take no part in the
+cGAN and match their target only at a low resolution, so this is where they learn what a smile
+looks like, in their own light.
+
 Optional for all five methods alike (``identity_weight`` > 0; not in the paper, declared in the
 model card): + w L_id, ``1 - cos`` of the SFace embeddings of the generated and the real smiling
 face (:func:`facegen.identity.identity_loss` on the cGAN's pair), so the methods stay comparable.
@@ -43,11 +50,14 @@ from torch import Tensor, nn
 
 from facegen import faces as F
 from facegen import identity, losses, papers, registry
-from facegen.models.layers import PatchDiscriminator, bicubic_resize, patchgan_layers_for
+from facegen.models.layers import PatchDiscriminator, bicubic_resize, init_normal, patchgan, patchgan_layers_for
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
 from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
+
+#: The presets trained on the in-the-wild pairs (facegen.train.smile_data) with the face-box GAN.
+WILD_PRESETS = ("wild", "wild-no-residual")
 
 #: Items whose ``registered`` flag is 0 (two photos of one person) are compared inside the face box
 #: by L1 after down-sampling by this factor (a quarter of the resolution), where misregistration and
@@ -122,9 +132,10 @@ class SmileObjective:
     """cGAN + 100 L1 (+ lambda L_SR) for the five methods; see the module docstring."""
 
     def __init__(self, config: SmileConfig, l1_weight: float = 100.0, sr_weight: float = 100.0,
-                 sr_loss: str = "l1", guide_fallback: float = 0.0, identity_weight: float = 0.0) -> None:
-        if identity_weight < 0:
-            raise ValueError(f"identity_weight must be >= 0; got {identity_weight}")
+                 sr_loss: str = "l1", guide_fallback: float = 0.0, identity_weight: float = 0.0,
+                 face_gan_weight: float = 0.0) -> None:
+        if identity_weight < 0 or face_gan_weight < 0:
+            raise ValueError(f"identity_weight and face_gan_weight must be >= 0; got {identity_weight}, {face_gan_weight}")
         if sr_loss not in ("l1", "mse"):
             raise ValueError(f"sr_loss must be 'l1' or 'mse'; got {sr_loss!r}")
         if not 0.0 <= guide_fallback <= 1.0:
@@ -146,13 +157,37 @@ class SmileObjective:
         self.D = PatchDiscriminator(2 * config.channels, config.ndf, patchgan_layers_for(d_size, config.d_layers))
         self._g: nn.Module = self.G
         self._d: nn.Module = self.D
+        # Not in the paper: weight of the face-box GAN (see the module docstring); 0 = none.
+        self.face_gan_weight = face_gan_weight
+        x0, y0, x1, y1 = (round(v * config.lr_size) for v in self.face_box)
+        self._box = (slice(y0, y1), slice(x0, x1))
+        self.D_face: nn.Module | None = None
+        if face_gan_weight > 0:
+            self.D_face = patchgan(config.channels, config.ndf, patchgan_layers_for(min(x1 - x0, y1 - y0), config.d_layers))
+            init_normal(self.D_face)
+        self._d_face: nn.Module | None = self.D_face
         self._cache: tuple[dict[str, Tensor], Tensor, Tensor, dict[str, Tensor]] | None = None
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D}
+        return {"G": self.G, "D": self.D, **({"D_face": self.D_face} if self.D_face is not None else {})}
 
     def bind(self, modules: dict[str, nn.Module]) -> None:
-        self._g, self._d = modules["G"], modules["D"]
+        self._g, self._d, self._d_face = modules["G"], modules["D"], modules.get("D_face")
+
+    def _face_logits(self, image: Tensor) -> Tensor:
+        """The face-box discriminator's logits for the face box of ``image``, judged at the input's
+        resolution and with each box given zero mean and unit contrast: a real photo is no sharper
+        than a 2x output can be, and light is no cue, so the expression is what tells them apart
+        (a darker or lighter face is not pushed towards the average light)."""
+        assert self._d_face is not None
+        n = self.config.lr_size
+        if image.shape[-1] != n:
+            image = torch.nn.functional.interpolate(image, size=(n, n), mode="bilinear", align_corners=False,
+                                                    antialias=True)
+        box = image[(..., *self._box)]
+        mean = box.mean(dim=(1, 2, 3), keepdim=True)
+        std = box.std(dim=(1, 2, 3), keepdim=True)
+        return self._d_face((box - mean) / (std + 1e-3))
 
     # -- pieces ------------------------------------------------------------------------------------
     def _check(self, batch: Batch) -> None:
@@ -219,8 +254,14 @@ class SmileObjective:
             loss = 0.5 * losses.gan_d_loss(real_logits, fake_logits)
         else:  # the cGAN sees registered pairs only (see reconstruction())
             loss = 0.5 * (losses.weighted_bce(real_logits, 1.0, w) + losses.weighted_bce(fake_logits, 0.0, w))
-        return loss, {"D_real": float(real_logits.detach().sigmoid().mean()),
-                      "D_fake": float(fake_logits.detach().sigmoid().mean())}
+        logs = {"D_real": float(real_logits.detach().sigmoid().mean()),
+                "D_fake": float(fake_logits.detach().sigmoid().mean())}
+        if self._d_face is not None:  # every item: the face box holds no background to give pairs away
+            real_face, fake_face = self._face_logits(real), self._face_logits(fake.detach())
+            loss = loss + 0.5 * losses.gan_d_loss(real_face, fake_face)
+            logs.update(D_face_real=float(real_face.detach().sigmoid().mean()),
+                        D_face_fake=float(fake_face.detach().sigmoid().mean()))
+        return loss, logs
 
     def g_loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         if self._cache is None:
@@ -236,6 +277,10 @@ class SmileObjective:
         rec = reconstruction(fake, real, w, self.face_box, source)
         total = adv + self.l1_weight * rec
         logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
+        if self._d_face is not None:
+            face = losses.gan_g_loss(self._face_logits(fake))
+            logs["G_face"] = float(face.detach())
+            total = total + self.face_gan_weight * face
         if self.identity_weight > 0:
             ident = identity.identity_loss(fake, real, c.template)  # the crops' template, mapped to SFace's
             logs["G_id"] = float(ident.detach())
@@ -298,8 +343,9 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
     # face: half of their training samples guide the SGE with the up-sampled input (declared).
     lite_sge = cfg.method == "sge" and cfg.lr_size == SmileConfig.lite().lr_size and not is_paper
     fallback = guide_fallback if guide_fallback is not None else (0.5 if lite_sge else 0.0)
+    wild = preset in WILD_PRESETS
     objective = SmileObjective(cfg, l1_weight=100.0, sr_weight=100.0, guide_fallback=fallback,
-                               identity_weight=identity_weight)
+                               identity_weight=identity_weight, face_gan_weight=1.0 if wild else 0.0)
     default_steps = 12_300 if is_paper else 6_000
     default_batch = 20 if is_paper else 8
     train = TrainConfig(steps=steps or default_steps, batch_size=batch_size or default_batch, optimizer="adam",
@@ -319,6 +365,10 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
            "given the input's mean and contrast, the finer detail there and everything outside the box by L1 "
            "with the input's; kept out of the cGAN)"),
     ]
+    if wild:
+        dev.append("a second, unconditional PatchGAN on the face box at the input's resolution, each box given zero "
+                   "mean and unit contrast (real: every pair's target smile) adds its non-saturating loss with weight 1: the pairs of two photos learn the smile "
+                   "from it")
     if cfg.template != "expression":
         dev.append("tight crop: the faces aligned by the 5-point 'celeba' template (the face fills the 128 px) "
                    "instead of the paper's 6.4 d square (the face about 50 px wide at lite size)")
