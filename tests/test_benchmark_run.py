@@ -177,6 +177,25 @@ def test_paper_tables_compare_with_their_base_model(tmp_path):
     assert "Table I" not in md and "Table 7" in md
 
 
+def test_paper_000_table_reports_the_measured_order(tmp_path):
+    psnr = {"p2p-bilinear": 20.5, "p2p-two-step": 19.0, "p2p-serial": 21.0, "p2p-parallel": 20.0, "p2p-sge": 19.5}
+    for model, v in psnr.items():
+        leaderboard.write_result({"task": "smile", "model": model, "kind": "model", "n": 2,
+                                  "metrics": {"psnr_y": v, "ssim_y": 0.7, "expr_acc_fer": 50.0,
+                                              "tar_far1_dlib": 90.0}}, tmp_path)
+    md = leaderboard.write_leaderboard(tmp_path)[1].read_text()
+    table = md.split("### Paper 000, Table II, measured here")[1].split("###")[0]
+    assert "| p2p-serial | 21.0000 (+1.50) | 24.39 / 26.17 | 0.7000 (+0.00) | 0.820 / 0.858 |" in table
+    assert ("the paper p2p-bilinear < p2p-two-step < p2p-serial < p2p-parallel < p2p-sge; "
+            "measured here p2p-two-step < p2p-sge < p2p-parallel < p2p-bilinear < p2p-serial.") in table
+    assert "Residual outputs" not in md  # drawn only once the ablation has a row beside its base
+    leaderboard.write_result({"task": "smile", "model": "p2p-parallel-no-residual", "kind": "model", "n": 2,
+                              "metrics": {"psnr_y": 19.0, "expr_acc_fer": 40.0}}, tmp_path)
+    md = leaderboard.write_leaderboard(tmp_path)[1].read_text()
+    ablation = md.split("### Residual outputs (a departure from paper 000), measured here")[1].split("##")[0]
+    assert "| p2p-parallel-no-residual | 19.0000 (-1.00) |  | 40.0000 (-10.00) |  |  |" in ablation
+
+
 # ---------------------------------------------------------------------------------------------
 # Paired tasks (smile, expression)
 
