@@ -14,7 +14,8 @@ from facegen import losses
 from facegen.models.layers import bicubic_resize
 from facegen.models.pix2pix import ResizeConv, up2x
 from facegen.models.smile import SmileConfig, SmileGenerator, SmileTrainNet
-from facegen.train.smile import UNREGISTERED_POOL, SmileObjective, face_box, reconstruction, smile_pieces
+from facegen.train.smile import (BOX_ANCHOR, SmileObjective, anchor_weights, face_box, reconstruction,
+                                 smile_pieces)
 from facegen.train.smile_data import SmileDataError, SmilePairs, studio_repeat
 
 
@@ -81,76 +82,45 @@ def test_residual_training_outputs_and_gradients() -> None:
     assert net.net.decoder.last[0].conv.weight.grad.abs().sum() > 0  # the zeroed layer learns
 
 
-def test_unregistered_pairs_are_compared_at_low_resolution() -> None:
+def test_unregistered_pairs_are_held_to_their_input() -> None:
     torch.manual_seed(0)
     fake, real, src = torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32)
     rec = reconstruction
     assert torch.allclose(rec(fake, real, None), losses.l1(fake, real))
     assert torch.allclose(rec(fake, real, torch.ones(3), source=src), losses.l1(fake, real))
-    s = 32 // UNREGISTERED_POOL
-    f, r, x = (F.interpolate(t, size=(s, s), mode="bilinear", antialias=True).flatten(1) for t in (fake, real, src))
-    r = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-3) * x.std(1, keepdim=True) + x.mean(1, keepdim=True)
-    low = (f - r).abs().mean(1)
-    change = fake - src  # its detail (what the down-sampling removes) is compared with nothing
-    smooth = F.interpolate(F.interpolate(change, size=(s, s), mode="bilinear", antialias=True), size=32, mode="bilinear")
-    low = low + (change - smooth).abs().flatten(1).mean(1)
-    assert torch.allclose(rec(fake, real, torch.zeros(3), source=src), low.mean())  # the box is the whole crop
-    mixed = rec(fake, real, torch.tensor([1.0, 0.0, 0.0]), source=src)
-    full0 = (fake[0] - real[0]).abs().mean()
-    assert torch.allclose(mixed, (full0 + low[1:].sum()) / 3)
+    box = face_box("celeba")
+    held = ((fake - src).abs() * anchor_weights(box, 32)).flatten(1).mean(1)
+    assert torch.allclose(rec(fake, real, torch.zeros(3), box, src), held.mean())
+    # the other photo (the target) is never compared pixel by pixel: any target costs the same
+    assert torch.allclose(rec(fake, 1 - real, torch.zeros(3), box, src), held.mean())
+    mixed = rec(fake, real, torch.tensor([1.0, 0.0, 0.0]), box, src)
+    assert torch.allclose(mixed, ((fake[0] - real[0]).abs().mean() + held[1:].sum()) / 3)
     with pytest.raises(ValueError, match="source"):
         rec(fake, real, torch.zeros(3))
-    # a target photographed in other light costs nothing when the output keeps the input's light...
-    brighter = 0.8 * src + 0.15
-    assert rec(src, brighter, torch.zeros(3), source=src) < 1e-3 < rec(src, brighter, torch.ones(3))
-    # ...and an output that changes the input's light costs as much as registered
-    assert rec(brighter, src, torch.zeros(3), source=src) > 0.5 * rec(brighter, src, torch.ones(3))
-    # two photos of one face differ in fine texture (grain, pores, hair strands): that difference
-    # costs much less when compared at low resolution
-    torch.manual_seed(1)
-    face = F.interpolate(torch.rand(1, 1, 6, 6), size=32, mode="bicubic", align_corners=False)
-    one, other = face + 0.1 * torch.randn_like(face), face + 0.1 * torch.randn_like(face)
-    assert rec(one, other, torch.zeros(1), source=one) < 0.5 * rec(one, other, torch.ones(1))
-
-
-def test_unregistered_pairs_keep_the_input_detail() -> None:
-    # a target with other fine texture (another photo) costs nothing; an output that loses the
-    # input's detail costs, though its low resolution matches
-    torch.manual_seed(0)
-    src = torch.rand(1, 1, 32, 32)
-    base = F.interpolate(F.interpolate(src, size=8, mode="bilinear", antialias=True), size=32, mode="bilinear")
-    other = base + 0.3 * torch.randn_like(src)
-    assert reconstruction(src, other, torch.zeros(1), source=src) < 0.05
-    assert reconstruction(base, src, torch.zeros(1), source=src) > 0.1
-
-
-def test_unregistered_gradient_has_no_blocks() -> None:
-    fake = torch.zeros(1, 1, 32, 32, requires_grad=True)
-    real = torch.zeros(1, 1, 32, 32)
-    real[..., 14:18, 14:18] = 1.0
-    reconstruction(fake, real, torch.zeros(1), source=torch.rand(1, 1, 32, 32)).backward()
-    g = fake.grad[0, 0]
-    blocks = g.reshape(8, 4, 8, 4).permute(0, 2, 1, 3).reshape(64, 16)
-    assert (blocks.std(1) > 1e-6).any()  # not one value over each 4x4 block, as average pooling gives
-
-
-def test_unregistered_pairs_keep_the_input_outside_the_face_box() -> None:
-    torch.manual_seed(0)
-    src = torch.rand(1, 1, 32, 32)
-    box = face_box("celeba")
-    assert 0.15 < box[0] < 0.25 and 0.15 < box[1] < 0.25 and 0.75 < box[2] < 0.85 and 0.75 < box[3] < 0.85
-    real = src.clone()
-    real[..., :4, :] = 0.0  # the target photo has another background at the top: free
-    assert reconstruction(src, real, torch.zeros(1), box, src) < 2e-3 < 0.01 < reconstruction(src, real, torch.zeros(1), source=src)
-    fake = src.clone()
-    fake[..., :4, :] = 0.0  # the output changes the input's background: costs
-    assert reconstruction(fake, src, torch.zeros(1), box, src) > 0.01
     # the input at the model's input size is resized to the output's
     smooth = F.interpolate(torch.rand(1, 1, 4, 4), size=32, mode="bilinear", align_corners=False)
     small = F.interpolate(smooth, size=16, mode="bilinear", align_corners=False, antialias=True)
-    assert reconstruction(smooth, smooth, torch.zeros(1), box, small) < 0.02
-    assert reconstruction(smooth, smooth, torch.zeros(1), box, small.flip(-1)) > 0.05
+    assert rec(smooth, real[:1], torch.zeros(1), box, small) < 0.02 < rec(smooth, real[:1], torch.zeros(1), box, small.flip(-1))
+
+
+def test_anchor_weights_are_weak_inside_the_face_box_with_a_ramp() -> None:
+    box = face_box("celeba")
+    assert 0.15 < box[0] < 0.25 and 0.15 < box[1] < 0.25 and 0.75 < box[2] < 0.85 and 0.75 < box[3] < 0.85
     assert face_box("expression") == (0.0, 0.0, 1.0, 1.0)  # two eyes do not place a mouth
+    w = anchor_weights(box, 128)[0, 0]
+    assert w.shape == (128, 128) and float(w[0, 0]) == 1.0 and abs(float(w[64, 64]) - BOX_ANCHOR) < 1e-6
+    row = w[64, :64]
+    assert bool((row[1:] <= row[:-1] + 1e-6).all())  # falls monotonically into the box...
+    ramp = int(((row < 1 - 1e-6) & (row > BOX_ANCHOR + 1e-6)).sum())
+    assert 10 <= ramp <= 20  # ...over about an eighth of the side, not in one step
+    # a change of the background costs ten times the same change inside the face box
+    src = torch.zeros(1, 1, 128, 128)
+    top, mid = src.clone(), src.clone()
+    top[..., :8, 56:72] = 1.0
+    mid[..., 60:68, 56:72] = 1.0
+    r = torch.rand(1, 1, 128, 128)
+    ratio = reconstruction(top, r, torch.zeros(1), box, src) / reconstruction(mid, r, torch.zeros(1), box, src)
+    assert abs(float(ratio) - 1 / BOX_ANCHOR) < 1e-3
 
 
 def test_the_cgan_sees_registered_pairs_only() -> None:

@@ -29,9 +29,9 @@ Losses, with images in [-1, 1] as in Pix2Pix:
 With the ``wild`` presets (for all five methods alike; not in the paper, declared in the model
 card): + L_face, the non-saturating loss of a second, unconditional PatchGAN that sees only the
 face box (:func:`face_box`) of the image the cGAN judges, at the input's resolution and with
-zero mean and unit contrast (sharpness and light are no cue), real = every pair's target smile. Pairs of two photos take no part in the
-cGAN and match their target only at a low resolution, so this is where they learn what a smile
-looks like, in their own light.
+zero mean and unit contrast (sharpness and light are no cue), real = every pair's target smile.
+Pairs of two photos take no part in the cGAN and are held only to their own input
+(:func:`reconstruction`), so this is where they learn what a smile looks like, in their own light.
 
 Optional for all five methods alike (``identity_weight`` > 0; not in the paper, declared in the
 model card): + w L_id, ``1 - cos`` of the SFace embeddings of the generated and the real smiling
@@ -59,10 +59,9 @@ Batch = dict[str, Tensor]
 #: The presets trained on the in-the-wild pairs (facegen.train.smile_data) with the face-box GAN.
 WILD_PRESETS = ("wild", "wild-no-residual")
 
-#: Items whose ``registered`` flag is 0 (two photos of one person) are compared inside the face box
-#: by L1 after down-sampling by this factor (a quarter of the resolution), where misregistration and
-#: texture matter little, and after giving each target its input's mean and contrast there.
-UNREGISTERED_POOL = 4
+#: Items whose ``registered`` flag is 0 (two photos of one person) are held to their own input by
+#: L1: with weight 1 outside the face box, and with this weight inside it, where the smile is made.
+BOX_ANCHOR = 0.1
 
 METHOD_REFS = {
     "bilinear": "Pix2Pix + bilinear [2] (Kawai, Seo, Chen, GCCE 2018)",
@@ -84,48 +83,41 @@ def face_box(template: str) -> tuple[float, float, float, float]:
     return (max(0.0, float(x0)), max(0.0, float(y0)), min(1.0, float(x1)), min(1.0, float(y1)))
 
 
+def anchor_weights(box: tuple[float, float, float, float], size: int) -> Tensor:
+    """(1, 1, size, size) weights of the L1 that holds a pair of two photos to its input: 1 outside
+    the face ``box``, :data:`BOX_ANCHOR` inside it, with a linear ramp of an eighth of the side
+    across its edge (a hard edge would let the output change up to a visible seam)."""
+    x0, y0, x1, y1 = (round(v * size) for v in box)
+    inside = torch.zeros(1, 1, size, size)
+    inside[..., y0:y1, x0:x1] = 1.0
+    k = max(1, size // 8) | 1  # odd, so the ramp is centred on the edge
+    inside = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(inside, (k // 2,) * 4, mode="replicate"), k, 1)
+    return 1.0 - (1.0 - BOX_ANCHOR) * inside
+
+
 def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
                    box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
                    source: Tensor | None = None) -> Tensor:
-    """The pixel loss: L1, as the paper. Items with ``registered`` 0 (two photos of one person,
-    which differ in background, hair, pose and light) are compared in two parts, each an L1:
-
-    - inside the face ``box``, at 1/UNREGISTERED_POOL of the resolution, with the target given the
-      input's mean and contrast there (per image): what remains is the face's shape, the change a
-      smile makes, while the output keeps the light of the input;
-    - inside the box, the detail the down-sampling removes (the image minus its low-resolution
-      version brought back to full size) with the input's detail: skin, eyes and hair stay the
-      person's own, where the target photo's texture would only teach noise;
-    - outside the box, at full resolution, with the input itself (``source``, the model's input in
-      [-1, 1], bicubic-resized to the output's size): background and hair stay as they were.
-
+    """The pixel loss: L1 with the target, as the paper, for registered items. Items with
+    ``registered`` 0 (two photos of one person, which differ in background, hair, pose and light)
+    are not compared with their target at all: no alignment makes two photos agree pixel by pixel,
+    and an L1 with a misregistered target teaches the average of its positions, a face of lower
+    contrast. They are held to their own input instead (``source``, the model's input in [-1, 1],
+    bicubic-resized to the output's size), by L1 weighted by :func:`anchor_weights` (weak inside the
+    face ``box``), and learn the smile from the face-box discriminator (see :class:`SmileObjective`).
     They take no part in the cGAN either: a conditional discriminator would tell their real targets
     from the outputs by the background alone."""
     if registered is None or bool((registered >= 1).all()):
         return losses.l1(fake, real)
     if source is None:
-        raise ValueError("pairs of two photos are compared with the input face: pass source")
+        raise ValueError("pairs of two photos are held to the input face: pass source")
     if source.shape[-1] != fake.shape[-1]:
         source = bicubic_resize((source + 1) / 2, fake.shape[-1]) * 2 - 1
     full = (fake - real).abs().flatten(1).mean(1)
-    s = fake.shape[-1] // UNREGISTERED_POOL
-    # antialiased (triangle-filter) down-sampling: its gradient spreads smoothly over overlapping
-    # neighbourhoods, where average pooling's would be constant over each block (and teach blocks)
-    f, r, x = (torch.nn.functional.interpolate(t, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
-               for t in (fake, real, source))
-    n = fake.shape[-1]
-    detail = (fake - source) - torch.nn.functional.interpolate(f - x, size=(n, n), mode="bilinear", align_corners=False)
-    x0, y0, x1, y1 = (round(v * s) for v in box)
-    f, r, x = (t[..., y0:y1, x0:x1].flatten(1) for t in (f, r, x))
-    r = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-3) * x.std(1, keepdim=True) + x.mean(1, keepdim=True)
-    shape = (f - r).abs().mean(1)
-    x0, y0, x1, y1 = (round(v * n) for v in box)
-    around = torch.ones_like(fake[:1, :1])
-    around[..., y0:y1, x0:x1] = 0.0
-    outside = ((fake - source).abs() * around).flatten(1).sum(1) / (around.sum() * fake.shape[1]).clamp_min(1.0)
-    texture = (detail.abs() * (1 - around)).flatten(1).sum(1) / ((1 - around).sum() * fake.shape[1]).clamp_min(1.0)
+    weights = anchor_weights(box, fake.shape[-1]).to(fake)
+    anchor = ((fake - source).abs() * weights).flatten(1).mean(1)
     w = registered.to(fake.dtype).flatten()
-    return (w * full + (1 - w) * (shape + texture + outside)).mean()
+    return (w * full + (1 - w) * anchor).mean()
 
 
 class SmileObjective:
@@ -361,9 +353,9 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         "changing from a straight face to a smile, 10 frames each)"
         + ("; aligned by the paper's crop rule" if cfg.template == "expression" else
            ", and LFW neutral -> happy pairs of different photos of one person (in register only up to landmarks, "
-           "pose and light: inside the face box compared by L1 at a quarter of the resolution with the target "
-           "given the input's mean and contrast, the finer detail there and everything outside the box by L1 "
-           "with the input's; kept out of the cGAN)"),
+           "pose and light: never compared with their target pixel by pixel, held to their own input by L1 of "
+           "weight 1 outside the face box and 0.1 inside it, kept out of the cGAN; their target smiles are the "
+           "face-box discriminator's real faces)"),
     ]
     if wild:
         dev.append("a second, unconditional PatchGAN on the face box at the input's resolution, each box given zero "

@@ -11,9 +11,10 @@ With ``wild`` (the ``wild`` preset) the LFW neutral -> happy pairs of
 :func:`facegen.data.wild.wild_train_pairs` join them: two different photos of one person (never
 a held-out LFW identity), each aligned to the template by its own 5 landmarks, so the pair is in
 register only up to landmark error, pose and expression, and differs in light. Such items carry
-``registered`` = 0: the objective compares them only inside the face, at a quarter of the
-resolution and after matching light, and keeps them out of the cGAN
-(:func:`facegen.train.smile.reconstruction`); studio pairs (same session, same pose) carry 1. A wild pair is kept only when SFace verifies its two crops as one person (cosine at
+``registered`` = 0: the objective never compares them with their target pixel by pixel (it holds
+the output to its own input, weakly inside the face box, and keeps them out of the cGAN; their
+targets are the face-box discriminator's real smiles; :func:`facegen.train.smile.reconstruction`);
+studio pairs (same session, same pose) carry 1. A wild pair is kept only when SFace verifies its two crops as one person (cosine at
 least OpenCV's same-person threshold 0.363): that drops bystanders taken by the detector and
 photos too far apart in pose, light or age. The studio pairs are repeated so that they make
 about a fifth of the items.
