@@ -354,13 +354,13 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         + ("; aligned by the paper's crop rule" if cfg.template == "expression" else
            ", and LFW neutral -> happy pairs of different photos of one person (in register only up to landmarks, "
            "pose and light: never compared with their target pixel by pixel, held to their own input by L1 of "
-           "weight 1 outside the face box and 0.1 inside it, kept out of the cGAN; their target smiles are the "
-           "face-box discriminator's real faces)"),
+           f"weight 1 outside the face box and {BOX_ANCHOR:g} inside it, kept out of the cGAN; their target smiles "
+           "are the face-box discriminator's real faces)"),
     ]
     if wild:
         dev.append("a second, unconditional PatchGAN on the face box at the input's resolution, each box given zero "
-                   "mean and unit contrast (real: every pair's target smile) adds its non-saturating loss with weight 1: the pairs of two photos learn the smile "
-                   "from it")
+                   "mean and unit contrast (real: every pair's target smile) adds its non-saturating loss with "
+                   "weight 1: the pairs of two photos learn the smile from it")
     if cfg.template != "expression":
         dev.append("tight crop: the faces aligned by the 5-point 'celeba' template (the face fills the 128 px) "
                    "instead of the paper's 6.4 d square (the face about 50 px wide at lite size)")
