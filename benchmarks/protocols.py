@@ -103,6 +103,8 @@ CARDS: dict[str, ProtocolCard] = {
             Difference("test set", _PAPER_000_TEST,
                        "neutral->happy pairs of the held-out JAFFE and RaFD subjects (facegen.data.splits)"),
             Difference("sizes", "low-resolution neutral in, 2x smiling out (the paper's 256 px models)", "64 -> 128"),
+            Difference("crop", "a square of 6.4 times the eye distance (the face about 40 % of its width)",
+                       "the 5-point 'celeba' template (the face fills the crop), the crop the shipped models trained on"),
             Difference("degradation", "its low-resolution frames", "the aligned 128 px neutral face, PIL-bicubic down-sampled"),
             Difference("given inputs", "p2p-sge reads the HR neutral face (self-supervised guidance), as in the paper",
                        "p2p-sge is given the 128 px neutral face it was made from (privileged; marked on the leaderboard)"),
