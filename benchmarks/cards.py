@@ -30,12 +30,13 @@ COMPARE_WITH = ("bicubic", "identity", "real")  # rows shown beside the model, w
 
 def _table(task_id: str, model_id: str, results: list[dict[str, Any]]) -> list[str] | None:
     """The lines of ``model_id``'s table on ``task_id`` (None when it has no result there)."""
-    by_model = {r["model"]: r for r in results if r["task"] == task_id}
+    by_model = {r["model"]: r for r in results if r["task"] == task_id and not r.get("variant")}
     mine = by_model.get(model_id)
     if mine is None:
         return None
     task = TASKS[task_id]
-    rows = [mine] + [by_model[m] for m in COMPARE_WITH if m in by_model and m != model_id]
+    paper = [r for r in results if r["task"] == task_id and r["model"] == model_id and r.get("variant") == "paper"]
+    rows = [mine] + paper + [by_model[m] for m in COMPARE_WITH if m in by_model and m != model_id]
     metrics = [m for m in task.metrics if mine.get("metrics", {}).get(m.key) is not None]
     head = ["row"] + [m.header for m in metrics]
     lines = [
@@ -46,7 +47,8 @@ def _table(task_id: str, model_id: str, results: list[dict[str, Any]]) -> list[s
         "|" + "---|" * len(head),
     ]
     for r in rows:
-        name = r["model"] if r is mine else f"*{r['model']}*"
+        name = r["model"] if r is mine else (f"{r['model']} given {r.get('given_label', 'the paper inputs')} "
+                                             "(the paper's protocol)" if r in paper else f"*{r['model']}*")
         lines.append("| " + " | ".join([name] + [_fmt(r.get("metrics", {}).get(m.key)) for m in metrics]) + " |")
     return lines
 

@@ -51,13 +51,14 @@ def git_commit(repo: Path = REPO) -> str:
         return "unknown"
 
 
-def result_path(task: str, model: str, root: Path = RESULTS_DIR) -> Path:
-    return root / task / f"{model}.json"
+def result_path(task: str, model: str, root: Path = RESULTS_DIR, variant: str = "") -> Path:
+    """``task/model.json``; a model's row under its paper's protocol (``variant`` "paper") is ``task/model@paper.json``."""
+    return root / task / (f"{model}@{variant}.json" if variant else f"{model}.json")
 
 
 def write_result(result: dict[str, Any], root: Path = RESULTS_DIR) -> Path:
     """Write one result JSON atomically (readers see the old file or the new one, never half)."""
-    path = result_path(result["task"], result["model"], root)
+    path = result_path(result["task"], result["model"], root, result.get("variant", ""))
     atomic_write_bytes(path, (json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
     return path
 
@@ -184,6 +185,8 @@ class PaperTable:
     the paper does not report); ``paper``: model id -> the paper's values, in the paper's row order.
     ``order``: when set, the paper's row order is its ranking by the first metric, worst first, and
     a line under the table gives the order measured here (``higher_better`` says which way).
+    ``given``: the rows of that "given" cell only (a paper's own protocol, e.g. ``target landmarks``);
+    None: every row of the listed models.
     """
 
     heading: str
@@ -194,6 +197,7 @@ class PaperTable:
     paper: dict[str, tuple[Any, ...]]
     order: bool = False
     higher_better: bool = True
+    given: str | None = None
 
 
 _ACC = ("expr_acc_domain", "Expression acc., in-domain judge (%)")
@@ -248,10 +252,10 @@ PAPER_TABLES = (
     # Paper 004's Table 7 (module ablations): FID on its test set.
     PaperTable(
         heading="Paper 004, Table 7, measured here",
-        note="The two ablations of `lmk-guided` against the full model on the `expression` test set; the paper's "
-             "column is its own Inception FID, so compare directions, not values; our FID uses the AlexNet-224 "
-             "fallback features.",
-        task="expression", base="lmk-guided",
+        note="The two ablations of `lmk-guided` against the full model on the `expression` test set, each given "
+             "the ground-truth target's landmarks as in the paper; the paper's column is its own Inception FID, so "
+             "compare directions, not values; our FID uses the AlexNet-224 fallback features.",
+        task="expression", base="lmk-guided", given="target landmarks",
         metrics=((*_FID, 0), (*_ACC, None), (*_TAR, None)),
         paper={"lmk-guided-no-feature-init": (76.85,), "lmk-guided-no-label": (69.48,), "lmk-guided": (67.69,)},
     ),
@@ -264,7 +268,9 @@ def _signed(value: float) -> str:
 
 def paper_table_markdown(table: PaperTable, rows: list[dict[str, Any]]) -> list[str]:
     """``table`` drawn from the result rows of its task; empty without a ``base`` row and another."""
-    found = {r["model"]: r for r in rows if r["task"] == table.task and r["model"] in table.paper}
+    found = {r["model"]: r for r in rows
+             if r["task"] == table.task and r["model"] in table.paper
+             and (table.given is None or r.get("given", "none") == table.given)}
     base = found.get(table.base)
     if base is None or len(found) < 2:
         return []

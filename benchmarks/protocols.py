@@ -156,11 +156,43 @@ CARDS: dict[str, ProtocolCard] = {
             Difference("gallery/probe", "004: gallery of the non-transformed (neutral) images",
                        _ID_DLIB_HERE + "; the gallery holds the ground-truth targets, not the neutral inputs"),
             Difference("given inputs", "004: the target's landmarks (from the target image)",
-                       "lmk-guided* are given the ground-truth target's 68 dlib landmarks (privileged; marked); "
-                       "exprgan* get the target label only"),
+                       "the headline rows get the target label only, as in the app: lmk-guided* fit their stored "
+                       "expression template to the landmarks found on the input face; each lmk-guided* model is "
+                       "scored a second time given the ground-truth target's 68 dlib landmarks (the paper's protocol; "
+                       "privileged, marked)"),
             Difference("metrics", "001: its CNN classifier, PCA k=10, Inception FID; 004: PSNR/SSIM/FID",
                        "FER2013 and in-domain judges, eigenface k=10, FID on AlexNet-224 features offline, identity "
                        "(dlib headline, SFace)"),
+        ),
+    ),
+    "expression-wild": ProtocolCard(
+        task="expression-wild", headline="expr_acc_fer",
+        papers=("Paper 001 (exprgan*): Oulu-CASIA, 90/10 split; CNN expression classifier, PCA recognition, Inception FID.",
+                "Paper 004 (lmk-guided*): CK+ and Oulu-CASIA; the generator is given the target's landmarks."),
+        differences=(
+            Difference("test set", "001: Oulu-CASIA 10 %; 004: CK+ and Oulu-CASIA (studio faces)",
+                       "in-the-wild photos: the neutral LFW photos (the first 3 of each, 301 photos) of the 159 held-out "
+                       "LFW identities (facegen.data.wild.LFW_TEST_IDENTITIES), each to each of the six basic "
+                       "expressions; no expression model trains on these people"),
+            Difference("sizes", "128 px", "as the expression task: aligned with its template, 128 -> 128"),
+            Difference("degradation", "none", "none (LFW's own JPEG photos)"),
+            Difference("given inputs", "004: the target's landmarks (from the target image)",
+                       "the target label only, as in the app: lmk-guided* fit their stored expression template to the "
+                       "landmarks found on the input face"),
+            Difference("ground truth", "the person's real expression",
+                       "none exists: no PSNR/SSIM/LPIPS and no `real` row; the `identity` row (the input unchanged) is "
+                       "the reference"),
+            Difference("metrics", "001: its CNN classifier, PCA recognition, Inception FID; 004: PSNR/SSIM/FID",
+                       "accuracy of the FER2013 and in-domain judges against the requested expression, per expression "
+                       "in the result's expression_detail (headline: FER2013, which has never seen these photos; the "
+                       "in-domain judge trained on all lfw_expressions photos, these people's included, never on "
+                       "outputs), identity to the input face (dlib headline, SFace beside it), FID/KID against the real "
+                       "non-neutral LFW photos of the test identities (mostly happy: LFW has few of the others), "
+                       "params, latency"),
+            Difference("gallery/probe", "004: gallery of the non-transformed (neutral) images",
+                       "genuine = each output against the aligned neutral photo it was made from; impostors = every "
+                       "other test identity's neutral photos and the 1,000 LFW distractors less those of the test "
+                       "identities; TAR thresholds from those impostors; dlib headline, SFace beside it"),
         ),
     ),
 }

@@ -37,6 +37,7 @@ class RowOutput:
     checkpoint: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)  # recorded in the result (conditions given)
     given: tuple[str, ...] = ()  # test-time inputs consumed besides the input face (registry.GIVEN keys)
+    variant: str = ""  # "" for the model's headline protocol; "paper": its paper's inputs (registry paper_given)
     macs: int | None = None  # multiply-accumulates for one face (benchmarks.macs), None when not countable
 
 
@@ -119,17 +120,21 @@ def batch_conditions(conds: list[dict[str, Any]], device: str) -> dict[str, Any]
     return out
 
 
-def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: int) -> RowOutput:
+def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: int, paper: bool = False) -> RowOutput:
     """The model's outputs on the test set (from the cache when the same model already ran); a
-    task with a ``base`` runs the model as registered for its base task."""
+    task with a ``base`` runs the model as registered for its base task. ``paper``: given the
+    paper's test-time inputs (registry ``paper_given``) instead of the app's (``given``)."""
     served = ts.task.base or ts.task.id
     ckpt = _checkpoint_hashes(spec, served)
     runner = load_runner(spec.id, served, device=device)
-    tag = "conditions-v2:" + ",".join(sorted(spec.given))
+    if paper and not spec.paper_given:
+        raise BenchmarkError(f"{spec.id} has no paper protocol of its own (registry paper_given)")
+    given = spec.paper_given if paper else spec.given
+    tag = "conditions-v2:" + ",".join(sorted(given))
     key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(served)), tag]).encode()).hexdigest()[:16]
     path = cache_root() / ts.task.id / f"{spec.id}-{key}.npz"
     cached = load_npz(path)
-    conds = item_conditions(ts, spec.given)
+    conds = item_conditions(ts, given)
     if cached is not None and len(cached["outputs"]) == len(ts.inputs):
         outputs = list(cached["outputs"])
         latency = float(cached["latency_ms"])
@@ -157,10 +162,11 @@ def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: in
     kind = "baseline" if spec.family == "baseline" else "model"
     row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt,
                     macs=macs_per_face(runner, ts.inputs[0], batch_conditions([conds[0]], device)))
-    row.given = tuple(spec.given)
+    row.given = tuple(given)
+    row.variant = "paper" if paper else ""
     row.notes = {"conditions": sorted({k for c in conds for k in c}),
                  "items_without_target_landmarks": int(sum("landmarks" not in c for c in conds))
-                 if "landmarks" in spec.given else None}
+                 if "landmarks" in given else None}
     return row
 
 

@@ -96,6 +96,16 @@ def provenance(device: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+def task_specs(task_id: str, model_ids: list[str] | tuple[str, ...] | None = None) -> list[registry.ModelSpec]:
+    """The registered models scored on ``task_id`` (those of ``model_ids`` when given): the models
+    of its base task; on a protocol built on another task (``base``: the jitter and wild protocols)
+    the ablation entries (trained by another entry's recipe) are left out: they answer a question
+    of their paper's own protocol, and each adds minutes to a run."""
+    task = TASKS[task_id]
+    return [s for s in registry.models_for(task.base or task_id) if (model_ids is None or s.id in model_ids)
+            and not (task.base and s.recipe not in (None, s.id))]
+
+
 def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str, limit: int | None,
              batch_size: int, results_dir: Path) -> list[str]:
     """Score one task; returns the error lines of entries that failed (empty when all succeeded)."""
@@ -103,7 +113,7 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
     t0 = time.perf_counter()
     ts = testsets.build(task, root, limit)
     judges = Judges(ts, root, device)
-    specs = [s for s in registry.models_for(task.base or task_id) if model_ids is None or s.id in model_ids]
+    specs = task_specs(task_id, model_ids)
     for s in list(specs):
         why = registry.unavailable(s)
         if why is not None or (s.bench_faces is not None and task.base):
@@ -117,6 +127,8 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
             if model_ids is None or r.model in model_ids:
                 rows.append((r.model, lambda r=r: r, ts, judges))
     rows += [(s.id, lambda s=s: run_model(s, ts, device, batch_size), ts, judges) for s in specs if s.bench_faces is None]
+    rows += [(f"{s.id}@paper", lambda s=s: run_model(s, ts, device, batch_size, paper=True), ts, judges)
+             for s in specs if s.bench_faces is None and s.paper_given and not task.base]
     for s in (s for s in specs if s.bench_faces is not None):  # a slow reference: the first faces only
         few = testsets.build(task, root, min(limit or s.bench_faces, s.bench_faces))
         rows.append((s.id, lambda s=s, few=few: run_model(s, few, device, batch_size), few, Judges(few, root, device)))
@@ -149,6 +161,7 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
             "schema": SCHEMA,
             "task": task_id,
             "model": row.model,
+            "variant": row.variant,
             "kind": row.kind,
             "paper": row.paper,
             "n": len(rts.targets),
@@ -227,7 +240,7 @@ def plan_units(tasks: list[str], model_ids: list[str] | None) -> list[Unit]:
             units.append(Unit(CALIBRATION))
             continue
         task = TASKS[t]
-        specs = [s for s in registry.models_for(task.base or t) if model_ids is None or s.id in model_ids]
+        specs = task_specs(t, model_ids)
         slow = tuple(s.id for s in specs if s.bench_faces is not None and not task.base)
         if not slow:
             units.append(Unit(t, None if model_ids is None else tuple(model_ids)))
@@ -285,8 +298,10 @@ def estimate(unit: Unit, results_dir: Path) -> float:
                    for n in stale)
     task = TASKS[unit.task]
     refs = tuple(r for r in leaderboard.REFERENCE_ROWS if task.ground_truth or r != "real")
-    rows = unit.models or refs + tuple(s.id for s in registry.models_for(task.base or unit.task))
-    return sum(_recorded_seconds(results_dir / unit.task / f"{m}.json", DEFAULT_ROW_SECONDS) for m in rows)
+    rows = unit.models or refs + tuple(s.id for s in task_specs(unit.task))
+    paper = tuple(m for m in rows if m in registry.REGISTRY and registry.REGISTRY[m].paper_given and not task.base)
+    return sum(_recorded_seconds(leaderboard.result_path(unit.task, m, results_dir, v), DEFAULT_ROW_SECONDS)
+               for m, v in [(m, "") for m in rows] + [(m, "paper") for m in paper])
 
 
 def plan_lanes(units: list[Unit], n_lanes: int, results_dir: Path) -> list[list[Unit]]:

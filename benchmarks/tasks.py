@@ -152,6 +152,16 @@ TASKS: dict[str, Task] = {
         base="smile",
         ground_truth=False,
     ),
+    "expression-wild": Task(
+        **{**asdict(SHAPES["expression"]), "id": "expression-wild"},
+        title="Neutral -> each basic expression on in-the-wild photos, no ground truth (128 -> 128)",
+        dataset="lfw_expressions",
+        split="neutral LFW photos of the held-out identities (facegen.data.wild.wild_test_faces), each to six expressions",
+        degradation="none (neutral face aligned as for expression)",
+        metrics=_WILD_METRICS,
+        base="expression",
+        ground_truth=False,
+    ),
 }
 
 

@@ -18,6 +18,7 @@ from facegen.data import aligned_crops, degrade, wild
 from facegen.data.records import load_image
 from facegen.data.sets import read_celeba_fsrnet
 from facegen.data.splits import task_pairs
+from facegen.expressions import BASIC_EXPRESSIONS
 
 
 def progress_bar(**kw: Any) -> tqdm:
@@ -186,6 +187,39 @@ def _wild_testset(task: Task, root: Path, limit: int | None) -> TestSet:
                    held_out_identities=wild.LFW_TEST_IDENTITIES)
 
 
+def _expression_wild_testset(task: Task, root: Path, limit: int | None) -> TestSet:
+    """``expression-wild``: each neutral LFW photo of the held-out identities (facegen.data.wild),
+    aligned as the ``expression`` task does, asked for each of the six basic expressions; the targets
+    are the neutral photos themselves (identity is judged against the face the input was made from)
+    and FID/KID compare with the real non-neutral photos of the same identities."""
+    neutral, kept, missed = _aligned(wild.wild_test_faces("neutral", root)[:limit], task, "neutral test photos")
+    records = [r for e in BASIC_EXPRESSIONS for r in wild.wild_test_faces(e, root, per_identity=None)]
+    real, found, real_missed = _aligned(records, task, "non-neutral photos of the test identities")
+    per_expression = {e: sum(r.expression == e for r in found) for e in BASIC_EXPRESSIONS}
+    items = [(x, r, e) for x, r in zip(neutral, kept) for e in BASIC_EXPRESSIONS]
+    info = {
+        "n_photos": len(kept) + len(missed),
+        "identities": len({r.subject for r in kept}),
+        "photos_without_face": missed,
+        "expressions": list(BASIC_EXPRESSIONS),
+        "reference_photos_per_expression": per_expression,
+        "reference_photos_without_face": real_missed,
+        "alignment": f"facegen.faces.align template '{task.template}' at {task.out_size} px (the LFW face nearest the "
+                     f"photo's centre), as the expression task",
+        "test_set_rule": (f"facegen.data.wild.wild_test_faces('neutral'): the first {wild.TEST_FACES_PER_IDENTITY} "
+                          f"neutral LFW photos of each of the {len(wild.LFW_TEST_IDENTITIES)} held-out identities "
+                          f"(LFW_TEST_IDENTITIES), each asked for each of the {len(BASIC_EXPRESSIONS)} basic "
+                          f"expressions (one item per photo and expression); subjects are LFW identities"),
+    }
+    return TestSet(task, [x for x, _, _ in items], [x for x, _, _ in items], subjects=[r.subject for _, r, _ in items],
+                   labels=[e for _, _, e in items], names=[f"{r.key}->{e}" for _, r, e in items],
+                   dataset=task.dataset, split=task.split, info=info,
+                   reference_name="neutral photo the input was made from",
+                   fid_reference=real,
+                   fid_reference_name=f"the {len(real)} real non-neutral LFW photos of the test identities",
+                   held_out_identities=wild.LFW_TEST_IDENTITIES)
+
+
 TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "sr-x8": _sr_testset,
     "sr-x4": _sr_testset,
@@ -196,6 +230,7 @@ TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {
     "smile": _paired_testset,
     "expression": _paired_testset,
     "smile-wild": _wild_testset,
+    "expression-wild": _expression_wild_testset,
 }
 
 

@@ -17,4 +17,5 @@ LMK_PRESETS = {
     "lmk-guided-no-feature-init": LmkGuidedConfig.tiny().without_feature_init(),
     "lmk-guided-no-label": LmkGuidedConfig.tiny().without_label(),
     "lmk-guided-merged-heatmaps": LmkGuidedConfig.tiny(merge_heatmaps=True),
+    "lmk-guided-residual": LmkGuidedConfig.tiny(residual=True),
 }

@@ -179,7 +179,7 @@ def test_every_preset_has_a_config() -> None:
     for model_id, presets in ex.PRESETS.items():
         for preset in presets:
             c = ex.model_config(model_id, preset)
-            assert c.channels == (1 if preset in ("lite", "no-unsharp", "no-feature-init", "no-label") else 3)
+            assert c.channels == (1 if preset in ("lite", "wild", "no-unsharp", "no-feature-init", "no-label") else 3)
     assert ex.model_config("exprgan-msd", "no-unsharp").unsharp is False
     assert ex.model_config("exprgan-msd", "lite").unsharp is True
     assert ex.model_config("lmk-guided", "paper-no-label").label_maps is False

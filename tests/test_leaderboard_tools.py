@@ -100,9 +100,13 @@ def test_recommended_model_follows_the_results(tmp_path: Path) -> None:
 def test_registry_given_inputs() -> None:
     assert registry.given_label(registry.get("p2p-sge").given) == "HR neutral guide"
     assert registry.given_label(registry.get("p2p-serial").given) == "none"  # ignores the guide: not given it
-    assert registry.is_privileged(registry.get("lmk-guided").given)
-    assert not registry.is_privileged(registry.get("exprgan").given)
-    assert all(g in registry.GIVEN for s in registry.REGISTRY.values() for g in s.given)
+    # lmk-guided's headline protocol is the app's (the label; a template fitted to the input), its
+    # paper's adds the ground-truth target's landmarks, a privileged second row
+    assert not registry.is_privileged(registry.get("lmk-guided").given)
+    assert registry.given_label(registry.get("lmk-guided").paper_given) == "target landmarks"
+    assert not registry.is_privileged(registry.get("exprgan").given) and not registry.get("exprgan").paper_given
+    assert all(g in registry.GIVEN for s in registry.REGISTRY.values() for g in (*s.given, *s.paper_given))
+    assert all(set(s.given) < set(s.paper_given) for s in registry.REGISTRY.values() if s.paper_given)
 
 
 def test_every_task_has_a_protocol_card() -> None:

@@ -14,6 +14,7 @@ from benchmarks import identity_scores, protocols, rows, scoring, testsets
 from benchmarks import run as bench
 from benchmarks.tasks import TASKS
 from facegen.data.wild import LFW_TEST_IDENTITIES
+from facegen.expressions import BASIC_EXPRESSIONS
 from facegen.tasks import shape
 
 
@@ -123,3 +124,25 @@ def test_lfw_distractors_include_test_identities_that_the_wild_protocol_drops(da
     kept, dropped = identity_scores.distractors_without(np.zeros((len(recs), 1)), subjects, held)
     assert dropped == sum(s in held for s in subjects) > 0
     assert len(kept) == len(recs) - dropped
+
+
+def test_expression_wild_asks_each_neutral_photo_for_each_expression(data_root) -> None:
+    task = TASKS["expression-wild"]
+    assert task.base == "expression" and not task.ground_truth
+    assert (task.in_size, task.out_size, task.template) == (shape("expression").in_size, 128, shape("expression").template)
+    assert not {"psnr_y", "lpips_alex"} & {m.key for m in task.metrics}
+    ts = testsets.build(task, data_root, 3)
+    n = len(BASIC_EXPRESSIONS)
+    assert len(ts.inputs) == 3 * n and ts.labels == list(BASIC_EXPRESSIONS) * 3
+    assert all(ts.inputs[i] is ts.inputs[i - i % n] for i in range(len(ts.inputs)))  # one photo per group of six
+    assert all(t is x for t, x in zip(ts.targets, ts.inputs))  # identity is judged against the input photo
+    assert set(ts.subjects) <= set(LFW_TEST_IDENTITIES) and ts.held_out_identities == LFW_TEST_IDENTITIES
+    assert ts.fid_reference and sum(ts.info["reference_photos_per_expression"].values()) == len(ts.fid_reference)
+
+
+def test_wild_expression_protocol_scores_the_shipped_methods_not_their_ablations() -> None:
+    standard = [s.id for s in bench.task_specs("expression")]
+    wild_ids = [s.id for s in bench.task_specs("expression-wild")]
+    assert {"exprgan", "exprgan-msd", "lmk-guided"} <= set(wild_ids) < set(standard)
+    assert "lmk-guided-no-label" in standard and "lmk-guided-no-label" not in wild_ids
+    assert [s.id for s in bench.task_specs("sr-x4-jitter")] == [s.id for s in bench.task_specs("sr-x4")]

@@ -58,6 +58,9 @@ class LmkGuidedConfig:
     label_maps: bool = True  # ablation: False ("w/o expression label smooth")
     ndf: int = 64
     d_layers: int = 3  # stride-2 convolutions of the PatchGANs (Table 3: 3)
+    # Not in the paper: the decoder's last convolution (no tanh, zero at the start) adds a change to
+    # the input face, so an untrained model returns the input and training only learns the change.
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -91,6 +94,11 @@ class LmkGuidedConfig:
     def lite(cls, channels: int = 1, **kw) -> "LmkGuidedConfig":
         """CPU-trainable at 128 px (< 5 MB of generator weights), luminance."""
         return cls(channels=channels, ngf=16, n_blocks=6, ndf=32, merge_heatmaps=True, **kw)
+
+    @classmethod
+    def wild(cls, channels: int = 1, **kw) -> "LmkGuidedConfig":
+        """The lite sizes with residual outputs (the ``wild`` recipe: studio pairs and LFW photos)."""
+        return cls.lite(channels=channels, residual=True, **kw)
 
     @classmethod
     def tiny(cls, channels: int = 3, size: int = 32, **kw) -> "LmkGuidedConfig":
@@ -163,13 +171,17 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
             out = c.latent // 2 ** (i + 1)  # Table 2: 128, then 64 channels
             layers += [nn.ConvTranspose2d(ch, out, 3, 2, 1, output_padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
             ch = out
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, c.channels, 7), nn.Tanh()]
+        last = nn.Conv2d(ch, c.channels, 7)
+        layers += [nn.ReflectionPad2d(3), last, nn.Identity() if c.residual else nn.Tanh()]
         self.decoder = nn.Sequential(*layers)
         # Per-expression mean landmark displacement (in inter-ocular distances), fitted from the
         # training pairs; used when no target landmarks are given (see facegen.models.heatmaps).
         self.register_buffer("template", torch.zeros(c.n_classes, c.n_points, 2))
         self.register_buffer("template_ready", torch.zeros(()))
         init_normal(self, 0.02)
+        if c.residual:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def heatmaps(self, points: Tensor) -> Tensor:
         """(N, 68, 2) target landmarks in pixels at ``size`` -> the (N, 68 or 1, size, size) generator input."""
@@ -187,6 +199,8 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
             fp, fs = block(fp, fs)
         if self.config.label_maps:
             fp = torch.cat([fp, self.label_maps(labels, fp.shape[2], fp.shape[3], fp.dtype)], dim=1)
+        if self.config.residual:
+            return (x + self.decoder(fp)).clamp(-1.0, 1.0)
         return self.decoder(fp)
 
     def set_template(self, displacements: Tensor) -> None:

@@ -29,8 +29,21 @@ from facegen.models.exprgan import (
     ExprGANGenerator,
     ExprGANImageDiscriminator,
 )
-from facegen.models.layers import IMAGENET_MEAN, IMAGENET_STD, count_parameters
-from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedDiscriminators, LmkGuidedGenerator
+from facegen.models.layers import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    count_parameters,
+    init_normal,
+    patchgan,
+    patchgan_layers_for,
+)
+from facegen.models.lmk_guided import (
+    LmkGuidedConfig,
+    LmkGuidedDiscriminators,
+    LmkGuidedGenerator,
+)
+from facegen.train import photo_pairs
+from facegen.train.expression_data import TEMPLATE
 from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
@@ -75,7 +88,7 @@ class FeatureExtractor(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> "FeatureExtractor":  # always frozen, always eval
+    def train(self, mode: bool = True) -> FeatureExtractor:  # always frozen, always eval
         return super().train(False)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -268,26 +281,51 @@ class LmkGuidedObjective:
     the generator takes the non-saturating form). L_per is the mean absolute difference of
     conv1_2 features (ImageNet VGG16 standing in for VGG19), L_pixel the mean absolute pixel
     difference to the ground-truth target.
+
+    The ``wild`` recipe (not in the paper; batches of :class:`facegen.train.expression_data.WildExpressionSet`)
+    adds pairs of two photos of one person (``registered`` 0), given the expression template fitted
+    to their input's landmarks. They take no part in the image and geometry discriminators' games or
+    in L_per (a conditional discriminator would tell two photos apart by the background, and no real
+    photo has the template's geometry) and are held to their own input instead of compared with their
+    target (:func:`facegen.train.photo_pairs.reconstruction`). A third,
+    label-conditioned discriminator (``face_gan_weight`` > 0) judges the face box of every image with
+    zero mean and unit contrast, with the target label as maps beside it: real = the target photo
+    with its label, generated = the output with that label, and the target photo with another
+    label (drawn at random) counts as not real too, so the label is what it must read.
+    ``perceptual_size`` computes L_per on images resized to that side (CPU budget).
     """
 
     name = "lmk-guided"
 
     def __init__(self, config: LmkGuidedConfig, *, weights: Sequence[float] = (5.0, 10.0, 10.0),
-                 perceptual_net: nn.Module | None = None) -> None:
+                 perceptual_net: nn.Module | None = None, face_gan_weight: float = 0.0,
+                 perceptual_size: int | None = None) -> None:
+        if face_gan_weight < 0:
+            raise ValueError(f"face_gan_weight must be >= 0; got {face_gan_weight}")
         self.config = config
         self.weights = tuple(float(w) for w in weights)
+        self.face_gan_weight = float(face_gan_weight)
+        self.perceptual_size = perceptual_size
         self.G = LmkGuidedGenerator(config)
         self.D = LmkGuidedDiscriminators(config)
+        self.face_box = photo_pairs.face_box(TEMPLATE)
+        self.D_face: nn.Module | None = None
+        if face_gan_weight > 0:
+            rows, cols = photo_pairs.box_slices(self.face_box, config.size)
+            side = min(rows.stop - rows.start, cols.stop - cols.start)
+            self.D_face = patchgan(config.channels + config.n_classes, config.ndf, patchgan_layers_for(side, config.d_layers))
+            init_normal(self.D_face)
         self._g: nn.Module = self.G
         self._d: nn.Module = self.D
+        self._d_face: nn.Module | None = self.D_face
         self._perceptual = perceptual_net
         self._cache: tuple[Tensor, ...] | None = None
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D}
+        return {"G": self.G, "D": self.D, **({"D_face": self.D_face} if self.D_face is not None else {})}
 
     def bind(self, modules: dict[str, nn.Module]) -> None:
-        self._g, self._d = modules["G"], modules["D"]
+        self._g, self._d, self._d_face = modules["G"], modules["D"], modules.get("D_face")
 
     @property
     def perceptual_net(self) -> nn.Module:
@@ -295,29 +333,74 @@ class LmkGuidedObjective:
             self._perceptual = _frozen_net(lambda: vgg16_extractor(("conv1_2",)))
         return self._perceptual.to(_device_of(self.G))
 
+    def _face_logits(self, image: Tensor, labels: Tensor) -> Tensor:
+        assert self._d_face is not None
+        box = photo_pairs.normalised_box(image, self.face_box)
+        maps = self.G.label_maps(labels, box.shape[2], box.shape[3], box.dtype)
+        return self._d_face(torch.cat([box, maps], dim=1))
+
+    def _perceptual_loss(self, fake: Tensor, tgt: Tensor, registered: Tensor | None) -> Tensor:
+        if registered is not None:
+            keep = registered >= 1
+            if not bool(keep.any()):
+                return fake.new_zeros(())
+            fake, tgt = fake[keep], tgt[keep]
+        if self.perceptual_size is not None and self.perceptual_size != fake.shape[-1]:
+            size = (self.perceptual_size, self.perceptual_size)
+            fake = F.interpolate(fake, size=size, mode="bilinear", align_corners=False, antialias=True)
+            tgt = F.interpolate(tgt, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return feature_l1(self.perceptual_net, fake, tgt, (1.0,))
+
+    @staticmethod
+    def _d_game(real: Tensor, fake: Tensor, registered: Tensor | None) -> Tensor:
+        """A discriminator's loss; with ``registered``, on the pairs of one camera only."""
+        if registered is None:
+            return losses.gan_d_loss(real, fake)
+        return losses.weighted_bce(real, 1.0, registered) + losses.weighted_bce(fake, 0.0, registered)
+
     def d_loss(self, batch: Batch) -> tuple[Tensor, Logs]:
         c = self.config
         if batch["lr"].shape[1] != c.channels:
             raise ValueError(f"lmk-guided is a {c.channels}-channel model; the batch has {batch['lr'].shape[1]} channels")
-        src, tgt = batch["lr"] * 2.0 - 1.0, batch["hr"] * 2.0 - 1.0
+        src, tgt, labels = batch["lr"] * 2.0 - 1.0, batch["hr"] * 2.0 - 1.0, batch["label"]
         heat = self.G.heatmaps(batch["landmarks"])
-        fake = self._g(src, heat, batch["label"])
-        self._cache = (fake, src, tgt, heat)
-        d_img = losses.gan_d_loss(self._d("image", tgt, src), self._d("image", fake.detach(), src))
-        d_geo = losses.gan_d_loss(self._d("geometry", tgt, heat), self._d("geometry", fake.detach(), heat))
-        return d_img + d_geo, {"D_image": float(d_img.detach()), "D_geometry": float(d_geo.detach())}
+        registered = batch.get("registered")
+        fake = self._g(src, heat, labels)
+        self._cache = (fake, src, tgt, heat, labels)
+        d_img = self._d_game(self._d("image", tgt, src), self._d("image", fake.detach(), src), registered)
+        d_geo = self._d_game(self._d("geometry", tgt, heat), self._d("geometry", fake.detach(), heat), registered)
+        logs = {"D_image": float(d_img.detach()), "D_geometry": float(d_geo.detach())}
+        total = d_img + d_geo
+        if self._d_face is not None:
+            k = c.n_classes
+            other = (labels + torch.randint(1, k, labels.shape, device=labels.device)) % k
+            real, fake_f = self._face_logits(tgt, labels), self._face_logits(fake.detach(), labels)
+            mismatch = self._face_logits(tgt, other)
+            d_face = (losses.gan_d_loss(real, fake_f) + losses.gan_d_loss(real, mismatch)) / 2
+            logs.update(D_face=float(d_face.detach()), D_face_real=float(real.detach().sigmoid().mean()),
+                        D_face_fake=float(fake_f.detach().sigmoid().mean()),
+                        D_face_mismatch=float(mismatch.detach().sigmoid().mean()))
+            total = total + d_face
+        return total, logs
 
     def g_loss(self, batch: Batch) -> tuple[Tensor, Logs]:
         if self._cache is None:
             raise RuntimeError("g_loss needs the generator output of d_loss from the same step")
-        fake, src, tgt, heat = self._cache
+        fake, src, tgt, heat, labels = self._cache
         self._cache = None
+        registered = batch.get("registered")
         w_gan, w_per, w_pix = self.weights
-        adv = losses.gan_g_loss(self._d("image", fake, src)) + losses.gan_g_loss(self._d("geometry", fake, heat))
-        per = feature_l1(self.perceptual_net, fake, tgt, (1.0,))
-        pix = losses.l1(fake, tgt)
+        adv = sum(losses.gan_g_loss(logits) if registered is None else losses.weighted_bce(logits, 1.0, registered)
+                  for logits in (self._d("image", fake, src), self._d("geometry", fake, heat)))
+        per = self._perceptual_loss(fake, tgt, registered)
+        pix = photo_pairs.reconstruction(fake, tgt, registered, self.face_box, src)
         logs = {"G_adv": float(adv.detach()), "G_per": float(per.detach()), "G_pixel": float(pix.detach())}
-        return w_gan * adv + w_per * per + w_pix * pix, logs
+        total = w_gan * adv + w_per * per + w_pix * pix
+        if self._d_face is not None:
+            face = losses.gan_g_loss(self._face_logits(fake, labels))
+            logs["G_face"] = float(face.detach())
+            total = total + self.face_gan_weight * face
+        return total, logs
 
 
 # -------------------------------------------------------------------------------------------------
@@ -327,8 +410,15 @@ MODEL_IDS: tuple[str, ...] = ("exprgan", "exprgan-msd", "lmk-guided")
 PRESETS: dict[str, tuple[str, ...]] = {
     "exprgan": ("paper", "lite", "tiny"),
     "exprgan-msd": ("paper", "lite", "tiny", "no-unsharp", "paper-no-unsharp"),
-    "lmk-guided": ("paper", "lite", "tiny", "no-feature-init", "paper-no-feature-init", "no-label", "paper-no-label"),
+    "lmk-guided": ("paper", "lite", "wild", "tiny", "no-feature-init", "paper-no-feature-init", "no-label",
+                   "paper-no-label"),
 }
+#: Presets trained on the studio pairs and LFW pairs of two photos (expression_data.WildExpressionSet).
+WILD_PRESETS = ("wild",)
+#: The wild recipe's weight of the label-conditioned face-box discriminator (see LmkGuidedObjective).
+WILD_FACE_GAN_WEIGHT = 2.0
+#: The wild recipe computes L_per at this side (the VGG pass at 128 px costs half a generator step on a CPU).
+WILD_PERCEPTUAL_SIZE = 64
 
 
 class ExpressionRecipeError(ValueError):
@@ -351,6 +441,8 @@ def model_config(model_id: str, preset: str) -> ExprGANConfig | LmkGuidedConfig:
         if base == "tiny":
             return ExprGANConfig.tiny(encoder="msd", unsharp=True)
         return ExprGANConfig.lite(encoder="msd", unsharp=unsharp)
+    if preset in WILD_PRESETS:
+        return LmkGuidedConfig.wild()
     c = {"paper": LmkGuidedConfig.paper, "lite": LmkGuidedConfig.lite, "tiny": LmkGuidedConfig.tiny}[base]()
     if preset.endswith("no-feature-init"):
         c = c.without_feature_init()
@@ -409,7 +501,24 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
     else:
         train = TrainConfig(steps=steps or (60_000 if preset.startswith("paper") else 8_000), batch_size=batch_size or 16,
                             optimizer="adam", g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=seed)
-        objective = LmkGuidedObjective(cfg)
+        wild = preset in WILD_PRESETS
+        objective = LmkGuidedObjective(cfg, face_gan_weight=WILD_FACE_GAN_WEIGHT if wild else 0.0,
+                                       perceptual_size=WILD_PERCEPTUAL_SIZE if wild else None)
+        if wild:
+            deviations += [
+                "training data: the studio pairs and LFW neutral -> expression pairs of two photos of one person "
+                "(see the data line); the LFW pairs are given the expression template fitted to their neutral "
+                "photo's own landmarks (the app's protocol), the studio pairs their target's landmarks (the paper's)",
+                "LFW pairs are not compared with their target photo: held to their own input by L1 (weight 1 outside "
+                f"the face box, {photo_pairs.BOX_ANCHOR:g} inside it), kept out of the image and geometry "
+                "discriminators and L_per",
+                f"a label-conditioned face-box discriminator (weight {WILD_FACE_GAN_WEIGHT:g}) on every item: the face "
+                "box with zero mean and unit contrast beside the target label's maps; real = the target photo with its "
+                "label, not real = the output with that label and the target photo with another label",
+                "residual output: the decoder's last convolution (no tanh, zero at the start) adds a change to the "
+                "input face",
+                f"L_per on {WILD_PERCEPTUAL_SIZE} px versions of both images (CPU budget)",
+            ]
         deviations += [
             "perceptual loss on ImageNet VGG16 conv1_2 (offline asset) in place of VGG19 conv1_2",
             f"{cfg.n_blocks} migration unit blocks and dropout {cfg.dropout} (not given by the paper); Adam betas (0.5, 0.999)",

@@ -31,12 +31,13 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from facegen.colour import luma
-from facegen.data import aligned_crops, split, task_pairs
+from facegen.data import aligned_crops, split, task_pairs, wild
 from facegen.data.cache import default_cache_root
 from facegen.expressions import normalise_expression
 from facegen.io import save_npy
 from facegen.landmarks import LandmarkError, crop_landmarks
-from facegen.models.heatmaps import mean_displacements
+from facegen.models.heatmaps import fit_template, mean_displacements
+from facegen.train.smile_data import cached_same_person
 
 TEMPLATE = "expression"
 SIZE = 128
@@ -168,6 +169,104 @@ class PairedExpressionSet(Dataset):
                 "landmarks": torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float32))}
 
 
+def wild_paired_faces(root: str | Path | None, expressions: Sequence[str], cache_root: str | Path | None = None,
+                      progress: bool = True) -> PairedFaces:
+    """LFW neutral -> expression pairs of two photos of one training person, for every expression of
+    ``expressions`` but neutral (:func:`facegen.data.wild.wild_train_pairs`: the held-out people never),
+    aligned like the studio pairs, with both faces' landmarks; pairs that SFace does not verify as
+    one person, or where a crop or a landmark set is missing, are dropped."""
+
+    pairs = [p for e in expressions if e != "neutral" for p in wild.wild_train_pairs(e, root)]
+    if not pairs:
+        raise ExpressionDataError("no LFW neutral -> expression pair of a training identity under the data root")
+    records = list({r.key: r for p in pairs for r in (p.neutral, p.target)}.values())
+    crops = aligned_crops(records, SIZE, TEMPLATE, cache_root=cache_root, progress=progress)
+    croot = Path(cache_root) if cache_root is not None else default_cache_root()
+    pts = crop_landmarks_cached(crops.images, croot / "landmarks" / f"{crops.path.name}.npy", progress)
+    rows = {k: i for i, k in enumerate(crops.keys)}
+    keep = [p for p in pairs if p.neutral.key in rows and p.target.key in rows
+            and np.isfinite(pts[rows[p.neutral.key]]).all() and np.isfinite(pts[rows[p.target.key]]).all()]
+    images = np.asarray(crops.images)
+    ni = np.array([rows[p.neutral.key] for p in keep], dtype=np.int64)
+    ti = np.array([rows[p.target.key] for p in keep], dtype=np.int64)
+    same = cached_same_person(images[ni], images[ti], TEMPLATE, cache_root)
+    keep = [p for p, ok in zip(keep, same) if ok]
+    ni, ti = ni[same], ti[same]
+    if not keep:
+        raise ExpressionDataError("no LFW pair has both faces, their landmarks and one person in both photos")
+    return PairedFaces(images[ni], images[ti], pts[ni], pts[ti], tuple(p.expression for p in keep),
+                       tuple(p.subject for p in keep))
+
+
+class WildExpressionSet(Dataset):
+    """The ``wild`` recipe's items: studio pairs and LFW pairs of two photos of one person.
+
+    Items ``{"lr", "hr", "label", "landmarks", "registered"}``: ``landmarks`` are what the generator
+    is given (a studio pair: its target's, as in the paper; an LFW pair: the expression ``template``
+    fitted to the neutral photo's own landmarks, as the app does); ``registered`` is 1 for studio pairs (one camera, one pose: compared with the target pixel by
+    pixel) and 0 for LFW pairs (held to their input; see :mod:`facegen.train.photo_pairs`).
+    LFW classes are balanced by repetition (at most ``max_repeat`` copies of a pair) and the studio
+    pairs repeated to about ``studio_share`` of the items. Flips mirror images and landmarks.
+    """
+
+    def __init__(self, studio: PairedFaces, lfw: PairedFaces, expressions: Sequence[str], template: np.ndarray,
+                 channels: int, studio_share: float = 1 / 3, max_repeat: int = 8, flip: bool = True,
+                 seed: int = 0) -> None:
+        self.expressions = tuple(expressions)
+        self.sets = (studio, lfw)
+        self.template = torch.from_numpy(np.asarray(template, dtype=np.float32))
+        by_class: dict[str, list[int]] = {}
+        for i, e in enumerate(lfw.expressions):
+            if e in self.expressions:
+                by_class.setdefault(e, []).append(i)
+        if not by_class:
+            raise ExpressionDataError(f"no LFW pair has a target expression in {self.expressions}")
+        most = max(len(v) for v in by_class.values())
+        wild_index = [(1, i) for rows in by_class.values() for _ in range(min(max_repeat, max(1, most // len(rows))))
+                      for i in rows]
+        studio_rows = [i for i, e in enumerate(studio.expressions) if e in self.expressions]
+        if not studio_rows:
+            raise ExpressionDataError(f"no studio pair has a target expression in {self.expressions}")
+        reps = max(1, round(studio_share / (1 - studio_share) * len(wild_index) / len(studio_rows)))
+        self.index = [(0, i) for _ in range(reps) for i in studio_rows] + wild_index
+        self.channels, self.flip, self.seed, self.epoch = channels, flip, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Items per source and class (for the model card)."""
+        out: dict[str, dict[str, int]] = {"studio": {}, "lfw": {}}
+        for s, i in self.index:
+            e = self.sets[s].expressions[i]
+            part = out["studio" if s == 0 else "lfw"]
+            part[e] = part.get(e, 0) + 1
+        return out
+
+    def __getitem__(self, j: int) -> dict[str, Tensor]:
+        s, i = self.index[j]
+        p = self.sets[s]
+        label = self.expressions.index(p.expressions[i])
+        src, tgt = p.neutral[i], p.target[i]
+        if s == 0:
+            given = p.target_landmarks[i]
+        else:  # the app's target geometry: the template fitted to the neutral photo's own landmarks
+            own = torch.from_numpy(np.ascontiguousarray(p.neutral_landmarks[i:i + 1], dtype=np.float32))
+            given = fit_template(own, torch.tensor([label]), self.template)[0].numpy()
+        rng = np.random.default_rng([self.seed, self.epoch, j])
+        if self.flip and rng.random() < 0.5:
+            w = src.shape[1]
+            src, tgt = src[:, ::-1], tgt[:, ::-1]
+            given = flip_landmarks(given, w)
+        return {"lr": _to_tensor(src, self.channels), "hr": _to_tensor(tgt, self.channels),
+                "label": torch.tensor(label),
+                "landmarks": torch.from_numpy(np.ascontiguousarray(given, dtype=np.float32)),
+                "registered": torch.tensor(1.0 if s == 0 else 0.0)}
+
+
 class LabelledFaceSet(Dataset):
     """ExprGAN's reconstruction samples ``{"lr": x, "hr": x, "label": y}`` (+ optional paired samples).
 
@@ -266,7 +365,8 @@ class ExpressionData:
 
 
 def datasets(model_id: str, config, root: str | Path | None, cache_root: str | Path | None = None, *,
-             use_lfw: bool = True, exprgan_pairs: bool = True, seed: int = 0, progress: bool = True) -> ExpressionData:
+             use_lfw: bool = True, exprgan_pairs: bool = True, wild_pairs: bool = False, seed: int = 0,
+             progress: bool = True) -> ExpressionData:
     """Training and validation sets of ``model_id`` with ``config`` (its expressions and channels).
 
     ``lmk-guided``: the paired set (validation: the pairs of :data:`VAL_SUBJECTS`) and the
@@ -279,6 +379,17 @@ def datasets(model_id: str, config, root: str | Path | None, cache_root: str | P
     train_pairs = paired_faces(root, "train", cache_root, progress)
     val_pairs = paired_faces(root, "val", cache_root, progress)
     val = PairedExpressionSet(val_pairs, exprs, ch, flip=False)
+    if model_id == "lmk-guided" and wild_pairs:
+        template = template_displacements(train_pairs, exprs)
+        lfw = wild_paired_faces(root, exprs, cache_root, progress)
+        train = WildExpressionSet(train_pairs, lfw, exprs, template, ch, seed=seed)
+        counts = train.counts()
+        desc = (f"{len(train_pairs.expressions)} same-person neutral -> expression pairs of the JAFFE and RaFD training "
+                f"subjects and {len(lfw.expressions)} LFW neutral -> expression pairs of two photos of one training "
+                f"person (SFace-verified; the held-out LFW people never), {len(train)} items: studio {counts['studio']}, "
+                f"LFW {counts['lfw']} (classes balanced by repetition); validation: {len(val)} studio pairs of held-out "
+                "training subjects; never the expression test subjects")
+        return ExpressionData(train, val, template, desc)
     if model_id == "lmk-guided":
         train = PairedExpressionSet(train_pairs, exprs, ch, flip=True, seed=seed)
         desc = (f"{len(train)} same-person neutral -> expression pairs of the JAFFE and RaFD training subjects "

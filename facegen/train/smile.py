@@ -44,24 +44,31 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from facegen import faces as F
 from facegen import identity, losses, papers, registry
-from facegen.models.layers import PatchDiscriminator, bicubic_resize, init_normal, patchgan, patchgan_layers_for
+from facegen.models.layers import (
+    PatchDiscriminator,
+    bicubic_resize,
+    init_normal,
+    patchgan,
+    patchgan_layers_for,
+)
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
+from facegen.train.photo_pairs import (
+    BOX_ANCHOR,
+    box_slices,
+    face_box,
+    normalised_box,
+    reconstruction,
+)
 from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
 
 #: The presets trained on the in-the-wild pairs (facegen.train.smile_data) with the face-box GAN.
 WILD_PRESETS = ("wild", "wild-no-residual")
-
-#: Items whose ``registered`` flag is 0 (two photos of one person) are held to their own input by
-#: L1: with weight 1 outside the face box, and with this weight inside it, where the smile is made.
-BOX_ANCHOR = 0.1
 
 METHOD_REFS = {
     "bilinear": "Pix2Pix + bilinear [2] (Kawai, Seo, Chen, GCCE 2018)",
@@ -70,54 +77,6 @@ METHOD_REFS = {
     "parallel": "multitask parallel Pix2Pix + SR [7] (Hanano, Seo, Chen, GCCE 2022)",
     "sge": "proposed: parallel model with self-supervised guidance encoders",
 }
-
-
-def face_box(template: str) -> tuple[float, float, float, float]:
-    """(left, top, right, bottom) of the face in a crop aligned by ``template``, as fractions of
-    the side: the box of its 5 points grown by 0.6 eye distances (brows, cheeks, chin)."""
-    pts = F.TEMPLATES[template]
-    if len(pts) != 5:
-        return (0.0, 0.0, 1.0, 1.0)  # the eyes alone do not place the mouth: the whole crop
-    m = 0.6 * float(np.linalg.norm(pts[1] - pts[0]))
-    (x0, y0), (x1, y1) = pts.min(0) - m, pts.max(0) + m
-    return (max(0.0, float(x0)), max(0.0, float(y0)), min(1.0, float(x1)), min(1.0, float(y1)))
-
-
-def anchor_weights(box: tuple[float, float, float, float], size: int) -> Tensor:
-    """(1, 1, size, size) weights of the L1 that holds a pair of two photos to its input: 1 outside
-    the face ``box``, :data:`BOX_ANCHOR` inside it, with a linear ramp of an eighth of the side
-    across its edge (a hard edge would let the output change up to a visible seam)."""
-    x0, y0, x1, y1 = (round(v * size) for v in box)
-    inside = torch.zeros(1, 1, size, size)
-    inside[..., y0:y1, x0:x1] = 1.0
-    k = max(1, size // 8) | 1  # odd, so the ramp is centred on the edge
-    inside = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(inside, (k // 2,) * 4, mode="replicate"), k, 1)
-    return 1.0 - (1.0 - BOX_ANCHOR) * inside
-
-
-def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,
-                   box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
-                   source: Tensor | None = None) -> Tensor:
-    """The pixel loss: L1 with the target, as the paper, for registered items. Items with
-    ``registered`` 0 (two photos of one person, which differ in background, hair, pose and light)
-    are not compared with their target at all: no alignment makes two photos agree pixel by pixel,
-    and an L1 with a misregistered target teaches the average of its positions, a face of lower
-    contrast. They are held to their own input instead (``source``, the model's input in [-1, 1],
-    bicubic-resized to the output's size), by L1 weighted by :func:`anchor_weights` (weak inside the
-    face ``box``), and learn the smile from the face-box discriminator (see :class:`SmileObjective`).
-    They take no part in the cGAN either: a conditional discriminator would tell their real targets
-    from the outputs by the background alone."""
-    if registered is None or bool((registered >= 1).all()):
-        return losses.l1(fake, real)
-    if source is None:
-        raise ValueError("pairs of two photos are held to the input face: pass source")
-    if source.shape[-1] != fake.shape[-1]:
-        source = bicubic_resize((source + 1) / 2, fake.shape[-1]) * 2 - 1
-    full = (fake - real).abs().flatten(1).mean(1)
-    weights = anchor_weights(box, fake.shape[-1]).to(fake)
-    anchor = ((fake - source).abs() * weights).flatten(1).mean(1)
-    w = registered.to(fake.dtype).flatten()
-    return (w * full + (1 - w) * anchor).mean()
 
 
 class SmileObjective:
@@ -151,11 +110,11 @@ class SmileObjective:
         self._d: nn.Module = self.D
         # Not in the paper: weight of the face-box GAN (see the module docstring); 0 = none.
         self.face_gan_weight = face_gan_weight
-        x0, y0, x1, y1 = (round(v * config.lr_size) for v in self.face_box)
-        self._box = (slice(y0, y1), slice(x0, x1))
+        rows, cols = box_slices(self.face_box, config.lr_size)
         self.D_face: nn.Module | None = None
         if face_gan_weight > 0:
-            self.D_face = patchgan(config.channels, config.ndf, patchgan_layers_for(min(x1 - x0, y1 - y0), config.d_layers))
+            side = min(rows.stop - rows.start, cols.stop - cols.start)
+            self.D_face = patchgan(config.channels, config.ndf, patchgan_layers_for(side, config.d_layers))
             init_normal(self.D_face)
         self._d_face: nn.Module | None = self.D_face
         self._cache: tuple[dict[str, Tensor], Tensor, Tensor, dict[str, Tensor]] | None = None
@@ -172,14 +131,7 @@ class SmileObjective:
         than a 2x output can be, and light is no cue, so the expression is what tells them apart
         (a darker or lighter face is not pushed towards the average light)."""
         assert self._d_face is not None
-        n = self.config.lr_size
-        if image.shape[-1] != n:
-            image = torch.nn.functional.interpolate(image, size=(n, n), mode="bilinear", align_corners=False,
-                                                    antialias=True)
-        box = image[(..., *self._box)]
-        mean = box.mean(dim=(1, 2, 3), keepdim=True)
-        std = box.std(dim=(1, 2, 3), keepdim=True)
-        return self._d_face((box - mean) / (std + 1e-3))
+        return self._d_face(normalised_box(image, self.face_box, self.config.lr_size))
 
     # -- pieces ------------------------------------------------------------------------------------
     def _check(self, batch: Batch) -> None:
