@@ -20,7 +20,9 @@ from facegen import model_menu, registry
 
 def recommended_model(task_id: str, results_dir: Path = RESULTS_DIR) -> str | None:
     """Id of the best registered, non-reference, non-privileged model on ``task_id`` by its headline
-    metric in ``results_dir/<task>/*.json``; None when no such result exists."""
+    metric in ``results_dir/<task>/*.json``; None when no such result exists. Ablation entries (a
+    paper's model without one of its parts, trained by another entry's recipe) answer a question of
+    the paper and are never recommended."""
     if task_id not in TASKS:
         raise KeyError(f"unknown task {task_id!r}; known: {sorted(TASKS)}")
     key = protocols.headline(task_id)
@@ -32,7 +34,8 @@ def recommended_model(task_id: str, results_dir: Path = RESULTS_DIR) -> str | No
         except (OSError, json.JSONDecodeError):
             continue
         spec = registry.REGISTRY.get(r.get("model", ""))
-        if spec is None or task_id not in spec.tasks or r.get("kind") == "reference" or given_of(r) != "none":
+        if spec is None or task_id not in spec.tasks or r.get("kind") == "reference" or given_of(r) != "none" \
+                or spec.recipe not in (None, spec.id):
             continue
         v = r.get("metrics", {}).get(key)
         if not isinstance(v, (int, float)) or math.isnan(v):

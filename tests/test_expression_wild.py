@@ -10,6 +10,7 @@ from test_expression_training import _step, lmk_batch, tiny_features
 
 from facegen.models import heatmaps
 from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedGenerator
+from facegen.models.pix2pix import ResizeConv
 from facegen.train import expression as ex
 from facegen.train.expression import LmkGuidedObjective
 from facegen.train.expression_data import FLIP_68, PairedFaces, WildExpressionSet
@@ -32,6 +33,16 @@ def test_residual_generator_starts_as_the_input() -> None:
     assert torch.equal(g(x, heat, torch.tensor([1, 2])), x)
     assert not isinstance(g.decoder[-1], torch.nn.Tanh) and isinstance(LmkGuidedGenerator(LmkGuidedConfig.tiny()).decoder[-1], torch.nn.Tanh)
     assert ex.model_config("lmk-guided", "wild").residual and not ex.model_config("lmk-guided", "lite").residual
+
+
+def test_wild_decoder_up_samples_by_resize_convolutions() -> None:
+    wild = ex.model_config("lmk-guided", "wild")
+    assert wild.upsample == "resize" and ex.model_config("lmk-guided", "lite").upsample == "transpose"
+    kinds = {type(m) for m in LmkGuidedGenerator(LmkGuidedConfig.tiny(upsample="resize")).decoder}
+    assert ResizeConv in kinds and torch.nn.ConvTranspose2d not in kinds
+    assert torch.nn.ConvTranspose2d in {type(m) for m in LmkGuidedGenerator(LmkGuidedConfig.tiny()).decoder}
+    with pytest.raises(ValueError, match="upsample"):
+        LmkGuidedConfig.tiny(upsample="bilinear")
 
 
 def _pairs(n: int, labels: tuple[str, ...], seed: int, size: int = 32) -> PairedFaces:

@@ -95,6 +95,12 @@ def test_recommended_model_follows_the_results(tmp_path: Path) -> None:
     assert recommended_model("sr-x4", tmp_path) == "psgan"
     with pytest.raises(KeyError, match="unknown task"):
         recommended_model("sr-x3", tmp_path)
+    # an ablation entry is never the recommendation, however it scores; nor is a privileged row
+    leaderboard.write_result(_result("expression", "lmk-guided", "model", 44.0, ["expression"]), tmp_path)
+    leaderboard.write_result(_result("expression", "lmk-guided-no-label", "model", 50.0, ["expression"]), tmp_path)
+    leaderboard.write_result({**_result("expression", "lmk-guided", "model", 60.0, ["expression", "landmarks"]),
+                              "variant": "paper"}, tmp_path)
+    assert recommended_model("expression", tmp_path) == "lmk-guided"
 
 
 def test_registry_given_inputs() -> None:

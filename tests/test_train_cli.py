@@ -298,7 +298,7 @@ def test_registry_ids_resolve_to_recipe_and_preset() -> None:
     assert recipes.resolve("exprgan-msd-no-unsharp") == ("exprgan-msd", "no-unsharp",
                                                          registry.get("exprgan-msd-no-unsharp"))
     assert recipes.resolve("exprgan-msd", "no-unsharp")[2] is registry.get("exprgan-msd-no-unsharp")
-    assert recipes.resolve("lmk-guided") == ("lmk-guided", "lite", registry.get("lmk-guided"))
+    assert recipes.resolve("lmk-guided") == ("lmk-guided", "wild", registry.get("lmk-guided"))
     assert recipes.resolve("stackedgan", "tiny") == ("stackedgan", "tiny", None)
     assert parse_args(["--model", "lmk-guided-no-label"]).preset is None  # main() takes the registry's
     assert recipes.build("lmk-guided-no-label", "no-label", "expression").model_id == "lmk-guided"

@@ -24,6 +24,11 @@ ablation without the feature-initialise networks replaces each E_ini by a space-
 rearrangement and a 1x1 projection (a linear map to the same latent shape, so the rest of the
 network is unchanged); the ablation without the "expression label smooth" module drops the label
 maps before the decoder.
+
+Not in the paper (the ``wild`` preset, declared in the model card): residual output (the last
+convolution, without tanh and zero at the start, adds a change to the input face) and decoder
+up-sampling by 2x nearest-neighbour + 3x3 convolution (Table 2's transposed convolutions drew a
+grid over the faces).
 """
 
 from __future__ import annotations
@@ -39,7 +44,14 @@ from torch import Tensor, nn
 from facegen.expressions import BASIC_EXPRESSIONS, EXPRESSIONS, normalise_expression
 from facegen.models import heatmaps
 from facegen.models.exprgan import ExpressionError, label_indices, tile_maps
-from facegen.models.layers import PatchDiscriminator, check_image_batch, count_parameters, init_normal, luminance_wrap
+from facegen.models.layers import (
+    PatchDiscriminator,
+    check_image_batch,
+    count_parameters,
+    init_normal,
+    luminance_wrap,
+)
+from facegen.models.pix2pix import ResizeConv
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,9 @@ class LmkGuidedConfig:
     # Not in the paper: the decoder's last convolution (no tanh, zero at the start) adds a change to
     # the input face, so an untrained model returns the input and training only learns the change.
     residual: bool = False
+    # Table 2's 3x3 stride-2 transposed convolutions ("transpose"), or 2x nearest-neighbour up-sampling
+    # + a 3x3 convolution ("resize", not in the paper): the transposed ones drew a grid over the faces.
+    upsample: str = "transpose"
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -72,6 +87,8 @@ class LmkGuidedConfig:
                 raise ValueError(f"expressions must use the vocabulary names {EXPRESSIONS}; got {e!r}")
         if self.n_blocks < 1:
             raise ValueError("need at least one migration unit block")
+        if self.upsample not in ("transpose", "resize"):
+            raise ValueError(f"upsample must be 'transpose' or 'resize'; got {self.upsample!r}")
 
     @property
     def n_classes(self) -> int:
@@ -86,31 +103,32 @@ class LmkGuidedConfig:
         return self.ngf * 2**self.n_down
 
     @classmethod
-    def paper(cls, channels: int = 3, **kw) -> "LmkGuidedConfig":
+    def paper(cls, channels: int = 3, **kw) -> LmkGuidedConfig:
         """Paper 004 at 128 px (Tables 1-3), six expressions plus neutral."""
         return cls(channels=channels, **kw)
 
     @classmethod
-    def lite(cls, channels: int = 1, **kw) -> "LmkGuidedConfig":
+    def lite(cls, channels: int = 1, **kw) -> LmkGuidedConfig:
         """CPU-trainable at 128 px (< 5 MB of generator weights), luminance."""
         return cls(channels=channels, ngf=16, n_blocks=6, ndf=32, merge_heatmaps=True, **kw)
 
     @classmethod
-    def wild(cls, channels: int = 1, **kw) -> "LmkGuidedConfig":
-        """The lite sizes with residual outputs (the ``wild`` recipe: studio pairs and LFW photos)."""
-        return cls.lite(channels=channels, residual=True, **kw)
+    def wild(cls, channels: int = 1, **kw) -> LmkGuidedConfig:
+        """The lite sizes with residual outputs and resize-convolutions (the ``wild`` recipe: studio
+        pairs and LFW photos)."""
+        return cls.lite(channels=channels, residual=True, upsample="resize", **kw)
 
     @classmethod
-    def tiny(cls, channels: int = 3, size: int = 32, **kw) -> "LmkGuidedConfig":
+    def tiny(cls, channels: int = 3, size: int = 32, **kw) -> LmkGuidedConfig:
         """For tests: 8-16 channels, 32 px, three expressions, 2 blocks."""
         kw.setdefault("expressions", ("neutral", "happy", "sad"))
         return cls(size=size, channels=channels, ngf=4, n_blocks=2, ndf=8, d_layers=2, **kw)
 
     # The paper's ablations (Table 7), on top of any preset.
-    def without_feature_init(self) -> "LmkGuidedConfig":
+    def without_feature_init(self) -> LmkGuidedConfig:
         return dataclasses.replace(self, feature_init=False)
 
-    def without_label(self) -> "LmkGuidedConfig":
+    def without_label(self) -> LmkGuidedConfig:
         return dataclasses.replace(self, label_maps=False)
 
 
@@ -169,7 +187,9 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
         ch = c.latent + k
         for i in range(c.n_down):
             out = c.latent // 2 ** (i + 1)  # Table 2: 128, then 64 channels
-            layers += [nn.ConvTranspose2d(ch, out, 3, 2, 1, output_padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+            up = (nn.ConvTranspose2d(ch, out, 3, 2, 1, output_padding=1, bias=False) if c.upsample == "transpose"
+                  else ResizeConv(ch, out, bias=False))
+            layers += [up, nn.BatchNorm2d(out), nn.ReLU()]
             ch = out
         last = nn.Conv2d(ch, c.channels, 7)
         layers += [nn.ReflectionPad2d(3), last, nn.Identity() if c.residual else nn.Tanh()]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facegen import assets, losses, papers, registry
+from facegen import assets, identity, losses, papers, registry
 from facegen.models.exprgan import (
     ExprGANCodeDiscriminator,
     ExprGANConfig,
@@ -150,7 +150,8 @@ class ExprGANObjective:
     L_id compares the features of the synthesised and the target image at conv1_2 ... conv5_2
     (weights ``id_weights``, default :data:`EXPRGAN_ID_WEIGHTS`) of ``identity_net`` (default: ImageNet VGG16, standing in for
     VGG-Face). L_Q is the squared error of Q's estimate of the expression code, summed over
-    classes. ``id_size`` resizes both images before the identity network (the lite recipe uses 64 px:
+    classes. ``identity="sface"`` replaces that term by ``1 - cos`` of the SFace embeddings of the two
+    images (:func:`facegen.identity.identity_loss`; the ``wild`` recipe). ``id_size`` resizes both images before the identity network (the lite recipe uses 64 px:
     the VGG16 pass at 128 px dominates a CPU step). L_tv is :func:`facegen.losses.total_variation` (the released code uses a squared
     variant). ``barrier_weight`` (0 in the paper's objective) adds that weight times
     :func:`code_barrier` of the identity code to G's loss in both stages. The logs carry
@@ -162,7 +163,10 @@ class ExprGANObjective:
     def __init__(self, config: ExprGANConfig, *, stage1_steps: int = 0, weights: Sequence[float] = EXPRGAN_WEIGHTS,
                  id_weights: Sequence[float] = EXPRGAN_ID_WEIGHTS,
                  identity_net: nn.Module | None = None, id_size: int | None = None,
-                 barrier_weight: float = 0.0) -> None:
+                 barrier_weight: float = 0.0, identity: str = "vgg") -> None:
+        if identity not in ("vgg", "sface"):
+            raise ValueError(f"identity must be 'vgg' or 'sface'; got {identity!r}")
+        self.identity = identity
         self.config = config
         self.barrier_weight = float(barrier_weight)
         self.name = "exprgan-msd" if config.encoder == "msd" else "exprgan"
@@ -248,7 +252,10 @@ class ExprGANObjective:
         if self.id_size is not None and self.id_size != fake.shape[-1]:
             a = F.interpolate(fake, size=self.id_size, mode="bilinear", align_corners=False, antialias=True)
             b = F.interpolate(tgt, size=self.id_size, mode="bilinear", align_corners=False, antialias=True)
-        ident = feature_l1(self.identity_net, a, b, self.id_weights)
+        if self.identity == "sface":  # 1 - cosine of SFace embeddings (the crop is found from the template)
+            ident = identity.identity_loss(fake, tgt, TEMPLATE)
+        else:
+            ident = feature_l1(self.identity_net, a, b, self.id_weights)
         logit, q_fake = self._d(fake, labels)
         q = self._q_loss(q_fake, code)
         adv_z = losses.gan_g_loss(self._dz_logits(z)[1])
@@ -408,13 +415,18 @@ class LmkGuidedObjective:
 
 MODEL_IDS: tuple[str, ...] = ("exprgan", "exprgan-msd", "lmk-guided")
 PRESETS: dict[str, tuple[str, ...]] = {
-    "exprgan": ("paper", "lite", "tiny"),
-    "exprgan-msd": ("paper", "lite", "tiny", "no-unsharp", "paper-no-unsharp"),
+    "exprgan": ("paper", "lite", "wild", "tiny"),
+    "exprgan-msd": ("paper", "lite", "wild", "tiny", "no-unsharp", "paper-no-unsharp", "wild-no-unsharp"),
     "lmk-guided": ("paper", "lite", "wild", "tiny", "no-feature-init", "paper-no-feature-init", "no-label",
                    "paper-no-label"),
 }
-#: Presets trained on the studio pairs and LFW pairs of two photos (expression_data.WildExpressionSet).
-WILD_PRESETS = ("wild",)
+#: The ``wild`` presets: lmk-guided on the studio pairs and LFW pairs of two photos
+#: (expression_data.WildExpressionSet); ExprGAN on paper 001's objective alone (every labelled face,
+#: LFW's included, reconstructed with its own label; no pairs) with an SFace identity term.
+WILD_PRESETS = ("wild", "wild-no-unsharp")
+#: (l1 L_id, l2 L_Q, l3 L_adv^img, l4 L_adv^z, l5 L_tv) of the ExprGAN wild recipe: the released values,
+#: L_id being 1 - cos of SFace embeddings.
+WILD_EXPRGAN_WEIGHTS = EXPRGAN_WEIGHTS
 #: The wild recipe's weight of the label-conditioned face-box discriminator (see LmkGuidedObjective).
 WILD_FACE_GAN_WEIGHT = 2.0
 #: The wild recipe computes L_per at this side (the VGG pass at 128 px costs half a generator step on a CPU).
@@ -436,6 +448,8 @@ def model_config(model_id: str, preset: str) -> ExprGANConfig | LmkGuidedConfig:
         return {"paper": ExprGANConfig.paper, "lite": ExprGANConfig.lite, "tiny": ExprGANConfig.tiny}[base]()
     if model_id == "exprgan-msd":
         unsharp = not preset.endswith("no-unsharp")
+        if preset in WILD_PRESETS:
+            return ExprGANConfig.lite(encoder="msd", unsharp=unsharp)
         if base == "paper":
             return ExprGANConfig.paper_msd(unsharp=unsharp)
         if base == "tiny":
@@ -462,12 +476,17 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
         lr = 1e-4 if paper else LITE_EXPRGAN_LR
         train = TrainConfig(steps=steps or (40_000 if paper else 8_000), batch_size=batch_size or (48 if paper else 16),
                             optimizer="adam", g_lr=lr, d_lr=lr, betas=(0.5, 0.999), seed=seed)
-        weights = EXPRGAN_WEIGHTS if paper else LITE_EXPRGAN_WEIGHTS
+        wild = preset in WILD_PRESETS
+        weights = EXPRGAN_WEIGHTS if paper else (WILD_EXPRGAN_WEIGHTS if wild else LITE_EXPRGAN_WEIGHTS)
         objective: ExprGANObjective | LmkGuidedObjective = ExprGANObjective(
             cfg, stage1_steps=round(stage1_fraction * train.steps), weights=weights,
-            id_size=None if paper or cfg.size < 64 else 64, barrier_weight=0.0 if paper else LITE_EXPRGAN_CODE_BARRIER)
+            id_size=None if paper or wild or cfg.size < 64 else 64,
+            barrier_weight=0.0 if paper else LITE_EXPRGAN_CODE_BARRIER, identity="sface" if wild else "vgg")
         deviations += [
-            "identity loss on ImageNet VGG16 conv1_2..conv5_2 features (offline asset) in place of VGG-Face",
+            ("identity loss 1 - cosine of SFace embeddings (the 112 px face-recognition crop taken from the aligned "
+             "face) in place of VGG-Face features: a face-recognition network, as the paper's, available offline"
+             if wild else
+             "identity loss on ImageNet VGG16 conv1_2..conv5_2 features (offline asset) in place of VGG-Face"),
             f"two stages in one run: reconstruction for the first {round(stage1_fraction * 100)} % of the steps, "
             "then the full objective (eq. 4) with the released ExprGAN's weights 1, 1, 0.01, 0.01, 0.001",
             "the uniform prior on the identity code (D_z, weight 0.01) acts from the first step, not only in stage 2: "
@@ -476,21 +495,30 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
         ]
         if not paper:
             deviations += [
-                "identity features of 64-pixel versions of both images (CPU budget)",
-                f"identity-loss weight {LITE_EXPRGAN_WEIGHTS[0]} instead of 1 and Adam lr {LITE_EXPRGAN_LR} instead of "
-                "1e-4: with the ImageNet stand-in's feature scale, weight 1 made L_id five times L_pixel and held the "
-                "reconstruction at the mean face (L1 0.39 after 250 steps of batch 8, against 0.25 with weight 0.1, "
-                "which also reached the same L_id); at lr 1e-4 the reconstruction still sat at the mean face after "
-                "200 steps, and with the code barrier (next item) 5e-4 reconstructs faster than 2e-4 (training L1 "
-                "0.224 against 0.245 over steps 401-500)",
+                f"Adam lr {LITE_EXPRGAN_LR} instead of 1e-4: at 1e-4 the reconstruction still sat at the mean face "
+                "after 200 steps, and with the code barrier (next item) 5e-4 reconstructs faster than 2e-4 (training "
+                "L1 0.224 against 0.245 over steps 401-500)",
                 f"a barrier on the identity code, {LITE_EXPRGAN_CODE_BARRIER} x mean(-log(1 - z^2)), in G's loss (not in "
                 "the paper): without it the tanh code saturated to +-1 at lr 2e-4 and 5e-4 alike (97 % of the entries "
                 "past 0.99 on training faces after 2,500 steps of batch 8, D_z notwithstanding), which left the encoder "
                 "without gradient and made every new face a corner of the code cube",
+            ]
+        if wild:
+            deviations.append("trained as the paper trains: every labelled face (JAFFE and RaFD training subjects and "
+                              "LFW's labelled photos but the held-out LFW people) reconstructed from its own code and "
+                              "label, no paired targets; classes balanced by repetition (not in the paper)")
+        elif not paper:
+            deviations += [
+                "identity features of 64-pixel versions of both images (CPU budget)",
+                f"identity-loss weight {LITE_EXPRGAN_WEIGHTS[0]} instead of 1: with the ImageNet stand-in's feature "
+                "scale, weight 1 made L_id five times L_pixel and held the reconstruction at the mean face (L1 0.39 "
+                "after 250 steps of batch 8, against 0.25 with weight 0.1, which also reached the same L_id)",
                 "trained on the JAFFE and RaFD training subjects only (no LFW): at lite width and this step budget "
                 "LFW's 12,759 labelled faces did not help on the held-out validation subjects (exprgan-msd with the "
                 "code barrier, step 2,000: reconstruction L1 0.128 with LFW against 0.126 without; SFace cosine of "
                 "the synthesised expression to the real one 0.06 against 0.10)",
+                "paired samples beside the reconstruction samples: the pixel loss of a neutral face's output with "
+                "the same person's photo of the target expression (the paper reconstructs the input alone)",
             ]
         if cfg.encoder == "msd":
             deviations.append("the two dilated channels are concatenated before the FC layer (the paper's fusion is "
@@ -517,6 +545,8 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
                 "label, not real = the output with that label and the target photo with another label",
                 "residual output: the decoder's last convolution (no tanh, zero at the start) adds a change to the "
                 "input face",
+                "2x nearest-neighbour up-sampling + 3x3 convolutions in the decoder in place of Table 2's transposed "
+                "convolutions, which drew a grid over the faces",
                 f"L_per on {WILD_PERCEPTUAL_SIZE} px versions of both images (CPU budget)",
             ]
         deviations += [

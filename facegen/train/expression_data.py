@@ -114,6 +114,12 @@ def paired_faces(root: str | Path | None, part: str = "train", cache_root: str |
              if ((p.target.dataset, p.subject) in held) == (part == "val")]
     if not pairs:
         raise ExpressionDataError(f"no {part} pairs for the expression task under the data root")
+    return _aligned_pairs(pairs, cache_root, progress)
+
+
+def _aligned_pairs(pairs: list, cache_root: str | Path | None, progress: bool) -> PairedFaces:
+    """Aligned crops of both faces of ``pairs`` with their landmarks (both cached); pairs where a
+    crop or a landmark set is missing are dropped."""
     records = list({r.key: r for p in pairs for r in (p.neutral, p.target)}.values())
     crops = aligned_crops(records, SIZE, TEMPLATE, cache_root=cache_root, progress=progress)
     croot = Path(cache_root) if cache_root is not None else default_cache_root()
@@ -175,27 +181,16 @@ def wild_paired_faces(root: str | Path | None, expressions: Sequence[str], cache
     ``expressions`` but neutral (:func:`facegen.data.wild.wild_train_pairs`: the held-out people never),
     aligned like the studio pairs, with both faces' landmarks; pairs that SFace does not verify as
     one person, or where a crop or a landmark set is missing, are dropped."""
-
     pairs = [p for e in expressions if e != "neutral" for p in wild.wild_train_pairs(e, root)]
     if not pairs:
         raise ExpressionDataError("no LFW neutral -> expression pair of a training identity under the data root")
-    records = list({r.key: r for p in pairs for r in (p.neutral, p.target)}.values())
-    crops = aligned_crops(records, SIZE, TEMPLATE, cache_root=cache_root, progress=progress)
-    croot = Path(cache_root) if cache_root is not None else default_cache_root()
-    pts = crop_landmarks_cached(crops.images, croot / "landmarks" / f"{crops.path.name}.npy", progress)
-    rows = {k: i for i, k in enumerate(crops.keys)}
-    keep = [p for p in pairs if p.neutral.key in rows and p.target.key in rows
-            and np.isfinite(pts[rows[p.neutral.key]]).all() and np.isfinite(pts[rows[p.target.key]]).all()]
-    images = np.asarray(crops.images)
-    ni = np.array([rows[p.neutral.key] for p in keep], dtype=np.int64)
-    ti = np.array([rows[p.target.key] for p in keep], dtype=np.int64)
-    same = cached_same_person(images[ni], images[ti], TEMPLATE, cache_root)
-    keep = [p for p, ok in zip(keep, same) if ok]
-    ni, ti = ni[same], ti[same]
-    if not keep:
-        raise ExpressionDataError("no LFW pair has both faces, their landmarks and one person in both photos")
-    return PairedFaces(images[ni], images[ti], pts[ni], pts[ti], tuple(p.expression for p in keep),
-                       tuple(p.subject for p in keep))
+    both = _aligned_pairs(pairs, cache_root, progress)
+    same = cached_same_person(both.neutral, both.target, TEMPLATE, cache_root)
+    if not same.any():
+        raise ExpressionDataError("no LFW pair shows one person in both photos")
+    return PairedFaces(both.neutral[same], both.target[same], both.neutral_landmarks[same],
+                       both.target_landmarks[same], tuple(e for e, ok in zip(both.expressions, same) if ok),
+                       tuple(x for x, ok in zip(both.subjects, same) if ok))
 
 
 class WildExpressionSet(Dataset):
@@ -328,18 +323,25 @@ class LabelledFaceSet(Dataset):
                 "label": torch.tensor(self.expressions.index(label))}
 
 
-def labelled_faces(root: str | Path | None, part: str = "train", use_lfw: bool = True,
-                   cache_root: str | Path | None = None, progress: bool = True) -> tuple[np.ndarray, list[str]]:
-    """Aligned labelled faces for ExprGAN: JAFFE and RaFD training subjects (minus or only the
-    validation subjects, by ``part``), plus, for ``part="train"`` and ``use_lfw``, the labelled LFW faces."""
+def labelled_records(root: str | Path | None, part: str = "train", use_lfw: bool = True) -> list:
+    """The labelled face records ExprGAN reconstructs: JAFFE and RaFD training subjects (minus or
+    only the validation subjects, by ``part``), plus, for ``part="train"`` and ``use_lfw``, the
+    labelled LFW photos of every person but the held-out ones (:data:`facegen.data.wild.LFW_TEST_IDENTITIES`)."""
     held = {(d, s) for d, subs in VAL_SUBJECTS.items() for s in subs}
     records = []
     for dataset in ("jaffe", "rafd_subset"):
         # The `judge` split keeps every labelled image; its test subjects are the expression task's.
         records += [r for r in split(dataset, "judge", root).train if ((dataset, r.subject) in held) == (part == "val")]
     if part == "train" and use_lfw:
-        records += [r for r in split("lfw_expressions", "judge", root).train if r.expression is not None]
-    records = [r for r in records if r.expression is not None]
+        held_out = set(wild.LFW_TEST_IDENTITIES)
+        records += [r for r in split("lfw_expressions", "judge", root).train if r.subject not in held_out]
+    return [r for r in records if r.expression is not None]
+
+
+def labelled_faces(root: str | Path | None, part: str = "train", use_lfw: bool = True,
+                   cache_root: str | Path | None = None, progress: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Aligned crops and expression names of :func:`labelled_records` (faces not found left out)."""
+    records = labelled_records(root, part, use_lfw)
     crops = aligned_crops(records, SIZE, TEMPLATE, cache_root=cache_root, progress=progress)
     by_key = {r.key: r for r in records}
     return np.asarray(crops.images), [by_key[k].expression for k in crops.keys]  # type: ignore[misc]

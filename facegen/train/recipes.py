@@ -260,10 +260,12 @@ def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: st
                          progress: bool) -> TrainingData:
     """The expression sets; for ``lmk-guided`` this also stores the expression template fitted to
     the training pairs in the recipe's generator (it is exported with the weights)."""
-    # LFW's labelled faces join the ExprGAN paper presets only (a lite model learns the studio faces alone).
+    # ExprGAN: LFW's labelled faces join the paper and wild presets (the lite one learns the studio faces alone),
+    # and only the lite presets add paired samples (the paper reconstructs each face with its own label).
+    wild, paper = recipe.preset in expression.WILD_PRESETS, recipe.preset.startswith("paper")
     data = expression_data.datasets(recipe.model_id, recipe.model_config, root, cache_root, seed=recipe.train.seed,
-                                    use_lfw=recipe.preset.startswith("paper"),
-                                    wild_pairs=recipe.preset in expression.WILD_PRESETS, progress=progress)
+                                    use_lfw=paper or wild, exprgan_pairs=not (paper or wild), wild_pairs=wild,
+                                    progress=progress)
     if data.template is not None:
         template = torch.from_numpy(np.asarray(data.template, dtype=np.float32))
         recipe.objective.G.set_template(template)  # type: ignore[attr-defined]
@@ -294,8 +296,8 @@ SR = register(Family("sr", SR_TASKS, "paper, lite, tiny (stackedgan also res<m>x
 SMILE = register(Family("smile", ("smile",), "paper, lite, wild, wild-no-residual, tiny (p2p-sge also the Table IV ablations "
                         "sge-pix2pix-side, sge-sr-side, sge-no-skips at lite size, or paper:/tiny: + ablation)",
                         _smile_config, _build_smile, _smile_datasets, _smile_model_card))
-EXPRESSION = register(Family("expression", ("expression",), "paper, lite, tiny (exprgan-msd also no-unsharp, "
-                             "paper-no-unsharp; lmk-guided also wild, no-feature-init, no-label and their paper- forms)",
+EXPRESSION = register(Family("expression", ("expression",), "paper, lite, wild, tiny (exprgan-msd also no-unsharp, "
+                             "paper-no-unsharp, wild-no-unsharp; lmk-guided also no-feature-init, no-label and their paper- forms)",
                              _expression_config, _build_expression, _expression_datasets, _expression_model_card,
                              identity_loss=False))
 
