@@ -14,7 +14,7 @@ from facegen.data.splits import TEST_SUBJECTS
 from facegen.models.exprgan import ExprGANCodeDiscriminator, ExprGANConfig
 from facegen.models.layers import IMAGENET_MEAN, IMAGENET_STD
 from facegen.models.lmk_guided import LmkGuidedConfig
-from facegen.train import expression as ex
+from facegen.train import expression_recipe as ex
 from facegen.train import expression_data as ed
 from facegen.train.expression import ExprGANObjective, FeatureExtractor, LmkGuidedObjective, code_barrier
 from facegen.train.expression_data import FLIP_68, PairedExpressionSet, PairedFaces, flip_landmarks

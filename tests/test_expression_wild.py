@@ -11,7 +11,7 @@ from test_expression_training import _step, lmk_batch, tiny_features
 from facegen.models import heatmaps
 from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedGenerator
 from facegen.models.pix2pix import ResizeConv
-from facegen.train import expression as ex
+from facegen.train import expression_recipe as ex
 from facegen.train.expression import LmkGuidedObjective
 from facegen.train.expression_data import FLIP_68, PairedFaces, WildExpressionSet
 

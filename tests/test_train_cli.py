@@ -23,7 +23,7 @@ from facegen.models.layers import count_parameters
 from facegen.models.lmk_guided import LmkGuidedGenerator
 from facegen.models.smile import MODEL_METHODS, PAPER_PARAMETERS, SmileGenerator
 from facegen.models.stackedgan import StackedSRGenerator
-from facegen.train import expression, expression_data, recipes, smile_data
+from facegen.train import expression, expression_data, expression_recipe, recipes, smile_data
 from facegen.train import state as ckpt
 from facegen.train.__main__ import main, parse_args
 from facegen.train.trainer import Trainer, seed_everything
@@ -31,7 +31,7 @@ from facegen.train.trainer import Trainer, seed_everything
 torch.set_num_threads(1)
 
 SMILE_IDS = list(MODEL_METHODS)
-EXPRESSION_IDS = list(expression.MODEL_IDS)
+EXPRESSION_IDS = list(expression_recipe.MODEL_IDS)
 EXPORTED_CLASS = {
     **{m: SmileGenerator for m in SMILE_IDS},
     "exprgan": ExprGANGenerator,

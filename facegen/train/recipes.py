@@ -10,7 +10,8 @@ built-in families:
 - ``smile`` (paper 000's five ``p2p-*`` methods; task ``smile``): :mod:`facegen.train.smile`,
   data :mod:`facegen.train.smile_data`;
 - ``expression`` (exprgan, exprgan-msd, lmk-guided; task ``expression``):
-  :mod:`facegen.train.expression`, data :mod:`facegen.train.expression_data`.
+  objectives :mod:`facegen.train.expression`, presets :mod:`facegen.train.expression_recipe`, data
+  :mod:`facegen.train.expression_data`.
 
 Super-resolution data: the test faces (``celeba_fsrnet``, all 1,000) are never read here. The
 training faces are LFW's 13,233 images plus the 924 colour crops of ``lfw_expressions``, aligned
@@ -37,7 +38,7 @@ from facegen.identity import card_deviation
 from facegen.models.psgan import PSGANConfig
 from facegen.models.stackedgan import ABLATION_GRID, StackedSRConfig
 from facegen.tasks import SHAPES
-from facegen.train import expression, expression_data, smile, smile_data
+from facegen.train import expression_data, expression_recipe, smile, smile_data
 from facegen.train.families import (FAMILIES, Family, Recipe, RecipeError, TrainingData, inference_model,
                                     register)
 from facegen.train.sr import PSGANObjective, StackedSRObjective
@@ -251,7 +252,7 @@ def _build_expression(model_id: str, preset: str, task: str, *, steps: int | Non
                       l1_weight: float | None = None, degradation: str | None = None,
                       **train_overrides: Any) -> Recipe:
     _sr_only(model_id, lr_size, l1_weight, degradation)
-    cfg, objective, train, deviations = expression.build(model_id, preset, steps=steps, batch_size=batch_size,
+    cfg, objective, train, deviations = expression_recipe.build(model_id, preset, steps=steps, batch_size=batch_size,
                                                          seed=seed, **train_overrides)
     return Recipe(model_id, preset, task, cfg, objective, train, None, deviations)
 
@@ -262,7 +263,7 @@ def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: st
     the training pairs in the recipe's generator (it is exported with the weights)."""
     # ExprGAN: LFW's labelled faces join the paper and wild presets (the lite one learns the studio faces alone),
     # and only the lite presets add paired samples (the paper reconstructs each face with its own label).
-    wild, paper = recipe.preset in expression.WILD_PRESETS, recipe.preset.startswith("paper")
+    wild, paper = recipe.preset in expression_recipe.WILD_PRESETS, recipe.preset.startswith("paper")
     data = expression_data.datasets(recipe.model_id, recipe.model_config, root, cache_root, seed=recipe.train.seed,
                                     use_lfw=paper or wild, exprgan_pairs=not (paper or wild), wild_pairs=wild,
                                     progress=progress)
@@ -274,7 +275,7 @@ def _expression_datasets(recipe: Recipe, root: str | Path | None, cache_root: st
 
 def _expression_model_card(recipe: Recipe, steps_done: int, data_desc: str,
                            history: list[dict[str, float]] | None = None) -> str:
-    return expression.model_card(recipe.model_id, recipe.preset, recipe.model_config, steps_done=steps_done,
+    return expression_recipe.model_card(recipe.model_id, recipe.preset, recipe.model_config, steps_done=steps_done,
                                  train=recipe.train, data_desc=data_desc, deviations=recipe.deviations,
                                  history=history)
 
@@ -286,7 +287,7 @@ def _smile_config(model_id: str, preset: str, task: str, lr_size: int | None) ->
 
 def _expression_config(model_id: str, preset: str, task: str, lr_size: int | None) -> Any:
     _sr_only(model_id, lr_size, None, None)
-    return expression.model_config(model_id, preset)
+    return expression_recipe.model_config(model_id, preset)
 
 
 # -- the built-in families ----------------------------------------------------------------------------
