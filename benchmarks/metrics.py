@@ -179,6 +179,32 @@ def ssim_many(
     return _pairwise(ssim, preds, targets, crop_border=crop_border, test_y_channel=test_y_channel)
 
 
+def _block_means(x: np.ndarray, grid: int) -> np.ndarray:
+    """(grid, grid) means of the blocks of an HW array, bins as torch's adaptive average pooling
+    (block i spans floor(i n / grid) to ceil((i + 1) n / grid))."""
+    h, w = x.shape
+    rows = [(i * h // grid, -(-(i + 1) * h // grid)) for i in range(grid)]
+    cols = [(j * w // grid, -(-(j + 1) * w // grid)) for j in range(grid)]
+    return np.array([[x[r0:r1, c0:c1].mean() for c0, c1 in cols] for r0, r1 in rows])
+
+
+def light_change(pred: np.ndarray, reference: np.ndarray, box: tuple[int, int, int, int], grid: int = 4) -> float:
+    """How much the light of a region changed, in grey levels: the mean absolute difference of the
+    (``grid`` x ``grid``) block means of full-range BT.601 luma inside ``box`` = (top, left, bottom,
+    right) pixels of ``pred`` and ``reference`` (uint8 HWC RGB of one size). A face made lighter by
+    20 grey levels scores 20; detail moved inside a block (a mouth opened, a fold drawn) scores near 0."""
+    a, b = _as_float255(pred, "pred"), _as_float255(reference, "reference")
+    if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 3:
+        raise MetricError(f"light_change needs two HWC RGB images of one size; got {a.shape} and {b.shape}")
+    top, left, bottom, right = box
+    if not (0 <= top < bottom <= a.shape[0] and 0 <= left < right <= a.shape[1]):
+        raise MetricError(f"box {box} is not inside a {a.shape[0]}x{a.shape[1]} image")
+    diff = (luma(a) - luma(b))[top:bottom, left:right]
+    if min(diff.shape) < grid:
+        raise MetricError(f"a {diff.shape[0]}x{diff.shape[1]} box cannot be split into {grid}x{grid} blocks")
+    return float(np.abs(_block_means(diff, grid)).mean())
+
+
 # ---------------------------------------------------------------------------------------------
 # FID / KID
 # ---------------------------------------------------------------------------------------------
@@ -421,6 +447,7 @@ __all__ = [
     "ssim",
     "psnr_many",
     "ssim_many",
+    "light_change",
     "trace_sqrt_product",
     "fid_from_stats",
     "feature_stats",

@@ -133,7 +133,8 @@ CARDS: dict[str, ProtocolCard] = {
                        "happy accuracy by the FER2013 and in-domain judges (headline: FER2013, which has never seen "
                        "these photos; the in-domain judge trained on all lfw_expressions photos, these people's "
                        "included, never on outputs), identity to the input face (dlib headline, SFace beside it), FID/KID against the "
-                       "real happy LFW photos of the test identities, params, latency"),
+                       "real happy LFW photos of the test identities, the face box's change of light against the "
+                       "input's neutral photo (grey levels), params, latency"),
             Difference("gallery/probe", "no identity evaluation",
                        "genuine = each output against the aligned neutral photo its input was made from; impostors = "
                        "every other test identity's neutral photos and the 1,000 LFW distractors less those of the "

@@ -262,6 +262,13 @@ def content_key(images: list[np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
+def face_box_pixels(template: str, size: int) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the face box (brows to chin, cheek to cheek) of a ``size`` px
+    crop aligned by ``template``: the box the wild smile recipe holds the light of."""
+    rows, cols = F.box_slices(F.face_box(template), size)
+    return rows.start, cols.start, rows.stop, cols.stop
+
+
 def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     """Every metric of the task for one row's outputs."""
     task, outs, gts = ts.task, row.outputs, ts.targets
@@ -314,6 +321,9 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
             "items": [n for n, f in zip(ts.names, pred["found"]) if not f],
             "rule": "the whole image is judged when YuNet finds no face",
         }
+    if "light_change" in keys:  # against the reference face (smile-wild: the neutral photo the input was made from)
+        box = face_box_pixels(task.template, task.out_size)
+        m["light_change"] = float(np.mean([metrics.light_change(o, t, box) for o, t in zip(outs, gts)]))
     if "eigenface_acc" in keys:
         m["eigenface_acc"] = eigenface_metric(ts, outs)
     m["params"] = row.params

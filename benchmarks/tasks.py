@@ -118,6 +118,10 @@ def _sr_jitter(scale: int) -> Task:
     )
 
 
+# The light of the face box against the reference face (smile-wild: the input's neutral photo): a
+# smile opens the mouth and raises the cheeks, it does not make the face lighter or darker.
+LIGHT = Metric("light_change", "Face light change", False, "grey levels")
+
 # Each jitter task follows its standard task, so the leaderboard shows them side by side.
 TASKS: dict[str, Task] = {
     "sr-x8": _sr(8),
@@ -148,7 +152,7 @@ TASKS: dict[str, Task] = {
         dataset="lfw_expressions",
         split="neutral LFW photos of the held-out identities (facegen.data.wild.wild_test_faces)",
         degradation="neutral face aligned as for smile, PIL-bicubic down-sampled to the input size",
-        metrics=_WILD_METRICS,
+        metrics=_WILD_METRICS + (LIGHT,),
         base="smile",
         ground_truth=False,
     ),

@@ -39,11 +39,12 @@ SHIPPED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "stackedgan": ("stackedgan", "lite", {"steps": 3500, "batch_size": 16}),
     "psgan": ("psgan", "lite", {"steps": 3000, "batch_size": 16, "l1_weight": 10.0, "degradation": "bicubic",
                                 "optimizer": "adam"}),
-    "p2p-bilinear": ("p2p-bilinear", "wild", {"steps": 1500, "batch_size": 8}),
-    "p2p-two-step": ("p2p-two-step", "wild", {"steps": 1500, "batch_size": 8}),
-    "p2p-serial": ("p2p-serial", "wild", {"steps": 1500, "batch_size": 8}),
-    "p2p-parallel": ("p2p-parallel", "wild", {"steps": 1500, "batch_size": 8}),
-    "p2p-sge": ("p2p-sge", "wild", {"steps": 1500, "batch_size": 8}),
+    "p2p-bilinear": ("p2p-bilinear", "wild", {"steps": 2000, "batch_size": 8}),
+    "p2p-two-step": ("p2p-two-step", "wild", {"steps": 2000, "batch_size": 8}),
+    "p2p-serial": ("p2p-serial", "wild", {"steps": 2000, "batch_size": 8}),
+    "p2p-parallel": ("p2p-parallel", "wild", {"steps": 2000, "batch_size": 8}),
+    "p2p-parallel-no-residual": ("p2p-parallel", "wild-no-residual", {"steps": 2000, "batch_size": 8}),
+    "p2p-sge": ("p2p-sge", "wild", {"steps": 2000, "batch_size": 8}),
     "exprgan": ("exprgan", "lite", {"steps": 3000, "batch_size": 8}),
     "exprgan-msd": ("exprgan-msd", "lite", {"steps": 3000, "batch_size": 8}),
     "exprgan-msd-no-unsharp": ("exprgan-msd", "no-unsharp", {"steps": 3000, "batch_size": 8}),
@@ -90,7 +91,9 @@ _SMILE = (
               "held-out people never used, pairs SFace does not verify as one person dropped), horizontal flip and "
               "small zoom/shift. The LFW pairs are in register only up to their 5 landmarks: they are never compared "
               "with their target pixel by pixel, but held to their own input by L1 (weight 1 outside the face box, "
-              "0.1 inside it), and take no part in the cGAN", ("objective.face_box",)),
+              "0.1 inside it) and by the light inside the face box (its 4x4 block means, weight 0.25), and take no "
+              "part in the cGAN; every pair's light scaled by one random gain in [0.35, 1.25] (the training faces "
+              "are mostly light-skinned and evenly lit)", ("objective.face_box", "objective.light_weight")),
     Deviation("objective", "one conditional PatchGAN on (input, image)",
               "also an unconditional PatchGAN on the face box, judged at the input's resolution with each box "
               "given zero mean and unit contrast (real: every pair's target smile), its non-saturating loss added "
@@ -172,6 +175,7 @@ DEVIATIONS: dict[str, tuple[Deviation, ...]] = {
         _SR_DATA, _GREY,
     ),
     **{m: _SMILE + (_RESIDUAL,) for m in ("p2p-bilinear", "p2p-two-step", "p2p-serial", "p2p-parallel")},
+    "p2p-parallel-no-residual": _SMILE,
     "p2p-sge": _SMILE + (_RESIDUAL,) + (
         Deviation("objective", "the SGE always reads the HR neutral face",
                   "half of the training samples guide the SGE with the up-sampled input instead, so the model also "

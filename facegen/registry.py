@@ -159,6 +159,16 @@ REGISTRY: dict[str, ModelSpec] = {
         family="smile",
         checkpoints={"smile": "p2p-parallel"},
     ),
+    "p2p-parallel-no-residual": ModelSpec(
+        id="p2p-parallel-no-residual",
+        title="Multitask parallel Pix2Pix + SR, networks output the image (residual-output ablation)",
+        model_class=SmileGenerator,
+        preset="wild-no-residual",
+        paper="000",
+        family="smile",
+        checkpoints={"smile": "p2p-parallel-no-residual"},
+        recipe="p2p-parallel",
+    ),
     "p2p-sge": ModelSpec(
         id="p2p-sge",
         title="Multitask + self-supervised guidance (paper 000, proposed)",

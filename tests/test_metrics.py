@@ -139,6 +139,47 @@ def test_image_errors_are_clear(textured):
         M.psnr_many([a, a], [a])
 
 
+# ------------------------------------------------------------------------------ light change
+
+
+def test_light_change_hand_values_and_the_training_term():
+    import torch
+
+    from facegen.train.photo_pairs import light_change as training_light_change
+
+    rng = np.random.default_rng(0)
+    face = rng.integers(40, 200, (64, 64, 3), dtype=np.uint8)
+    box = (8, 4, 56, 60)  # (top, left, bottom, right), 48 x 56: sides not divisible by 4 blocks of 14
+    assert M.light_change(face, face, box) == 0.0
+    lighter = face.copy()
+    lighter[8:56, 4:60] += 20
+    assert abs(M.light_change(lighter, face, box) - 20.0) < 1e-9  # every block 20 grey levels lighter
+    flat = np.full((64, 64, 3), 100, np.uint8)
+    band = flat.copy()
+    band[8:56, 4:18] = 60  # the left quarter of the box 40 levels darker: one block column of four
+    assert abs(M.light_change(band, flat, box) - 10.0) < 1e-9
+    stripes = flat.copy()
+    stripes[8:56, 4:60:2], stripes[8:56, 5:60:2] = 130, 70  # detail inside each block (+30, -30): no light moved
+    assert M.light_change(stripes, flat, box) < 1e-9
+    outside = flat.copy()
+    outside[:8] = 255
+    assert M.light_change(outside, flat, box) == 0.0
+    # the same number as the wild smile recipe's training term on the same box (block bins as
+    # torch's adaptive pooling), in grey levels of full-range luma
+    a, b = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+
+    def y(img):
+        return torch.from_numpy(np.asarray(img, np.float64) @ np.array([0.299, 0.587, 0.114]))[None, None]
+
+    frac = (4 / 64, 8 / 64, 60 / 64, 56 / 64)  # (left, top, right, bottom) fractions, as facegen.faces.face_box
+    expected = float(training_light_change(y(a), y(b), frac)[0])
+    assert abs(M.light_change(a, b, box) - expected) < 1e-6
+    with pytest.raises(M.MetricError, match="not inside"):
+        M.light_change(a, b, (0, 0, 65, 10))
+    with pytest.raises(M.MetricError, match="one size"):
+        M.light_change(a, b[:-1], box)
+
+
 # ------------------------------------------------------------------------------ FID / KID
 
 

@@ -14,13 +14,9 @@ from facegen import losses
 from facegen.models.layers import bicubic_resize
 from facegen.models.pix2pix import ResizeConv, up2x
 from facegen.models.smile import SmileConfig, SmileGenerator, SmileTrainNet
-from facegen.train.photo_pairs import (
-    BOX_ANCHOR,
-    anchor_weights,
-    face_box,
-    reconstruction,
-)
-from facegen.train.smile import SmileObjective, smile_pieces
+from facegen.faces import box_slices, face_box
+from facegen.train.photo_pairs import BOX_ANCHOR, LIGHT_GRID, anchor_weights, light_change, reconstruction
+from facegen.train.smile import WILD_LIGHT_WEIGHT, SmileObjective, smile_pieces
 from facegen.train.smile_data import SmileDataError, SmilePairs, studio_repeat
 
 
@@ -195,6 +191,53 @@ def test_studio_repeat_gives_the_studio_share() -> None:
     assert studio_repeat(95, 0) == 1
     with pytest.raises(SmileDataError):
         studio_repeat(0, 10)
+
+
+def test_light_change_sees_light_moved_not_detail() -> None:
+    box = face_box("celeba")
+    rows, cols = box_slices(box, 128)
+    src = torch.rand(2, 1, 128, 128) * 2 - 1
+    assert torch.allclose(light_change(src, src, box), torch.zeros(2))
+    lighter = src.clone()
+    lighter[..., rows, cols] += 0.2  # the face made lighter: every block moves by 0.2
+    assert torch.allclose(light_change(lighter, src, box), torch.full((2,), 0.2), atol=1e-6)
+    band = src.clone()
+    band[..., rows, cols.start:cols.start + (cols.stop - cols.start) // LIGHT_GRID] -= 0.4  # one side darker
+    assert abs(float(light_change(band, src, box)[0]) - 0.4 / LIGHT_GRID) < 0.01
+    detail = src.clone()  # light moved within each block (a fine pattern, as teeth and folds): no cost
+    detail[..., rows, cols] += 0.3 * torch.tensor([1.0, -1.0]).repeat(64)[: cols.stop - cols.start]
+    assert float(light_change(detail, src, box).max()) < 0.02
+    outside = src.clone()
+    outside[..., :rows.start, :] += 0.5  # light outside the box is the L1 anchor's business
+    assert torch.allclose(light_change(outside, src, box), torch.zeros(2))
+    # it is added to the anchor of pairs of two photos only, with the recipe's weight
+    real, w = torch.rand(2, 1, 128, 128), torch.tensor([0.0, 1.0])
+    added = reconstruction(lighter, real, w, box, src, light_weight=0.5) - reconstruction(lighter, real, w, box, src)
+    assert abs(float(added) - 0.5 * 0.2 / 2) < 1e-5
+    assert smile_pieces("p2p-parallel", "wild").objective.light_weight == WILD_LIGHT_WEIGHT > 0
+    assert smile_pieces("p2p-parallel", "lite").objective.light_weight == 0
+
+
+def test_wild_light_augmentation_scales_both_faces_of_a_pair_alike() -> None:
+    from facegen.train.smile_data import WILD_LIGHT_GAIN, SmileAugment
+
+    rng = np.random.default_rng(0)
+    neutral = rng.integers(60, 160, (2, 32, 32, 3), dtype=np.uint8)
+    happy = rng.integers(60, 160, (2, 32, 32, 3), dtype=np.uint8)
+    plain = SmileAugment(shift_sigma=0.0, flip=False, zoom=0.0, copies=50)
+    lit = dataclasses.replace(plain, light=WILD_LIGHT_GAIN)
+    base, aug = SmilePairs(neutral, happy, True, plain), SmilePairs(neutral, happy, True, lit)
+    gains = []
+    for i in range(len(aug)):
+        a, b = aug[i], base[i]
+        g_n = float(a["hr_neutral"].mean() / b["hr_neutral"].mean())
+        g_h = float(a["hr"].mean() / b["hr"].mean())
+        assert abs(g_n - g_h) < 0.01  # one gain for the pair: the smile's light is the input's
+        gains.append(g_n)
+    assert WILD_LIGHT_GAIN[0] - 0.01 <= min(gains) < 0.6 and 1.0 < max(gains) <= WILD_LIGHT_GAIN[1] + 0.01
+    assert SmileAugment.wild().light == WILD_LIGHT_GAIN and SmileAugment().light == (1.0, 1.0)
+    with pytest.raises(SmileDataError):
+        SmileAugment(light=(0.0, 1.0))
 
 
 def test_wild_card_declares_the_departures() -> None:

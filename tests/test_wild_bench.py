@@ -83,6 +83,13 @@ def test_wild_task_reads_the_smile_geometry_and_has_no_ground_truth_columns() ->
         assert {"id_cosine_dlib", "tar_far1_dlib", "tar_far01_dlib", "rank1_dlib"} <= set(keys)
         assert keys.index("id_cosine_dlib") < keys.index("id_cosine")
     assert all("SFace" in m.title for m in TASKS["smile"].metrics if m.key in ("id_cosine", "tar_far1", "rank1"))
+    # the face box's change of light against the input's neutral photo, in the box the smile recipe holds
+    assert "light_change" in keys_of("smile-wild") and "light_change" not in keys_of("smile")
+    assert scoring.face_box_pixels("celeba", 128) == (27, 27, 104, 102)  # brows to chin, cheek to cheek
+
+
+def keys_of(task: str) -> list[str]:
+    return [m.key for m in TASKS[task].metrics]
 
 
 def test_wild_rows_are_the_input_and_the_smile_models() -> None:
@@ -113,6 +120,8 @@ def test_default_columns_lead_with_dlib_on_the_expression_tasks(tmp_path: Path) 
         if titles["id_cosine"] in shown:
             assert shown.index(titles["id_cosine_dlib"]) < shown.index(titles["id_cosine"])
         assert "SFace identity loss in training on this task" in view.legend_markdown(TASKS[task])
+    smile_wild = TASKS["smile-wild"]
+    assert view.metric_title(smile_wild, "light_change") in view.default_columns(tmp_path, "smile-wild")
 
 
 def test_lfw_distractors_include_test_identities_that_the_wild_protocol_drops(data_root) -> None:

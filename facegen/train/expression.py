@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facegen import assets, identity, losses
+from facegen.faces import box_slices, face_box
 from facegen.models.exprgan import (
     ExprGANCodeDiscriminator,
     ExprGANConfig,
@@ -308,10 +309,10 @@ class LmkGuidedObjective:
         self.perceptual_size = perceptual_size
         self.G = LmkGuidedGenerator(config)
         self.D = LmkGuidedDiscriminators(config)
-        self.face_box = photo_pairs.face_box(TEMPLATE)
+        self.face_box = face_box(TEMPLATE)
         self.D_face: nn.Module | None = None
         if face_gan_weight > 0:
-            rows, cols = photo_pairs.box_slices(self.face_box, config.size)
+            rows, cols = box_slices(self.face_box, config.size)
             side = min(rows.stop - rows.start, cols.stop - cols.start)
             self.D_face = patchgan(config.channels + config.n_classes, config.ndf, patchgan_layers_for(side, config.d_layers))
             init_normal(self.D_face)

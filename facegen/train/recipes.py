@@ -232,8 +232,10 @@ def _build_smile(model_id: str, preset: str, task: str, *, steps: int | None = N
 def _smile_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None,
                     progress: bool) -> TrainingData:
     cfg = recipe.model_config
-    train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root, seed=recipe.train.seed,
-                                     progress=progress, template=cfg.template, wild=recipe.preset in smile.WILD_PRESETS)
+    wild = recipe.preset in smile.WILD_PRESETS
+    augment = smile_data.SmileAugment.wild() if wild else smile_data.SmileAugment()
+    train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root, augment=augment,
+                                     seed=recipe.train.seed, progress=progress, template=cfg.template, wild=wild)
     return TrainingData(train, val, smile_data.data_description(train, val))
 
 

@@ -32,6 +32,12 @@ face box (:func:`face_box`) of the image the cGAN judges, at the input's resolut
 zero mean and unit contrast (sharpness and light are no cue), real = every pair's target smile.
 Pairs of two photos take no part in the cGAN and are held only to their own input
 (:func:`reconstruction`), so this is where they learn what a smile looks like, in their own light.
+That light is held too: the mean change of the face box's 4x4 blocks over the input costs
+:data:`WILD_LIGHT_WEIGHT` (:func:`facegen.train.photo_pairs.light_change`), and every pair's light
+is scaled by a random gain (:meth:`facegen.train.smile_data.SmileAugment.wild`). Without both, the
+face box's light changed by 8-39 grey levels on average over 60 held-out LFW faces (measured as
+the benchmark's ``light_change``; bilinear 39, sge 31, two-step 29), and dark faces came back
+pale (up to 108).
 
 Optional for all five methods alike (``identity_weight`` > 0; not in the paper, declared in the
 model card): + w L_id, ``1 - cos`` of the SFace embeddings of the generated and the real smiling
@@ -48,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from facegen import identity, losses, papers, registry
+from facegen.faces import box_slices, face_box
 from facegen.models.layers import (
     PatchDiscriminator,
     bicubic_resize,
@@ -56,19 +63,16 @@ from facegen.models.layers import (
     patchgan_layers_for,
 )
 from facegen.models.smile import MODEL_METHODS, SmileConfig, SmileTrainNet, centre_crop
-from facegen.train.photo_pairs import (
-    BOX_ANCHOR,
-    box_slices,
-    face_box,
-    normalised_box,
-    reconstruction,
-)
+from facegen.train.photo_pairs import BOX_ANCHOR, LIGHT_GRID, normalised_box, reconstruction
 from facegen.train.trainer import TrainConfig
 
 Batch = dict[str, Tensor]
 
 #: The presets trained on the in-the-wild pairs (facegen.train.smile_data) with the face-box GAN.
 WILD_PRESETS = ("wild", "wild-no-residual")
+#: The wild recipe's weight of the light held inside the face box (photo_pairs.light_change) for
+#: pairs of two photos, beside the L1 anchor (weight 100 overall, like the L1).
+WILD_LIGHT_WEIGHT = 0.25
 
 METHOD_REFS = {
     "bilinear": "Pix2Pix + bilinear [2] (Kawai, Seo, Chen, GCCE 2018)",
@@ -84,9 +88,10 @@ class SmileObjective:
 
     def __init__(self, config: SmileConfig, l1_weight: float = 100.0, sr_weight: float = 100.0,
                  sr_loss: str = "l1", guide_fallback: float = 0.0, identity_weight: float = 0.0,
-                 face_gan_weight: float = 0.0) -> None:
-        if identity_weight < 0 or face_gan_weight < 0:
-            raise ValueError(f"identity_weight and face_gan_weight must be >= 0; got {identity_weight}, {face_gan_weight}")
+                 face_gan_weight: float = 0.0, light_weight: float = 0.0) -> None:
+        if identity_weight < 0 or face_gan_weight < 0 or light_weight < 0:
+            raise ValueError(f"identity_weight, face_gan_weight and light_weight must be >= 0; got {identity_weight}, "
+                             f"{face_gan_weight}, {light_weight}")
         if sr_loss not in ("l1", "mse"):
             raise ValueError(f"sr_loss must be 'l1' or 'mse'; got {sr_loss!r}")
         if not 0.0 <= guide_fallback <= 1.0:
@@ -110,6 +115,9 @@ class SmileObjective:
         self._d: nn.Module = self.D
         # Not in the paper: weight of the face-box GAN (see the module docstring); 0 = none.
         self.face_gan_weight = face_gan_weight
+        # Not in the paper: weight of the light held inside the face box for pairs of two photos
+        # (photo_pairs.light_change); 0 = none.
+        self.light_weight = light_weight
         rows, cols = box_slices(self.face_box, config.lr_size)
         self.D_face: nn.Module | None = None
         if face_gan_weight > 0:
@@ -218,7 +226,7 @@ class SmileObjective:
         fake_logits = self._d(cond, fake)
         adv = losses.gan_g_loss(fake_logits) if w is None else losses.weighted_bce(fake_logits, 1.0, w)
         source = batch["lr"] * 2 - 1
-        rec = reconstruction(fake, real, w, self.face_box, source)
+        rec = reconstruction(fake, real, w, self.face_box, source, self.light_weight)
         total = adv + self.l1_weight * rec
         logs = {"G_adv": float(adv.detach()), "G_l1": float(rec.detach())}
         if self._d_face is not None:
@@ -237,7 +245,7 @@ class SmileObjective:
             else:
                 sr_out, sr_target = out["sr"], batch["hr_neutral"]
             if c.method == "serial" and w is not None:  # its target is the other photo of a pair: as L1 above
-                sr = reconstruction(sr_out, sr_target * 2 - 1, w, self.face_box, source)
+                sr = reconstruction(sr_out, sr_target * 2 - 1, w, self.face_box, source, self.light_weight)
             else:
                 sr = self.sr_loss(sr_out, sr_target * 2 - 1)
             logs["G_sr"] = float(sr.detach())
@@ -289,7 +297,8 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
     fallback = guide_fallback if guide_fallback is not None else (0.5 if lite_sge else 0.0)
     wild = preset in WILD_PRESETS
     objective = SmileObjective(cfg, l1_weight=100.0, sr_weight=100.0, guide_fallback=fallback,
-                               identity_weight=identity_weight, face_gan_weight=1.0 if wild else 0.0)
+                               identity_weight=identity_weight, face_gan_weight=1.0 if wild else 0.0,
+                               light_weight=WILD_LIGHT_WEIGHT if wild else 0.0)
     default_steps = 12_300 if is_paper else 6_000
     default_batch = 20 if is_paper else 8
     train = TrainConfig(steps=steps or default_steps, batch_size=batch_size or default_batch, optimizer="adam",
@@ -306,8 +315,10 @@ def smile_pieces(model_id: str, preset: str, *, steps: int | None = None, batch_
         + ("; aligned by the paper's crop rule" if cfg.template == "expression" else
            ", and LFW neutral -> happy pairs of different photos of one person (in register only up to landmarks, "
            "pose and light: never compared with their target pixel by pixel, held to their own input by L1 of "
-           f"weight 1 outside the face box and {BOX_ANCHOR:g} inside it, kept out of the cGAN; their target smiles "
-           "are the face-box discriminator's real faces)"),
+           f"weight 1 outside the face box and {BOX_ANCHOR:g} inside it"
+           + (f", and the light inside the face box ({LIGHT_GRID}x{LIGHT_GRID} block means) held to the input's "
+              f"with weight {WILD_LIGHT_WEIGHT:g}" if wild else "")
+           + ", kept out of the cGAN; their target smiles are the face-box discriminator's real faces)"),
     ]
     if wild:
         dev.append("a second, unconditional PatchGAN on the face box at the input's resolution, each box given zero "
