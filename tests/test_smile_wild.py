@@ -236,6 +236,12 @@ def test_wild_light_augmentation_scales_both_faces_of_a_pair_alike() -> None:
         gains.append(g_n)
     assert WILD_LIGHT_GAIN[0] - 0.01 <= min(gains) < 0.6 and 1.0 < max(gains) <= WILD_LIGHT_GAIN[1] + 0.01
     assert SmileAugment.wild().light == WILD_LIGHT_GAIN and SmileAugment().light == (1.0, 1.0)
+    # the leaderboard's deviation text names the weights the recipe uses
+    from facegen.deviations import DEVIATIONS
+
+    text = " ".join(d.here for d in DEVIATIONS["p2p-parallel"])
+    assert f"weight {WILD_LIGHT_WEIGHT:g}" in text and f"[{WILD_LIGHT_GAIN[0]:g}, {WILD_LIGHT_GAIN[1]:g}]" in text
+    assert f"{BOX_ANCHOR:g} inside it" in text
     with pytest.raises(SmileDataError):
         SmileAugment(light=(0.0, 1.0))
 

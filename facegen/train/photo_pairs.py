@@ -7,7 +7,8 @@ held to its own input instead (:func:`reconstruction`), weakly inside the face b
 (:func:`facegen.faces.face_box`, :func:`anchor_weights`), and learns the expression from a
 discriminator that sees only the face box, with zero mean and unit contrast
 (:func:`normalised_box`), where light and background are no cue; the smile recipe also holds
-the light inside the face box (:func:`light_change`). Shared by the smile (paper 000) and expression (paper 004) recipes.
+the light inside the face box (:func:`light_change`). Shared by the smile (paper 000) and
+expression (paper 004) recipes.
 """
 
 from __future__ import annotations
