@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -97,11 +99,12 @@ def test_recipes_declare_the_option_and_leave_the_default_unchanged() -> None:
         recipes.build("p2p-sge", "tiny", "smile", identity_weight=-1.0)
 
 
-def _smile_sets(hr_size: int, luminance: bool, root, cache_root=None, *, seed: int = 0, progress: bool = True,
-                template: str = "expression", wild: bool = False):
+def _smile_sets(hr_size: int, luminance: bool, root, cache_root=None, *, augment=None, seed: int = 0,
+                progress: bool = True, template: str = "expression", wild: bool = False):
     rng = np.random.default_rng(0)
     neutral, happy = (rng.integers(0, 256, (4, hr_size, hr_size, 3), dtype=np.uint8) for _ in range(2))
-    return (smile_data.SmilePairs(neutral, happy, luminance, smile_data.SmileAugment(copies=2), seed=seed),
+    augment = dataclasses.replace(augment or smile_data.SmileAugment(), copies=2)
+    return (smile_data.SmilePairs(neutral, happy, luminance, augment, seed=seed),
             smile_data.SmilePairs(neutral[:2], happy[:2], luminance, None))
 
 

@@ -60,10 +60,11 @@ def _landmarks(n: int, size: int, seed: int) -> np.ndarray:
     return pts
 
 
-def _smile_sets(hr_size: int, luminance: bool, root, cache_root=None, *, seed: int = 0, progress: bool = True,
-                template: str = "expression", wild: bool = False):
+def _smile_sets(hr_size: int, luminance: bool, root, cache_root=None, *, augment=None, seed: int = 0,
+                progress: bool = True, template: str = "expression", wild: bool = False):
     neutral, happy = _faces(4, hr_size, 1), _faces(4, hr_size, 2)
-    return (smile_data.SmilePairs(neutral, happy, luminance, smile_data.SmileAugment(copies=2), seed=seed),
+    augment = dataclasses.replace(augment or smile_data.SmileAugment(), copies=2)
+    return (smile_data.SmilePairs(neutral, happy, luminance, augment, seed=seed),
             smile_data.SmilePairs(neutral[:2], happy[:2], luminance, None))
 
 
@@ -283,7 +284,8 @@ def test_expression_resume_is_exact(model_id: str, tmp_path: Path, synthetic) ->
 
 def test_recipe_table_covers_every_family() -> None:
     assert set(recipes.recipe_ids()) == {"stackedgan", "psgan", *SMILE_IDS, *EXPRESSION_IDS}
-    ablations = {"exprgan-msd-no-unsharp", "lmk-guided-no-feature-init", "lmk-guided-no-label"}
+    ablations = {"p2p-parallel-no-residual", "exprgan-msd-no-unsharp", "lmk-guided-no-feature-init",
+                 "lmk-guided-no-label"}
     assert set(recipes.model_ids()) == set(recipes.recipe_ids()) | ablations
     assert {m: recipes.default_task(m) for m in SMILE_IDS + EXPRESSION_IDS} == {
         **{m: "smile" for m in SMILE_IDS}, **{m: "expression" for m in EXPRESSION_IDS}}
