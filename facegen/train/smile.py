@@ -33,11 +33,12 @@ zero mean and unit contrast (sharpness and light are no cue), real = every pair'
 Pairs of two photos take no part in the cGAN and are held only to their own input
 (:func:`reconstruction`), so this is where they learn what a smile looks like, in their own light.
 That light is held too: the mean change of the face box's 4x4 blocks over the input costs
-:data:`WILD_LIGHT_WEIGHT` (:func:`facegen.train.photo_pairs.light_change`), and every pair's light
-is scaled by a random gain (:meth:`facegen.train.smile_data.SmileAugment.wild`). Without both, the
-face box's light changed by 9-40 grey levels on average (the benchmark's ``light_change`` on
-``smile-wild``: bilinear 39.7, sge 30.8, two-step 30.5, parallel 14.0, serial 9.3; with both,
-3.0-4.4), and dark faces came back pale.
+:data:`WILD_LIGHT_WEIGHT` (:func:`facegen.train.photo_pairs.light_change`). Without it, the face
+box's light changed by 9-40 grey levels on average (the benchmark's ``light_change`` on
+``smile-wild``: bilinear 39.7, sge 30.8, two-step 30.5, parallel 14.0, serial 9.3; with it, sge 1.7,
+bilinear 3.1, parallel 3.4, serial 5.8, two-step 8.9), and dark faces came back pale. A random light
+gain on the training pairs held the light as well but weakened the smile, and the term at weight
+0.25 alone let dark blotches through.
 
 Optional for all five methods alike (``identity_weight`` > 0; not in the paper, declared in the
 model card): + w L_id, ``1 - cos`` of the SFace embeddings of the generated and the real smiling
@@ -72,7 +73,7 @@ Batch = dict[str, Tensor]
 WILD_PRESETS = ("wild", "wild-no-residual")
 #: The wild recipe's weight of the light held inside the face box (photo_pairs.light_change) for
 #: pairs of two photos, beside the L1 anchor (weight 100 overall, like the L1).
-WILD_LIGHT_WEIGHT = 0.25
+WILD_LIGHT_WEIGHT = 1.0
 
 METHOD_REFS = {
     "bilinear": "Pix2Pix + bilinear [2] (Kawai, Seo, Chen, GCCE 2018)",

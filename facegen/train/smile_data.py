@@ -28,8 +28,6 @@ Augmentation (paper section IV.A), drawn per item from a generator seeded by
 - a horizontal flip with p = 1/2 and a zoom ("a scaled image"; the factor is not given, we
   draw it from [0.95, 1.05]), the same for both images of a pair so they stay in register;
 - 20 augmented copies of every pair per epoch.
-- ``wild`` presets only (not in the paper): both images of a pair scaled by one gain drawn
-  log-uniformly from :data:`WILD_LIGHT_GAIN` (:meth:`SmileAugment.wild`).
 
 Each item: ``lr`` (neutral at the input size: the HR crop PIL-bicubic down-sampled, as the
 benchmark makes its inputs), ``hr`` (happy at 2x, the target), ``lr_target`` (happy at the
@@ -75,28 +73,14 @@ class SmileAugment:
     flip: bool = True
     zoom: float = 0.05  # zoom factor drawn from [1 - zoom, 1 + zoom]
     copies: int = 20
-    # (low, high) of a gain drawn log-uniformly per item and applied to both images of the pair
-    # (clipped to 255); (1, 1) = none. Not in the paper: see :meth:`wild`.
-    light: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
-        if self.copies < 1 or self.shift_sigma < 0 or not 0 <= self.zoom < 1 or not 0 < self.light[0] <= self.light[1]:
+        if self.copies < 1 or self.shift_sigma < 0 or not 0 <= self.zoom < 1:
             raise SmileDataError(f"invalid augmentation settings {self}")
 
     @classmethod
     def none(cls) -> "SmileAugment":
         return cls(shift_sigma=0.0, flip=False, zoom=0.0, copies=1)
-
-    @classmethod
-    def wild(cls) -> "SmileAugment":
-        """The paper's augmentation and a light gain in [0.35, 1.25] (the ``wild`` presets): the
-        training faces are mostly light-skinned and evenly lit, and without it the models made
-        dark faces lighter (by up to 108 grey levels in the face box of a held-out LFW face)."""
-        return cls(light=WILD_LIGHT_GAIN)
-
-
-#: The ``wild`` presets' light gain range (see :meth:`SmileAugment.wild`).
-WILD_LIGHT_GAIN = (0.35, 1.25)
 
 
 def recrop(img: np.ndarray, dx: float, dy: float, ds: float, zoom: float) -> np.ndarray:
@@ -163,14 +147,10 @@ class SmilePairs(Dataset):
             s = neutral.shape[0]
             zoom = 1.0 + rng.uniform(-a.zoom, a.zoom) if a.zoom > 0 else 1.0
             flip = a.flip and rng.random() < 0.5
-            lo, hi = a.light
-            gain = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else lo
             out = []
             for img in (neutral, happy):
                 dx, dy, ds = rng.normal(0.0, a.shift_sigma * s, size=3) if a.shift_sigma > 0 else (0.0, 0.0, 0.0)
                 img = recrop(img, float(dx), float(dy), float(ds), zoom)
-                if gain != 1.0:
-                    img = np.clip(img.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
                 out.append(np.ascontiguousarray(img[:, ::-1]) if flip else img)
             neutral, happy = out
         item = {
@@ -281,7 +261,5 @@ def data_description(train: SmilePairs, val: SmilePairs) -> str:
                  f"(two photos of one person, at most {PAIRS_PER_IDENTITY} per person, none of the "
                  f"{len(LFW_TEST_IDENTITIES)} held-out LFW identities; kept when SFace verifies the two crops as one "
                  f"person, cosine >= {SAME_PERSON_COSINE})")
-    light = (f", every pair's light scaled by one gain drawn from [{a.light[0]:g}, {a.light[1]:g}]"
-             if a is not None and a.light[1] > a.light[0] else "")
-    return (f"{pairs} x {copies} augmented copies per epoch{light}; validation: {val.pairs} pairs of RaFD subjects "
+    return (f"{pairs} x {copies} augmented copies per epoch; validation: {val.pairs} pairs of RaFD subjects "
             f"{', '.join(VAL_SUBJECTS)}; never the held-out test subjects")
