@@ -233,7 +233,7 @@ def _smile_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | P
                     progress: bool) -> TrainingData:
     cfg = recipe.model_config
     wild = recipe.preset in smile.WILD_PRESETS
-    train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root, augment=smile_data.SmileAugment(),
+    train, val = smile_data.datasets(cfg.hr_size, cfg.channels == 1, root, cache_root,
                                      seed=recipe.train.seed, progress=progress, template=cfg.template, wild=wild)
     return TrainingData(train, val, smile_data.data_description(train, val))
 
