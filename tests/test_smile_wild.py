@@ -15,7 +15,15 @@ from facegen.models.layers import bicubic_resize
 from facegen.models.pix2pix import ResizeConv, up2x
 from facegen.models.smile import SmileConfig, SmileGenerator, SmileTrainNet
 from facegen.faces import box_slices, face_box
-from facegen.train.photo_pairs import BOX_ANCHOR, LIGHT_GRID, anchor_weights, light_change, reconstruction
+from facegen.train.photo_pairs import (
+    BOX_ANCHOR,
+    LIGHT_FREE,
+    LIGHT_GRID,
+    anchor_weights,
+    light_change,
+    light_excess,
+    reconstruction,
+)
 from facegen.train.smile import WILD_LIGHT_WEIGHT, SmileObjective, smile_pieces
 from facegen.train.smile_data import SmileDataError, SmilePairs, studio_repeat
 
@@ -210,10 +218,19 @@ def test_light_change_sees_light_moved_not_detail() -> None:
     outside = src.clone()
     outside[..., :rows.start, :] += 0.5  # light outside the box is the L1 anchor's business
     assert torch.allclose(light_change(outside, src, box), torch.zeros(2))
+    # the training term charges only what a block's change exceeds LIGHT_FREE (4 grey levels)
+    assert abs(LIGHT_FREE * 127.5 - 4.0) < 1e-9
+    assert torch.allclose(light_excess(lighter, src, box), torch.full((2,), 0.2 - LIGHT_FREE), atol=1e-6)
+    slight = src.clone()
+    slight[..., rows, cols] += 0.5 * LIGHT_FREE  # a smile's own light: free
+    assert torch.allclose(light_excess(slight, src, box), torch.zeros(2))
+    # the band: a quarter of the blocks move by 0.4, the rest by nothing
+    assert abs(float(light_excess(band, src, box)[0]) - (0.4 - LIGHT_FREE) / LIGHT_GRID) < 0.01
+    assert float(light_excess(detail, src, box).max()) < 1e-6
     # it is added to the anchor of pairs of two photos only, with the recipe's weight
     real, w = torch.rand(2, 1, 128, 128), torch.tensor([0.0, 1.0])
     added = reconstruction(lighter, real, w, box, src, light_weight=0.5) - reconstruction(lighter, real, w, box, src)
-    assert abs(float(added) - 0.5 * 0.2 / 2) < 1e-5
+    assert abs(float(added) - 0.5 * (0.2 - LIGHT_FREE) / 2) < 1e-5
     assert smile_pieces("p2p-parallel", "wild").objective.light_weight == WILD_LIGHT_WEIGHT > 0
     assert smile_pieces("p2p-parallel", "lite").objective.light_weight == 0
 
@@ -222,7 +239,7 @@ def test_wild_deviation_text_names_the_recipes_weights() -> None:
     from facegen.deviations import DEVIATIONS
 
     text = " ".join(d.here for d in DEVIATIONS["p2p-parallel"])
-    assert f"block means, weight {WILD_LIGHT_WEIGHT:g})" in text
+    assert f"block means, beyond {LIGHT_FREE * 127.5:g} grey levels, weight {WILD_LIGHT_WEIGHT:g})" in text
     assert f"{BOX_ANCHOR:g} inside it" in text
 
 
