@@ -91,8 +91,8 @@ _SMILE = (
               "held-out people never used, pairs SFace does not verify as one person dropped), horizontal flip and "
               "small zoom/shift. The LFW pairs are in register only up to their 5 landmarks: they are never compared "
               "with their target pixel by pixel, but held to their own input by L1 (weight 1 outside the face box, "
-              "0.1 inside it) and by the light inside the face box (its 4x4 block means, beyond 4 grey levels, weight 1), and take no "
-              "part in the cGAN", ("objective.face_box", "objective.light_weight")),
+              "0.1 inside it) and by the light inside the face box (its 4x4 block means, beyond 4 grey levels, "
+              "weight 1), and take no part in the cGAN", ("objective.face_box", "objective.light_weight")),
     Deviation("objective", "one conditional PatchGAN on (input, image)",
               "also an unconditional PatchGAN on the face box, judged at the input's resolution with each box "
               "given zero mean and unit contrast (real: every pair's target smile), its non-saturating loss added "
