@@ -145,7 +145,7 @@ def test_image_errors_are_clear(textured):
 def test_light_change_hand_values_and_the_training_term():
     import torch
 
-    from facegen.train.photo_pairs import light_change as training_light_change
+    from facegen.train.photo_pairs import light_excess
 
     rng = np.random.default_rng(0)
     face = rng.integers(40, 200, (64, 64, 3), dtype=np.uint8)
@@ -164,15 +164,15 @@ def test_light_change_hand_values_and_the_training_term():
     outside = flat.copy()
     outside[:8] = 255
     assert M.light_change(outside, flat, box) == 0.0
-    # the same number as the wild smile recipe's training term on the same box (block bins as
-    # torch's adaptive pooling), in grey levels of full-range luma
+    # the same number as the wild smile recipe's training term without its free margin, on the same
+    # box (block bins as torch's adaptive pooling), in grey levels of full-range luma
     a, b = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
 
     def y(img):
         return torch.from_numpy(np.asarray(img, np.float64) @ np.array([0.299, 0.587, 0.114]))[None, None]
 
     frac = (4 / 64, 8 / 64, 60 / 64, 56 / 64)  # (left, top, right, bottom) fractions, as facegen.faces.face_box
-    expected = float(training_light_change(y(a), y(b), frac)[0])
+    expected = float(light_excess(y(a), y(b), frac, free=0.0)[0])
     assert abs(M.light_change(a, b, box) - expected) < 1e-6
     with pytest.raises(M.MetricError, match="not inside"):
         M.light_change(a, b, (0, 0, 65, 10))

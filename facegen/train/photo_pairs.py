@@ -48,23 +48,16 @@ def anchor_weights(box: tuple[float, float, float, float], size: int) -> Tensor:
     return 1.0 - (1.0 - BOX_ANCHOR) * inside
 
 
-def block_light_change(fake: Tensor, source: Tensor, box: tuple[float, float, float, float]) -> Tensor:
-    """(N, C, :data:`LIGHT_GRID`, :data:`LIGHT_GRID`): the absolute change of each block's mean
-    inside the face ``box`` from ``source`` to ``fake`` (two NCHW images of one size)."""
+def light_excess(fake: Tensor, source: Tensor, box: tuple[float, float, float, float],
+                 free: float = LIGHT_FREE) -> Tensor:
+    """Per item: the mean over the face ``box``'s :data:`LIGHT_GRID` x :data:`LIGHT_GRID` blocks of
+    what the absolute change of each block's mean from ``source`` to ``fake`` (two NCHW images of
+    one size) exceeds ``free`` by: the smile recipe's light term (a smile's own light is free, a
+    relit face is not). With ``free`` 0 it is the mean light change the benchmark's
+    ``light_change`` reports."""
     diff = (fake - source)[(..., *box_slices(box, fake.shape[-1]))]
-    return torch.nn.functional.adaptive_avg_pool2d(diff, LIGHT_GRID).abs()
-
-
-def light_change(fake: Tensor, source: Tensor, box: tuple[float, float, float, float]) -> Tensor:
-    """Per item: the mean absolute change of light inside the face ``box`` (the mean of
-    :func:`block_light_change`; what the benchmark's ``light_change`` reports)."""
-    return block_light_change(fake, source, box).flatten(1).mean(1)
-
-
-def light_excess(fake: Tensor, source: Tensor, box: tuple[float, float, float, float]) -> Tensor:
-    """Per item: the mean of what each block's light change exceeds :data:`LIGHT_FREE` by (the
-    smile recipe's light term: a smile's own light is free, a relit face is not)."""
-    return torch.relu(block_light_change(fake, source, box) - LIGHT_FREE).flatten(1).mean(1)
+    change = torch.nn.functional.adaptive_avg_pool2d(diff, LIGHT_GRID).abs()
+    return torch.relu(change - free).flatten(1).mean(1)
 
 
 def reconstruction(fake: Tensor, real: Tensor, registered: Tensor | None,

@@ -120,7 +120,7 @@ class SmileObjective:
         # Not in the paper: weight of the face-box GAN (see the module docstring); 0 = none.
         self.face_gan_weight = face_gan_weight
         # Not in the paper: weight of the light held inside the face box for pairs of two photos
-        # (photo_pairs.light_change); 0 = none.
+        # (photo_pairs.light_excess); 0 = none.
         self.light_weight = light_weight
         rows, cols = box_slices(self.face_box, config.lr_size)
         self.D_face: nn.Module | None = None
