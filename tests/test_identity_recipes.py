@@ -1,4 +1,4 @@
-"""The SFace identity loss as a recipe option: same term for the five smile methods and the SR models."""
+"""The SFace identity loss as a recipe option: same term for the five smile methods, the SR models and lmk-guided."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from facegen import identity
 from facegen.models.smile import MODEL_METHODS, SmileConfig
 from facegen.train import recipes, smile_data
 from facegen.train.__main__ import main
+from facegen.models.lmk_guided import LmkGuidedConfig
+from facegen.train.expression import LmkGuidedObjective
 from facegen.train.smile import SmileObjective
 from facegen.train.sr import PSGANObjective, StackedSRObjective
 from facegen.models.psgan import PSGANConfig
@@ -83,8 +85,28 @@ def test_sr_objectives_add_the_identity_term() -> None:
         assert logs["G_id"] > 0 and two - base == pytest.approx(2 * logs["G_id"], rel=1e-4, abs=1e-5)
 
 
+def test_lmk_guided_holds_its_output_to_the_input_face() -> None:
+    torch.manual_seed(0)
+    obj = LmkGuidedObjective(LmkGuidedConfig.tiny(), face_gan_weight=1.0)
+    c = obj.config
+    g = torch.Generator().manual_seed(0)
+    src, tgt = (torch.rand(2, c.channels, c.size, c.size, generator=g) for _ in range(2))
+    pts = torch.rand(2, 68, 2, generator=g) * (c.size * 0.5) + c.size * 0.25
+    batch = {"lr": src, "hr": tgt, "label": torch.tensor([1, 2]), "landmarks": pts}
+    base, _ = _g_loss(obj, batch, 0.0)
+    two, logs = _g_loss(obj, batch, 2.0)
+    assert logs["G_id"] > 0 and two - base == pytest.approx(2 * logs["G_id"], rel=1e-4, abs=1e-5)
+    # The reference is the input face: the term is 1 - cos(SFace(output), SFace(input)).
+    torch.manual_seed(1)  # the dropout masks of _g_loss
+    with torch.no_grad():
+        fake = obj.G(src * 2 - 1, obj.G.heatmaps(pts), batch["label"])
+    assert logs["G_id"] == pytest.approx(float(identity.identity_loss(fake, src * 2 - 1, "expression")), rel=1e-4)
+    with pytest.raises(ValueError, match="identity_weight"):
+        LmkGuidedObjective(c, identity_weight=-1.0)
+
+
 def test_recipes_declare_the_option_and_leave_the_default_unchanged() -> None:
-    for model_id in [*MODEL_METHODS, "stackedgan", "psgan"]:
+    for model_id in [*MODEL_METHODS, "stackedgan", "psgan", "lmk-guided"]:
         task = recipes.default_task(model_id)
         plain = recipes.build(model_id, "tiny", task)
         on = recipes.build(model_id, "tiny", task, identity_weight=0.5)
@@ -93,8 +115,9 @@ def test_recipes_declare_the_option_and_leave_the_default_unchanged() -> None:
         assert [d for d in on.deviations if "SFace" in d][0].startswith("generator loss adds 0.5 x L_id")
         assert "identity_weight" not in recipes.train_summary(plain)  # older runs resume unchanged
         assert recipes.train_summary(on)["identity_weight"] == 0.5
-    with pytest.raises(recipes.RecipeError, match="not to exprgan"):
-        recipes.build("exprgan", "tiny", "expression", identity_weight=1.0)
+    for model_id in ("exprgan", "exprgan-msd"):  # the ExprGAN objective has its paper's identity term
+        with pytest.raises(recipes.RecipeError, match="identity term of its paper"):
+            recipes.build(model_id, "tiny", "expression", identity_weight=1.0)
     with pytest.raises(recipes.RecipeError, match=">= 0"):
         recipes.build("p2p-sge", "tiny", "smile", identity_weight=-1.0)
 

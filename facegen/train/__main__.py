@@ -51,8 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="SR only: training augmentation; framing = scale +-15 %%, shift +-6 %%, rotation +-10 degrees "
                         "(default standard: +-5 %%, +-3 %%)")
     p.add_argument("--identity-weight", type=float, default=None,
-                   help="SR and smile models: add this weight x the SFace identity loss (1 - cosine of the embeddings "
-                   "of generated and real face) to the generator objective; not in the papers (declared in the card)")
+                   help="SR, smile and lmk-guided models: add this weight x the SFace identity loss (1 - cosine of the "
+                   "embeddings of the generated face and the real one; lmk-guided: its input face) to the generator "
+                   "objective; not in the papers (declared in the card)")
     p.add_argument("--optimizer", default=None, choices=("adam", "sgd"),
                    help="override the paper's optimiser (recorded as a deviation in the model card)")
     p.add_argument("--lr", type=float, default=None,

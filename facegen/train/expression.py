@@ -294,18 +294,21 @@ class LmkGuidedObjective:
     with its label, generated = the output with that label, and the target photo with another
     label (drawn at random) counts as not real too, so the label is what it must read.
     ``perceptual_size`` computes L_per on images resized to that side (CPU budget).
+    ``identity_weight`` > 0 adds that weight times ``1 - cos`` of the SFace embeddings of the output
+    and its input face (:func:`facegen.identity.identity_loss`; not in the paper).
     """
 
     name = "lmk-guided"
 
     def __init__(self, config: LmkGuidedConfig, *, weights: Sequence[float] = (5.0, 10.0, 10.0),
                  perceptual_net: nn.Module | None = None, face_gan_weight: float = 0.0,
-                 perceptual_size: int | None = None) -> None:
-        if face_gan_weight < 0:
-            raise ValueError(f"face_gan_weight must be >= 0; got {face_gan_weight}")
+                 perceptual_size: int | None = None, identity_weight: float = 0.0) -> None:
+        if face_gan_weight < 0 or identity_weight < 0:
+            raise ValueError(f"face_gan_weight and identity_weight must be >= 0; got {face_gan_weight}, {identity_weight}")
         self.config = config
         self.weights = tuple(float(w) for w in weights)
         self.face_gan_weight = float(face_gan_weight)
+        self.identity_weight = float(identity_weight)
         self.perceptual_size = perceptual_size
         self.G = LmkGuidedGenerator(config)
         self.D = LmkGuidedDiscriminators(config)
@@ -401,4 +404,8 @@ class LmkGuidedObjective:
             face = losses.gan_g_loss(self._face_logits(fake, labels))
             logs["G_face"] = float(face.detach())
             total = total + self.face_gan_weight * face
+        if self.identity_weight > 0:  # the output is held to the person of its input (every pair is one person)
+            ident = identity.identity_loss(fake, src, TEMPLATE)
+            logs["G_id"] = float(ident.detach())
+            total = total + self.identity_weight * ident
         return total, logs

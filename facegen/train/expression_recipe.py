@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from facegen import papers, registry
+from facegen import identity, papers, registry
 from facegen.models.exprgan import ExprGANConfig, ExprGANGenerator
 from facegen.models.layers import count_parameters
 from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedGenerator
@@ -77,10 +77,15 @@ def model_config(model_id: str, preset: str) -> ExprGANConfig | LmkGuidedConfig:
 
 
 def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
-          stage1_fraction: float = 0.5, **train_overrides):
-    """(model config, objective, :class:`TrainConfig`, deviations) of an expression recipe (no data read)."""
+          stage1_fraction: float = 0.5, identity_weight: float = 0.0, **train_overrides):
+    """(model config, objective, :class:`TrainConfig`, deviations) of an expression recipe (no data read).
+
+    ``identity_weight`` > 0 (``lmk-guided`` only: the ExprGAN objective has its own identity term)
+    adds the SFace identity loss of the output to its input face."""
     cfg = model_config(model_id, preset)
     deviations: list[str] = []
+    if identity_weight and isinstance(cfg, ExprGANConfig):
+        raise ExpressionRecipeError(f"{model_id} has the identity term of its paper; identity_weight applies to lmk-guided")
     if isinstance(cfg, ExprGANConfig):
         paper = preset.startswith("paper")
         # Paper 001: Adam lr 1e-4, betas (0.5, 0.999); batch 48 as the released ExprGAN's Oulu run.
@@ -142,7 +147,11 @@ def build(model_id: str, preset: str, *, steps: int | None = None, batch_size: i
                             optimizer="adam", g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=seed)
         wild = preset in WILD_PRESETS
         objective = LmkGuidedObjective(cfg, face_gan_weight=WILD_FACE_GAN_WEIGHT if wild else 0.0,
-                                       perceptual_size=WILD_PERCEPTUAL_SIZE if wild else None)
+                                       perceptual_size=WILD_PERCEPTUAL_SIZE if wild else None,
+                                       identity_weight=identity_weight)
+        if identity_weight:
+            deviations.append(identity.card_deviation(identity_weight, "the output and its input face",
+                                                      "the 'expression' crop"))
         if wild:
             deviations += [
                 "training data: the studio pairs and LFW neutral -> expression pairs of two photos of one person "

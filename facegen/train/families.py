@@ -99,7 +99,6 @@ class Family:
     build: Callable[..., Recipe]
     datasets: Callable[[Recipe, Any, Any, bool], TrainingData]
     model_card: Callable[[Recipe, int, str, Any], str]
-    identity_loss: bool = True  # whether build() takes identity_weight (the SFace identity loss)
 
 
 #: Family name (``ModelSpec.family``) -> family. Weightless baselines have no family here.

@@ -300,8 +300,7 @@ SMILE = register(Family("smile", ("smile",), "paper, lite, wild, wild-no-residua
                         _smile_config, _build_smile, _smile_datasets, _smile_model_card))
 EXPRESSION = register(Family("expression", ("expression",), "paper, lite, wild, tiny (exprgan-msd also no-unsharp, "
                              "paper-no-unsharp, wild-no-unsharp; lmk-guided also no-feature-init, no-label and their paper- forms)",
-                             _expression_config, _build_expression, _expression_datasets, _expression_model_card,
-                             identity_loss=False))
+                             _expression_config, _build_expression, _expression_datasets, _expression_model_card))
 
 
 # -- derived from the registry ------------------------------------------------------------------------
@@ -391,15 +390,14 @@ def build(model_id: str, preset: str, task: str, *, steps: int | None = None, ba
     ``model_id`` is any id of :func:`model_ids` (an ablation entry builds its recipe). ``l1_weight``,
     ``degradation`` and ``lr_size`` override the SR papers' choices (recorded as deviations);
     other families refuse them. ``identity_weight`` > 0 adds the SFace identity loss
-    (:func:`facegen.identity.identity_loss`, a declared deviation) to the generator objective of
-    the families that take it (SR and smile). ``augment`` names the SR training augmentation
-    (:data:`facegen.data.AUGMENTS`). ``train_overrides`` replace :class:`TrainConfig` fields.
+    (:func:`facegen.identity.identity_loss`, a declared deviation) to the generator objective (SR,
+    smile and lmk-guided; the ExprGAN recipes refuse it, their objective has the paper's identity
+    term). ``augment`` names the SR training augmentation (:data:`facegen.data.AUGMENTS`).
+    ``train_overrides`` replace :class:`TrainConfig` fields.
     """
     model_config(model_id, preset, task, lr_size)  # clear errors for a bad model/preset/task first
     fam, model_id = _family(model_id), _spec(model_id).recipe or model_id
     if identity_weight:
-        if not fam.identity_loss:
-            raise RecipeError(f"identity_weight applies to the SR and smile models, not to {model_id}")
         if identity_weight < 0:
             raise RecipeError(f"identity_weight must be >= 0; got {identity_weight:g}")
         train_overrides["identity_weight"] = identity_weight
