@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 
@@ -11,17 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from facegen import assets
-from facegen import identity
+from facegen import assets, identity
+from facegen.models.lmk_guided import LmkGuidedConfig
+from facegen.models.psgan import PSGANConfig
 from facegen.models.smile import MODEL_METHODS, SmileConfig
+from facegen.models.stackedgan import StackedSRConfig
 from facegen.train import recipes, smile_data
 from facegen.train.__main__ import main
-from facegen.models.lmk_guided import LmkGuidedConfig
 from facegen.train.expression import LmkGuidedObjective
 from facegen.train.smile import SmileObjective
 from facegen.train.sr import PSGANObjective, StackedSRObjective
-from facegen.models.psgan import PSGANConfig
-from facegen.models.stackedgan import StackedSRConfig
 
 
 @pytest.fixture(scope="module", autouse=True)
