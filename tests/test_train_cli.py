@@ -21,6 +21,7 @@ from facegen import checkpoint, registry
 from facegen.models.exprgan import ExprGANGenerator
 from facegen.models.layers import count_parameters
 from facegen.models.lmk_guided import LmkGuidedGenerator
+from facegen.models.psgan import PSGANGenerator
 from facegen.models.smile import MODEL_METHODS, PAPER_PARAMETERS, SmileGenerator
 from facegen.models.stackedgan import StackedSRGenerator
 from facegen.train import expression, expression_data, expression_recipe, recipes, smile_data
@@ -209,7 +210,7 @@ def test_init_from_fine_tunes_an_export(model_id: str, tmp_path: Path, synthetic
     base = tmp_path / "base" / "export"
     seed_everything(7)
     recipe = recipes.build(model_id, "tiny", recipes.default_task(model_id))
-    init = recipes.init_from(recipe, base)
+    recipe, init = recipes.init_from(recipe, base)
     a, b = checkpoint.load(base, cls).state_dict(), recipe.inference_model().state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k].float(), b[k]) for k in a)
     assert init.sha256 == checkpoint.read_manifest(base)["sha256"][checkpoint.WEIGHTS]
@@ -230,6 +231,27 @@ def test_init_from_fine_tunes_an_export(model_id: str, tmp_path: Path, synthetic
     with pytest.raises(SystemExit):  # 0 steps would otherwise mean the preset's default
         _run(model_id, tmp_path / "bad", "--steps", "0")
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_init_from_keeps_the_started_checkpoints_initialisation_field(tmp_path: Path, synthetic) -> None:
+    """A checkpoint trained from PyTorch's default initialisation fine-tunes under a recipe whose preset
+    now starts from ICNR: only the initialisation differs, so it is accepted, and the export (config
+    and card) keeps saying where its weights came from. Any other config difference is refused."""
+    recipe = recipes.build("psgan", "tiny", "sr-x2")
+    assert recipe.model_config.shuffle_init == "icnr"
+    old = PSGANGenerator(dataclasses.replace(recipe.model_config, shuffle_init="default"))
+    checkpoint.save(old, tmp_path / "old", model_id="psgan", card="# psgan\n\n- training: 2 steps\n")
+    tuned, init = recipes.init_from(recipe, tmp_path / "old")
+    assert tuned.model_config.shuffle_init == "default" and tuned.inference_model().config.shuffle_init == "default"
+    assert init.training == "training: 2 steps"
+    assert _run("psgan", tmp_path / "tuned", "--steps", "1", "--val-every", "0", "--init-from",
+                str(tmp_path / "old")) == 0
+    assert checkpoint.load(tmp_path / "tuned" / "export", PSGANGenerator).config.shuffle_init == "default"
+    assert "shuffle_init = default" in (tmp_path / "tuned" / "export" / "README.md").read_text()
+    wider = PSGANGenerator(dataclasses.replace(recipe.model_config, entry_channels=8))
+    checkpoint.save(wider, tmp_path / "wider", model_id="psgan", card="# psgan\n")
+    with pytest.raises(recipes.RecipeError, match="another configuration"):
+        recipes.init_from(recipes.build("psgan", "tiny", "sr-x2"), tmp_path / "wider")
 
 
 def test_cli_refuses_what_does_not_apply(tmp_path: Path, capsys) -> None:

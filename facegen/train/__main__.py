@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         recipe = recipes.build(recipe_id, preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
                                lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation,
                                identity_weight=a.identity_weight, augment=a.augment, **overrides)
-        init = recipes.init_from(recipe, a.init_from) if a.init_from else None
+        init = None
+        if a.init_from:
+            recipe, init = recipes.init_from(recipe, a.init_from)
     except recipes.RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
