@@ -108,8 +108,9 @@ def test_fresh_psgan_has_no_shuffle_peak_on_real_faces(faces, scale: int) -> Non
 def test_shipped_psgan_has_no_shuffle_peak_on_real_faces(faces, scale: int) -> None:
     """The shipped psgan checkpoints on real faces: no spectral peak at the shuffle periods that
     the bicubic up-sampling of the same input lacks (no pixel-shuffle checkerboard). psgan-x4,
-    retrained from ICNR, still has one peak (5.7 at (1/2, 1/4), threshold 4; 11.9 at (1/2, 1/2)
-    and four more before): not yet shipped-clean, so it is not listed here."""
+    trained from ICNR, still has two peaks (4.9 at (1/4, 1/4) and 4.8 at (1/2, 1/2), threshold 4;
+    11.9 at (1/2, 1/2) and four more with the default initialisation): not yet shipped-clean, so
+    it is not listed here."""
     lr = [degrade.bicubic_down(f, scale) for f in faces]
     ref = periodic_peaks([degrade.bicubic_up(x, scale) for x in lr], 4)
     got = periodic_peaks(load_runner("psgan", f"sr-x{scale}", device="cpu")(lr), 4)
