@@ -24,7 +24,7 @@ from facegen.models.lmk_guided import LmkGuidedGenerator
 from facegen.models.psgan import PSGANGenerator
 from facegen.models.smile import MODEL_METHODS, PAPER_PARAMETERS, SmileGenerator
 from facegen.models.stackedgan import StackedSRGenerator
-from facegen.train import expression, expression_data, expression_recipe, recipes, smile_data
+from facegen.train import expression, expression_data, expression_recipe, fine_tune, recipes, smile_data
 from facegen.train import state as ckpt
 from facegen.train.__main__ import main, parse_args
 from facegen.train.trainer import Trainer, seed_everything
@@ -210,7 +210,7 @@ def test_init_from_fine_tunes_an_export(model_id: str, tmp_path: Path, synthetic
     base = tmp_path / "base" / "export"
     seed_everything(7)
     recipe = recipes.build(model_id, "tiny", recipes.default_task(model_id))
-    recipe, init = recipes.init_from(recipe, base)
+    recipe, init = fine_tune.init_from(recipe, base)
     a, b = checkpoint.load(base, cls).state_dict(), recipe.inference_model().state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k].float(), b[k]) for k in a)
     assert init.sha256 == checkpoint.read_manifest(base)["sha256"][checkpoint.WEIGHTS]
@@ -241,7 +241,7 @@ def test_init_from_keeps_the_started_checkpoints_initialisation_field(tmp_path: 
     assert recipe.model_config.shuffle_init == "icnr"
     old = PSGANGenerator(dataclasses.replace(recipe.model_config, shuffle_init="default"))
     checkpoint.save(old, tmp_path / "old", model_id="psgan", card="# psgan\n\n- training: 2 steps\n")
-    tuned, init = recipes.init_from(recipe, tmp_path / "old")
+    tuned, init = fine_tune.init_from(recipe, tmp_path / "old")
     assert tuned.model_config.shuffle_init == "default" and tuned.inference_model().config.shuffle_init == "default"
     assert init.training == "training: 2 steps"
     assert _run("psgan", tmp_path / "tuned", "--steps", "1", "--val-every", "0", "--init-from",
@@ -251,7 +251,7 @@ def test_init_from_keeps_the_started_checkpoints_initialisation_field(tmp_path: 
     wider = PSGANGenerator(dataclasses.replace(recipe.model_config, entry_channels=8))
     checkpoint.save(wider, tmp_path / "wider", model_id="psgan", card="# psgan\n")
     with pytest.raises(recipes.RecipeError, match="another configuration"):
-        recipes.init_from(recipes.build("psgan", "tiny", "sr-x2"), tmp_path / "wider")
+        fine_tune.init_from(recipes.build("psgan", "tiny", "sr-x2"), tmp_path / "wider")
 
 
 def test_cli_refuses_what_does_not_apply(tmp_path: Path, capsys) -> None:

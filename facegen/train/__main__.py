@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from facegen import checkpoint
-from facegen.train import recipes
+from facegen.train import fine_tune, recipes
 from facegen.train.trainer import Trainer, seed_everything
 
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                identity_weight=a.identity_weight, augment=a.augment, **overrides)
         init = None
         if a.init_from:
-            recipe, init = recipes.init_from(recipe, a.init_from)
+            recipe, init = fine_tune.init_from(recipe, a.init_from)
     except recipes.RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facegen import checkpoint, papers, registry
+from facegen import papers, registry
 from facegen.data import AUGMENTS, SRPairs, aligned_crops, split
 from facegen.identity import card_deviation
 from facegen.models.psgan import PSGANConfig
@@ -41,12 +41,13 @@ from facegen.tasks import SHAPES
 from facegen.train import expression_data, expression_recipe, smile, smile_data
 from facegen.train.families import (FAMILIES, Family, Recipe, RecipeError, TrainingData, inference_model,
                                     register)
+from facegen.train.fine_tune import InitFrom
 from facegen.train.sr import PSGANObjective, StackedSRObjective
 from facegen.train.trainer import Objective, TrainConfig
 
-__all__ = ["FAMILIES", "Family", "Recipe", "RecipeError", "TrainingData", "InitFrom", "inference_model", "build",
+__all__ = ["FAMILIES", "Family", "Recipe", "RecipeError", "TrainingData", "inference_model", "build",
            "datasets", "default_preset", "default_task", "family", "model_card", "model_config", "model_ids", "recipe_ids",
-           "resolve", "train_summary", "init_from"]
+           "resolve", "train_summary"]
 
 SR_TASKS = tuple(t.id for t in SHAPES.values() if t.data_split == "sr")
 VAL_IDENTITIES = 40  # LFW identities held out for validation (the last ones in label order)
@@ -431,51 +432,6 @@ def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[di
     at = next((i + 1 for i, line in enumerate(lines) if line.startswith("- training:")), len(lines))
     lines.insert(at, f"- fine-tuned: the steps above continue {init.describe()}")
     return "\n".join(lines) + ("\n" if card.endswith("\n") else "")
-
-
-@dataclasses.dataclass(frozen=True)
-class InitFrom:
-    """An exported checkpoint a run starts its generator from (a fine-tune)."""
-
-    folder: str  # as given on the command line
-    sha256: str  # of its weights file
-    training: str  # its own card's training line
-
-    def describe(self) -> str:
-        return (f"the exported checkpoint `{Path(self.folder).name}` (weights sha256 {self.sha256[:12]}; "
-                f"{self.training})")
-
-
-#: Model config fields that only choose how a network is initialised: a fine-tune keeps the started-from
-#: checkpoint's value (its weights came from that initialisation), so the export's config stays true.
-INIT_ONLY_FIELDS = ("shuffle_init",)
-
-
-def init_from(recipe: Recipe, folder: str | Path) -> tuple[Recipe, InitFrom]:
-    """Load an exported checkpoint of the same network and configuration into ``recipe``'s
-    generator (its exported part), before the trainer copies it into the EMA; returns the recipe
-    (with the checkpoint's :data:`INIT_ONLY_FIELDS`) and where it started. Any checkpoint fault, or
-    another network or configuration, is a :class:`RecipeError` naming it."""
-    folder = Path(folder)
-    target = recipe.inference_model()
-    try:
-        loaded = checkpoint.load(folder, type(target))
-        manifest = checkpoint.read_manifest(folder)
-    except checkpoint.CheckpointError as e:
-        raise RecipeError(f"--init-from: {e}") from None
-    theirs, mine = dataclasses.asdict(loaded.config), dataclasses.asdict(target.config)
-    if {k: v for k, v in theirs.items() if k not in INIT_ONLY_FIELDS} != \
-            {k: v for k, v in mine.items() if k not in INIT_ONLY_FIELDS}:
-        raise RecipeError(f"--init-from: {folder} holds a {type(target).__name__} with another configuration than "
-                          f"{recipe.model_id} {recipe.preset} {recipe.task} builds ({loaded.config} vs {target.config})")
-    if theirs != mine:
-        target.config = loaded.config
-        recipe = dataclasses.replace(recipe, model_config=loaded.config)
-    target.load_state_dict({k: v.float() for k, v in loaded.state_dict().items()})
-    card = folder / checkpoint.CARD
-    lines = card.read_text(encoding="utf-8").splitlines() if card.is_file() else []
-    training = next((line[2:] for line in lines if line.startswith("- training:")), "its card gives no training line")
-    return recipe, InitFrom(str(folder), manifest["sha256"][checkpoint.WEIGHTS], training)
 
 
 def _plain(v: Any) -> Any:
