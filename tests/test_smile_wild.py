@@ -152,6 +152,23 @@ def test_the_cgan_sees_registered_pairs_only() -> None:
     assert torch.allclose(d_studio, d_changed)
 
 
+def test_serial_sr_network_is_held_to_pix2pix_output_on_pairs_of_two_photos() -> None:
+    torch.manual_seed(0)
+    obj = SmileObjective(dataclasses.replace(_tiny_residual("serial"), residual=False))  # Pix2Pix changes its input
+    obj.G.eval(), obj.D.eval()
+    batch = {k: torch.rand(2, 1, s, s) for k, s in (("lr", 16), ("hr", 32), ("lr_target", 16), ("hr_neutral", 32))}
+    flags = torch.tensor([1.0, 0.0])
+    obj.d_loss({**batch, "registered": flags})
+    out = {k: v.detach() for k, v in obj._cache[0].items()}
+    _, logs = obj.g_loss({**batch, "registered": flags})
+    held = reconstruction(out["hr_fake"], batch["hr"] * 2 - 1, flags, obj.face_box, out["lr_fake"])
+    to_neutral = reconstruction(out["hr_fake"], batch["hr"] * 2 - 1, flags, obj.face_box, batch["lr"] * 2 - 1)
+    assert logs["G_sr"] == pytest.approx(float(held), rel=1e-5)
+    assert abs(float(held) - float(to_neutral)) > 1e-3
+    assert "held to its own input, Pix2Pix's output" in " ".join(smile_pieces("p2p-serial", "wild").deviations)
+    assert "Pix2Pix's output (detached)" not in " ".join(smile_pieces("p2p-parallel", "wild").deviations)
+
+
 def test_the_face_gan_sees_the_face_box_of_every_pair() -> None:
     torch.manual_seed(0)
     cfg = _tiny_residual("parallel")
