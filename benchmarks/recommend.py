@@ -3,7 +3,8 @@
 ``recommended_model(task_id)`` is the best shipped model on the task's headline metric
 (:func:`benchmarks.protocols.headline`) among the rows that are neither reference rows nor given
 privileged inputs (``given`` = none), so it compares like with like and names a model a user
-with only a photo can run. The app pre-selects it in each photo tab.
+with only a photo can run. A task listed in :data:`PHOTO_PROTOCOL` is judged on that protocol's
+results instead (its own when that protocol has none yet). The app pre-selects it in each photo tab.
 """
 
 from __future__ import annotations
@@ -18,17 +19,31 @@ from benchmarks.tasks import TASKS
 from facegen import model_menu, registry
 
 
+#: Tasks whose recommendation is read from another protocol's results: the ``smile`` test set is 34
+#: studio faces of the held-out JAFFE/RaFD subjects, while the app smiles photos like those of
+#: ``smile-wild`` (neutral LFW faces of held-out people), where the methods rank differently.
+PHOTO_PROTOCOL: dict[str, str] = {"smile": "smile-wild"}
+
+
 def recommended_model(task_id: str, results_dir: Path = RESULTS_DIR) -> str | None:
     """Id of the best registered, non-reference, non-privileged model on ``task_id`` by its headline
-    metric in ``results_dir/<task>/*.json``; None when no such result exists. Ablation entries (a
+    metric in ``results_dir/<task>/*.json`` (by :data:`PHOTO_PROTOCOL`'s protocol first, when the task
+    has one and it has results); None when no such result exists. Ablation entries (a
     paper's model without one of its parts, trained by another entry's recipe) answer a question of
     the paper and are never recommended."""
     if task_id not in TASKS:
         raise KeyError(f"unknown task {task_id!r}; known: {sorted(TASKS)}")
-    key = protocols.headline(task_id)
-    higher = next(m.higher_is_better for m in TASKS[task_id].metrics if m.key == key)
+    photo = PHOTO_PROTOCOL.get(task_id)
+    best = _best(task_id, photo, results_dir) if photo else None
+    return best if best is not None else _best(task_id, task_id, results_dir)
+
+
+def _best(task_id: str, scored_on: str, results_dir: Path) -> str | None:
+    """The best model serving ``task_id`` by the headline of the ``scored_on`` results (see above)."""
+    key = protocols.headline(scored_on)
+    higher = next(m.higher_is_better for m in TASKS[scored_on].metrics if m.key == key)
     best: tuple[float, str] | None = None
-    for path in sorted((Path(results_dir) / task_id).glob("*.json")):
+    for path in sorted((Path(results_dir) / scored_on).glob("*.json")):
         try:
             r = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):

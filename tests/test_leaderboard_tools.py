@@ -86,6 +86,18 @@ def test_given_column_and_like_with_like_order(tmp_path: Path) -> None:
     assert recommended_model("expression", tmp_path) == "exprgan-msd"  # not the privileged row, not `real`
 
 
+def test_smile_is_recommended_by_the_photo_protocol(tmp_path: Path) -> None:
+    leaderboard.write_result(_result("smile", "p2p-serial", "model", 100.0, []), tmp_path)
+    leaderboard.write_result(_result("smile", "p2p-parallel", "model", 91.0, []), tmp_path)
+    assert recommended_model("smile", tmp_path) == "p2p-serial"  # no smile-wild results yet: the studio test
+    leaderboard.write_result(_result("smile-wild", "p2p-serial", "model", 67.0, []), tmp_path)
+    leaderboard.write_result(_result("smile-wild", "p2p-parallel", "model", 80.0, []), tmp_path)
+    leaderboard.write_result(_result("smile-wild", "p2p-sge", "model", 81.0, ["guide"]), tmp_path)  # privileged
+    leaderboard.write_result(_result("smile-wild", "identity", "reference", 99.0, []), tmp_path)
+    assert recommended_model("smile", tmp_path) == "p2p-parallel"
+    assert recommended_model("smile-wild", tmp_path) is None  # no model serves the protocol as a task
+
+
 def test_recommended_model_follows_the_results(tmp_path: Path) -> None:
     assert recommended_model("sr-x4", tmp_path) is None
     leaderboard.write_result(_result("sr-x4", "bicubic", "baseline", 25.0, []), tmp_path)
