@@ -46,7 +46,7 @@ from benchmarks import judges as J
 from benchmarks import leaderboard, lfw, protocols, testsets
 from benchmarks.rows import RowOutput, reference_rows, run_model
 from benchmarks.identity_scores import distractor_embeddings
-from benchmarks.scoring import Judges, protocol, score_row
+from benchmarks.scoring import Judges, protocol, reference_calibration, score_row
 from benchmarks.tasks import TASKS
 from benchmarks.testsets import TestSet
 from facegen import deviations, registry
@@ -157,6 +157,8 @@ def run_task(task_id: str, model_ids: list[str] | None, root: Path, device: str,
                                          **detail}
             else:
                 scored["expression_detail"] = detail
+            if row.model == "identity" and (cal := reference_calibration(rts, rj)) is not None:
+                scored["calibration"] = cal  # a wild task has no `real` row: its real reference photos instead
         result = {
             "schema": SCHEMA,
             "task": task_id,

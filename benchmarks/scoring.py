@@ -332,6 +332,21 @@ def score_row(ts: TestSet, row: RowOutput, judges: Judges) -> dict[str, Any]:
     return {"metrics": {k: v for k, v in m.items() if k in keys or k in ("id_faces", "id_faces_dlib", "expr_faces")}, **details}
 
 
+def reference_calibration(ts: TestSet, judges: Judges) -> dict[str, Any] | None:
+    """Both expression judges on a wild task's real reference photos, against their own labels: what
+    the judges find on real photos of each expression, the ceiling beside which the models' outputs
+    are read (None when the task has no labelled reference photos)."""
+    if not ts.fid_reference or ts.fid_reference_labels is None:
+        return None
+    images, labels = list(ts.fid_reference), [str(x) for x in ts.fid_reference_labels]
+    pred = judges.expressions("ref" + content_key(images), images)
+    groups = [ts.dataset] * len(images)
+    return {"what": f"expression judges on {ts.fid_reference_name}, against their own labels (the in-domain judge "
+                    "trained on every lfw_expressions photo, these included; the FER2013 judge never saw them)",
+            **{name: {**J.classification_report(pred[name], labels, groups, list(j.classes)), "version": j.version}
+               for name, j in judges.expression_judges.items()}}
+
+
 def eigenface_gallery(ts: TestSet) -> tuple[list[np.ndarray], list[str]]:
     """Paper 001's eigenface training set: every distinct real neutral face (the inputs) of the
     test subjects, at the output size, labelled by subject."""

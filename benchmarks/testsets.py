@@ -53,6 +53,7 @@ class TestSet:
     reference_name: str = "ground truth"  # what the targets are (identity is judged against them)
     fid_reference: list[np.ndarray] | None = None  # FID/KID's real images when not the targets (smile-wild)
     fid_reference_name: str = "the ground truth"
+    fid_reference_labels: list[str] | None = None  # wild tasks: the expression of each real reference photo
     held_out_identities: tuple[str, ...] = ()  # LFW identities whose photos may not serve as distractors
     fingerprint: str = ""
     targets_fingerprint: str = ""  # the ground truth alone (shared by tasks with the same targets)
@@ -184,6 +185,7 @@ def _wild_testset(task: Task, root: Path, limit: int | None) -> TestSet:
                    reference_name="neutral photo the input was made from",
                    fid_reference=happy,
                    fid_reference_name=f"the {len(happy)} real happy LFW photos of the test identities",
+                   fid_reference_labels=["happy"] * len(happy),
                    held_out_identities=wild.LFW_TEST_IDENTITIES)
 
 
@@ -217,6 +219,7 @@ def _expression_wild_testset(task: Task, root: Path, limit: int | None) -> TestS
                    reference_name="neutral photo the input was made from",
                    fid_reference=real,
                    fid_reference_name=f"the {len(real)} real non-neutral LFW photos of the test identities",
+                   fid_reference_labels=[r.expression for r in found],
                    held_out_identities=wild.LFW_TEST_IDENTITIES)
 
 

@@ -363,7 +363,7 @@ def face_box(template: str) -> tuple[float, float, float, float]:
     the side: the box of its 5 points grown by 0.6 eye distances (brows, cheeks, chin). For a
     template of the two eyes alone the mouth is placed :data:`MOUTH_BELOW_EYES` eye distances
     below their centre."""
-    pts = np.asarray(TEMPLATES[template], dtype=np.float64)
+    pts = np.asarray(template_array(template), dtype=np.float64)
     d = float(np.linalg.norm(pts[1] - pts[0]))
     if len(pts) == 2:
         centre = pts.mean(0)
@@ -379,11 +379,35 @@ def box_slices(box: tuple[float, float, float, float], size: int) -> tuple[slice
     return slice(y0, y1), slice(x0, x1)
 
 
-def template_points(template: str, size: int) -> np.ndarray:
-    """The template's points in pixel coordinates of a ``size`` x ``size`` crop."""
+def zoomed(template: str, factor: float) -> str:
+    """The name of ``template`` with its points scaled by ``factor`` about the crop's centre
+    (``factor`` < 1: a smaller face with more of the photo around it), e.g. ``celeba@0.625``."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown alignment template {template!r}; known: {sorted(TEMPLATES)}")
-    return TEMPLATES[template] * size - 0.5
+    if not 0.1 <= factor <= 1.0:
+        raise ValueError(f"template zoom must be in [0.1, 1]; got {factor!r}")
+    return template if factor == 1.0 else f"{template}@{factor:g}"
+
+
+def template_array(template: str) -> np.ndarray:
+    """The template's points as fractions of the crop side; ``name@factor`` (:func:`zoomed`) scales
+    ``name``'s points by ``factor`` about the centre."""
+    name, _, zoom = template.partition("@")
+    if name not in TEMPLATES:
+        raise ValueError(f"unknown alignment template {template!r}; known: {sorted(TEMPLATES)}")
+    if not zoom:
+        return TEMPLATES[name]
+    try:
+        factor = float(zoom)
+    except ValueError:
+        raise ValueError(f"template zoom must be a number; got {template!r}") from None
+    zoomed(name, factor)  # checks the range
+    return 0.5 + factor * (TEMPLATES[name] - 0.5)
+
+
+def template_points(template: str, size: int) -> np.ndarray:
+    """The template's points in pixel coordinates of a ``size`` x ``size`` crop."""
+    return template_array(template) * size - 0.5
 
 
 def alignment_matrix(points: np.ndarray, size: int, template: str = "celeba") -> np.ndarray:

@@ -167,7 +167,7 @@ def test_similarity_transform_recovers_a_known_transform():
         F.similarity_transform(np.zeros((5, 2)), dst)
 
 
-@pytest.mark.parametrize("template", ["celeba", "ffhq", "arcface"])
+@pytest.mark.parametrize("template", ["celeba", "ffhq", "arcface", "celeba@0.625"])
 @pytest.mark.parametrize("size", [64, 112, 256])
 def test_aligned_points_land_on_the_template(photos, template, size):
     img = photos["lfw"]
@@ -183,6 +183,18 @@ def test_aligned_points_land_on_the_template(photos, template, size):
     if size >= 112:
         pts = again[0].points - size // 2
         assert np.linalg.norm(pts - F.template_points(template, size), axis=1).mean() < 0.05 * size
+
+
+def test_zoomed_template_scales_the_points_about_the_centre():
+    assert F.zoomed("celeba", 1.0) == "celeba" and F.zoomed("celeba", 0.625) == "celeba@0.625"
+    pts = F.template_points("celeba@0.5", 128)
+    np.testing.assert_allclose(pts, 64.0 + 0.5 * (F.TEMPLATES["celeba"] * 128 - 64.0) - 0.5)
+    x0, y0, x1, y1 = F.face_box("celeba@0.5")
+    X0, Y0, X1, Y1 = F.face_box("celeba")
+    assert x1 - x0 == pytest.approx(0.5 * (X1 - X0)) and y1 - y0 == pytest.approx(0.5 * (Y1 - Y0))
+    for bad in ("celeba@2", "celeba@0.05", "celeba@x", "nope@0.5"):
+        with pytest.raises(ValueError):
+            F.template_points(bad, 128)
 
 
 def test_arcface_template_at_112_is_insightfaces():

@@ -373,6 +373,27 @@ def test_optimizer_override_is_a_recorded_deviation() -> None:
     assert "optimiser adam (G lr 0.0002, D lr 0.0002) instead of the paper's sgd (lr 0.02)" in p.deviations
 
 
+def test_zoom_out_trains_on_each_face_at_the_smaller_sizes_too(synthetic, monkeypatch) -> None:
+    asked = []
+    monkeypatch.setattr(recipes, "aligned_crops", lambda records, size, template, cache_root=None, progress=True:
+                        asked.append(template) or _SRCrops(_faces(len(records), size, 5)))
+    assert parse_args(["--model", "psgan", "--zoom-out", "0.8", "0.625"]).zoom_out == [0.8, 0.625]
+    r = recipes.build("psgan", "tiny", "sr-x2", zoom_out=(0.625, 0.8, 0.625))
+    assert r.zoom_out == (0.8, 0.625) and recipes.train_summary(r)["zoom_out"] == [0.8, 0.625]
+    assert any("aligned at 0.8, 0.625 of it" in d for d in r.deviations)
+    data = recipes.datasets(r, None)
+    assert len(data.train) == 3 * 8 and len(data.val) == 2  # validation stays at the template's size
+    assert sorted(asked) == ["celeba", "celeba", "celeba@0.625", "celeba@0.8"]
+    assert "each also at 0.8, 0.625 of the template's size (24 crops)" in data.description
+    plain = recipes.build("psgan", "tiny", "sr-x2")
+    assert plain.zoom_out == () and "zoom_out" not in recipes.train_summary(plain)
+    for bad in ((1.0,), (0.3,)):
+        with pytest.raises(recipes.RecipeError, match="zoom_out"):
+            recipes.build("psgan", "tiny", "sr-x2", zoom_out=bad)
+    with pytest.raises(recipes.RecipeError, match="SR models"):
+        recipes.build("p2p-sge", "tiny", "smile", zoom_out=(0.8,))
+
+
 # -- the real data path (slow: reads the shared faces, real VGG16) ------------------------------------------
 
 

@@ -147,6 +147,39 @@ def test_expression_wild_asks_each_neutral_photo_for_each_expression(data_root) 
     assert all(t is x for t, x in zip(ts.targets, ts.inputs))  # identity is judged against the input photo
     assert set(ts.subjects) <= set(LFW_TEST_IDENTITIES) and ts.held_out_identities == LFW_TEST_IDENTITIES
     assert ts.fid_reference and sum(ts.info["reference_photos_per_expression"].values()) == len(ts.fid_reference)
+    assert len(ts.fid_reference_labels) == len(ts.fid_reference)
+    assert {e: ts.fid_reference_labels.count(e) for e in BASIC_EXPRESSIONS} == ts.info["reference_photos_per_expression"]
+
+
+class _Judge:
+    """Calls every face with a bright top-left pixel happy, every other face sad."""
+
+    classes = ("happy", "sad")
+    version = "stub"
+
+    def predict_crops(self, crops):
+        p = np.array([[1.0, 0.0] if c[0, 0, 0] > 100 else [0.0, 1.0] for c in crops])
+        return [self.classes[i] for i in p.argmax(1)], p
+
+
+def test_wild_calibration_judges_the_real_reference_photos_against_their_labels(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path))
+    monkeypatch.setattr(scoring.J, "face_box_crops", lambda images: (np.stack(images), np.ones(len(images), bool)))
+    img = np.zeros((128, 128, 3), np.uint8)
+    bright = img.copy()
+    bright[0, 0] = 255
+    refs, labels = [bright, img, img, bright], ["happy", "happy", "sad", "sad"]
+    task = TASKS["expression-wild"]
+    ts = testsets.TestSet(task, [img], [img], subjects=["A"], labels=["happy"], names=["a"], dataset="lfw_expressions",
+                          split="s", fid_reference=refs, fid_reference_labels=labels)
+    judges = scoring.Judges(ts, Path("."), "cpu")
+    judges._expr = {"fer2013": _Judge()}
+    cal = scoring.reference_calibration(ts, judges)
+    assert cal["fer2013"]["n"] == 4 and cal["fer2013"]["accuracy"] == pytest.approx(50.0)
+    assert cal["fer2013"]["per_class"]["happy"]["accuracy"] == pytest.approx(50.0)
+    assert cal["what"].startswith("expression judges on the ground truth, against their own labels")
+    plain = testsets.TestSet(task, [img], [img], subjects=["A"], labels=["happy"], names=["a"], dataset="d", split="s")
+    assert scoring.reference_calibration(plain, scoring.Judges(plain, Path("."), "cpu")) is None
 
 
 def test_wild_expression_protocol_scores_the_shipped_methods_not_their_ablations() -> None:

@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--augment", default=None, choices=("standard", "framing"),
                    help="SR only: training augmentation; framing = scale +-15 %%, shift +-6 %%, rotation +-10 degrees "
                         "(default standard: +-5 %%, +-3 %%)")
+    p.add_argument("--zoom-out", type=float, nargs="+", default=(), metavar="F",
+                   help="SR only: also train on every face aligned at F times the template's size (e.g. 0.625; "
+                        "the photo around it fills the crop): smaller faces carry more detail per pixel")
     p.add_argument("--identity-weight", type=float, default=None,
                    help="SR, smile and lmk-guided models: add this weight x the SFace identity loss (1 - cosine of the "
                    "embeddings of the generated face and the real one; lmk-guided: its input face) to the generator "
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(a.seed)  # model initialisation
         recipe = recipes.build(recipe_id, preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
                                lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation,
-                               identity_weight=a.identity_weight, augment=a.augment, **overrides)
+                               identity_weight=a.identity_weight, augment=a.augment, zoom_out=tuple(a.zoom_out),
+                               **overrides)
         init = None
         if a.init_from:
             recipe, init = fine_tune.init_from(recipe, a.init_from)

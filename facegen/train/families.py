@@ -51,6 +51,7 @@ class Recipe:
     deviations: tuple[str, ...]
     family: str = ""  # the FAMILIES key that built it (filled in by facegen.train.recipes.build)
     augment: str = "standard"  # SR: the training augmentation (facegen.data.AUGMENTS key)
+    zoom_out: tuple[float, ...] = ()  # SR: also train on crops aligned at these fractions of the template's size
 
     @property
     def scale(self) -> int:
