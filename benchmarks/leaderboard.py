@@ -163,7 +163,7 @@ def calibration_markdown(root: Path = RESULTS_DIR) -> list[str]:
                 continue
             c = cal[judge]
             per = ", ".join(f"{d} {v['accuracy']:.1f}" for d, v in c["per_dataset"].items())
-            cls = ", ".join(f"{k} {v['accuracy']:.0f}" for k, v in c["per_class"].items())
+            cls = ", ".join(f"{k} {v['accuracy']:.0f} ({v['n']})" for k, v in c["per_class"].items())
             expr_rows.append(f"| {task} | {judge} | {c['n']} | {c['accuracy']:.1f} | {per} | {cls} |")
     if lfw_rows or expr_rows:
         lines += ["## Judge calibration", ""]
@@ -174,8 +174,8 @@ def calibration_markdown(root: Path = RESULTS_DIR) -> list[str]:
     if expr_rows:
         lines += ["Expression judges on the real test images (the `real` row's ceiling; the wild tasks, which have "
                   "no ground truth: on the real photos of the expressions of their held-out people, which the in-domain "
-                  "judge trained on; accuracy %):", "",
-                  "| task | judge | n | accuracy | per dataset | per class |", "|---|---|---|---|---|---|",
+                  "judge trained on; accuracy %, per class with its number of images):", "",
+                  "| task | judge | n | accuracy | per dataset | per class (n) |", "|---|---|---|---|---|---|",
                   *expr_rows, ""]
     return lines
 
