@@ -112,7 +112,7 @@ REGISTRY: dict[str, ModelSpec] = {
         preset="lite",
         paper="002",
         family="sr",
-        checkpoints={"sr-x4": "stackedgan-x4", "sr-x8": "stackedgan-x8"},
+        checkpoints={"sr-x2": "stackedgan-x2", "sr-x4": "stackedgan-x4", "sr-x8": "stackedgan-x8"},
     ),
     "psgan": ModelSpec(
         id="psgan",
