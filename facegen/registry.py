@@ -112,7 +112,8 @@ REGISTRY: dict[str, ModelSpec] = {
         preset="lite",
         paper="002",
         family="sr",
-        checkpoints={"sr-x2": "stackedgan-x2", "sr-x4": "stackedgan-x4", "sr-x8": "stackedgan-x8"},
+        # sr-x4 first: the default task of `python -m facegen.train --model stackedgan` (the paper's x4)
+        checkpoints={"sr-x4": "stackedgan-x4", "sr-x8": "stackedgan-x8", "sr-x2": "stackedgan-x2"},
     ),
     "psgan": ModelSpec(
         id="psgan",

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from facegen import papers, registry
-from facegen.faces import zoomed
 from facegen.data import AUGMENTS, SRPairs, aligned_crops, split
+from facegen.faces import zoomed
 from facegen.identity import card_deviation
 from facegen.models.psgan import PSGANConfig
 from facegen.models.stackedgan import ABLATION_GRID, StackedSRConfig
