@@ -163,6 +163,9 @@ DEVIATIONS: dict[str, tuple[Deviation, ...]] = {
                   "cosine of the output's and the HR face's embeddings): x4 600 steps, x8 200 steps at learning rate "
                   "5e-5; as SFace is also a benchmark judge, the leaderboard reports an independent one (dlib) beside it",
                   ("objective.identity_weight", "train.g_lr", "train.d_lr")),
+        Deviation("evaluation", "x4 and x8 (16 -> 64 / 32 -> 128 / 64 -> 256 and 16 -> 128); the stack's 2x image "
+                  "is only a step on the way to 4x", "also shipped at x2 (64 -> 128): the same stack with one "
+                  "up-sampling stage, trained and benchmarked as a model of its own"),
         Deviation("data", "CelebA faces at the template's size",
                   "stackedgan-x2 also trains on every face aligned again at 0.625 of the template's size (the photo "
                   "around it fills the crop; --zoom-out 0.625): LFW's faces are soft at the template's size (bicubic "
