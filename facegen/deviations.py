@@ -3,7 +3,7 @@
 One list per registered model: each :class:`Deviation` names its area (architecture, objective,
 optimiser, data, evaluation), what the paper does, what the shipped (lite) recipe does, and the
 recipe fields it accounts for (``model.<config field>``, ``objective.<attribute>``,
-``train.<TrainConfig field>``, ``recipe.degradation``). The model cards' "Deviations" section
+``train.<TrainConfig field>``, ``recipe.<Recipe field>`` such as ``recipe.degradation``). The model cards' "Deviations" section
 (``python -m benchmarks.cards``) and the leaderboard's deviations view are generated from it;
 ``tests/test_deviations.py`` fails when the shipped recipe differs from the paper preset in a
 field that no entry names. :data:`SHIPPED` gives each model's training command as recipe

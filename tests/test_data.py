@@ -228,6 +228,10 @@ def test_training_sets_exclude_test_subjects(data_root):
     assert len(sr["celeba_fsrnet"].test) == 1000 and not sr["celeba_fsrnet"].train
     assert len(sr["lfw"].train) == 13233 and not sr["lfw"].test
     assert len(sr["lfw_expressions"].train) == 924
+    for dataset in ("jaffe", "rafd_subset"):  # SR trains on the training subjects of every expression
+        assert sr[dataset].train and all((dataset, r.subject) not in held_out for r in sr[dataset].train)
+        assert len(sr[dataset].train) + len(sr[dataset].test) == len(split(dataset, "judge", data_root).train
+                                                                      + split(dataset, "judge", data_root).test)
 
 
 def test_split_refuses_unknown_combinations():

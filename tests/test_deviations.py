@@ -25,7 +25,7 @@ def _fields(prefix: str, obj) -> dict[str, object]:
 def recipe_fields(recipe) -> dict[str, object]:
     return {**_fields("model", recipe.model_config), **_fields("objective", recipe.objective),
             **_fields("train", recipe.train), "recipe.degradation": recipe.degradation, "recipe.augment": recipe.augment,
-            "recipe.zoom_out": recipe.zoom_out}
+            "recipe.zoom_out": recipe.zoom_out, "recipe.studio_faces": recipe.studio_faces}
 
 
 def undeclared(model_id: str, task: str) -> dict[str, tuple[object, object]]:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen import checkpoint, registry
+from facegen.data.splits import JAFFE_TEST_SUBJECTS, RAFD_TEST_SUBJECTS
 from facegen.models.exprgan import ExprGANGenerator
 from facegen.models.layers import count_parameters
 from facegen.models.lmk_guided import LmkGuidedGenerator
@@ -392,6 +393,34 @@ def test_zoom_out_trains_on_each_face_at_the_smaller_sizes_too(synthetic, monkey
             recipes.build("psgan", "tiny", "sr-x2", zoom_out=bad)
     with pytest.raises(recipes.RecipeError, match="SR models"):
         recipes.build("p2p-sge", "tiny", "smile", zoom_out=(0.8,))
+
+
+def test_studio_faces_add_copies_of_the_training_subjects_photos(synthetic, monkeypatch) -> None:
+    asked = []
+    monkeypatch.setattr(recipes, "studio_records", lambda root: list(range(3)))
+    monkeypatch.setattr(recipes, "aligned_crops", lambda records, size, template, cache_root=None, progress=True:
+                        asked.append((len(records), template)) or _SRCrops(_faces(len(records), size, 5)))
+    assert parse_args(["--model", "psgan", "--studio-faces", "4"]).studio_faces == 4
+    r = recipes.build("psgan", "tiny", "sr-x2", studio_faces=4, zoom_out=(0.8,))
+    assert r.studio_faces == 4 and recipes.train_summary(r)["studio_faces"] == 4
+    assert any("4 copies of the JAFFE and RaFD training subjects' studio photos" in d for d in r.deviations)
+    data = recipes.datasets(r, None)
+    assert len(data.train) == 2 * (8 + 4 * 3) and len(data.val) == 2  # at the template's size and at 0.8
+    assert sorted(asked) == [(2, "celeba"), (3, "celeba"), (3, "celeba@0.8"), (8, "celeba"), (8, "celeba@0.8")]
+    assert "4 x 3 JAFFE/RaFD studio photos of the training subjects" in data.description
+    plain = recipes.build("psgan", "tiny", "sr-x2")
+    assert plain.studio_faces == 0 and "studio_faces" not in recipes.train_summary(plain)
+    with pytest.raises(recipes.RecipeError, match="copies"):
+        recipes.build("psgan", "tiny", "sr-x2", studio_faces=-1)
+    with pytest.raises(recipes.RecipeError, match="SR models"):
+        recipes.build("p2p-sge", "tiny", "smile", studio_faces=1)
+
+
+def test_studio_records_are_the_training_subjects_of_every_expression(data_root: Path) -> None:
+    studio = recipes.studio_records(data_root)
+    assert {r.dataset for r in studio} == {"jaffe", "rafd_subset"} and len(studio) == 213 - 63 + 117 - 30
+    assert not {r.subject for r in studio} & (set(JAFFE_TEST_SUBJECTS) | set(RAFD_TEST_SUBJECTS))
+    assert len({r.expression for r in studio}) == 7
 
 
 # -- the real data path (slow: reads the shared faces, real VGG16) ------------------------------------------

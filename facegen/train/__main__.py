@@ -53,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--zoom-out", type=float, nargs="+", default=(), metavar="F",
                    help="SR only: also train on every face aligned at F times the template's size (e.g. 0.625; "
                         "the photo around it fills the crop): smaller faces carry more detail per pixel")
+    p.add_argument("--studio-faces", type=int, default=0, metavar="N",
+                   help="SR only: also train on N copies of the JAFFE/RaFD training subjects' studio photos (the "
+                        "only faces sharp at the template's size; the people held out of the smile and expression "
+                        "tasks never)")
     p.add_argument("--identity-weight", type=float, default=None,
                    help="SR, smile and lmk-guided models: add this weight x the SFace identity loss (1 - cosine of the "
                    "embeddings of the generated face and the real one; lmk-guided: its input face) to the generator "
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = recipes.build(recipe_id, preset, task, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
                                lr_size=a.lr_size, l1_weight=a.l1_weight, degradation=a.degradation,
                                identity_weight=a.identity_weight, augment=a.augment, zoom_out=tuple(a.zoom_out),
+                               studio_faces=a.studio_faces,
                                **overrides)
         init = None
         if a.init_from:

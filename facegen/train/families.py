@@ -52,6 +52,7 @@ class Recipe:
     family: str = ""  # the FAMILIES key that built it (filled in by facegen.train.recipes.build)
     augment: str = "standard"  # SR: the training augmentation (facegen.data.AUGMENTS key)
     zoom_out: tuple[float, ...] = ()  # SR: also train on crops aligned at these fractions of the template's size
+    studio_faces: int = 0  # SR: also train on this many copies of the JAFFE/RaFD training subjects' photos
 
     @property
     def scale(self) -> int:

@@ -14,7 +14,9 @@ built-in families:
   :mod:`facegen.train.expression_data`.
 
 Super-resolution data: the test faces (``celeba_fsrnet``, all 1,000) are never read here. The
-training faces are LFW's 13,233 images plus the 924 colour crops of ``lfw_expressions``, aligned
+training faces are LFW's 13,233 images plus the 924 colour crops of ``lfw_expressions`` (``studio_faces`` = N:
+also N copies of the JAFFE/RaFD training subjects' studio photos of every expression, their held-out people
+never), aligned
 by :mod:`facegen.faces` with the ``celeba`` template into crops like the CelebA test faces. LFW
 is grey, so the lite models work on luminance (BT.601 Y) and take chroma from the bicubic
 up-sampling at inference. A few LFW identities are held out as the validation set (subject
@@ -91,7 +93,7 @@ def _sr_config(model_id: str, preset: str, task: str, lr_size: int | None) -> An
 def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
               seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
               degradation: str | None = None, identity_weight: float = 0.0, augment: str = "standard",
-              zoom_out: tuple[float, ...] = (), **train_overrides: Any) -> Recipe:
+              zoom_out: tuple[float, ...] = (), studio_faces: int = 0, **train_overrides: Any) -> Recipe:
     if augment not in AUGMENTS:
         raise RecipeError(f"augment must be one of {', '.join(AUGMENTS)}; got {augment!r}")
     zoom_out = tuple(sorted({float(f) for f in zoom_out}, reverse=True))
@@ -160,8 +162,13 @@ def _build_sr(model_id: str, preset: str, task: str, *, steps: int | None = None
             "one copy each: smaller faces carry more detail per pixel (bicubic x2 PSNR-Y of the held-out LFW faces: "
             "38.2 dB at the template's size, 33.5 dB at 0.625), so the model also learns the detail of sharp "
             "faces, not only of LFW's soft ones")
+    if studio_faces:
+        deviations.append(f"also trained on {studio_faces} cop{'y' if studio_faces == 1 else 'ies'} of the JAFFE and "
+                          "RaFD training subjects' studio photos (every expression; the people held out of the smile "
+                          "and expression tasks never): LFW's faces are enlarged to fill the crop, these are the "
+                          "only faces that are sharp at the template's size")
     return Recipe(model_id, preset, task, cfg, objective, train, degradation, tuple(deviations), augment=augment,
-                  zoom_out=zoom_out)
+                  zoom_out=zoom_out, studio_faces=studio_faces)
 
 
 def training_records(root: str | Path | None) -> tuple[list, list]:
@@ -175,25 +182,38 @@ def training_records(root: str | Path | None) -> tuple[list, list]:
     return train, val
 
 
+def studio_records(root: str | Path | None) -> list:
+    """The JAFFE and RaFD training subjects' photos of every expression (never a held-out person)."""
+    return split("jaffe", "sr", root).train + split("rafd_subset", "sr", root).train
+
+
 def _sr_datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | None,
                  progress: bool) -> TrainingData:
     """:class:`facegen.data.SRPairs` of ``recipe``, from cached aligned crops."""
     train_rec, val_rec = training_records(root)
+    studio_rec = studio_records(root) if recipe.studio_faces else []
     size = recipe.model_config.hr_size
-    train_crops = aligned_crops(train_rec, size, "celeba", cache_root=cache_root, progress=progress)
+
+    def faces(template: str) -> list[np.ndarray]:
+        crops = [aligned_crops(train_rec, size, template, cache_root=cache_root, progress=progress).images]
+        if studio_rec:
+            studio = aligned_crops(studio_rec, size, template, cache_root=cache_root, progress=progress).images
+            crops += [studio] * recipe.studio_faces
+        return crops
+
     val_crops = aligned_crops(val_rec, size, "celeba", cache_root=cache_root, progress=progress)
-    images = train_crops.images
-    if recipe.zoom_out:
-        images = np.concatenate([images] + [
-            aligned_crops(train_rec, size, zoomed("celeba", f), cache_root=cache_root, progress=progress).images
-            for f in recipe.zoom_out])
+    at_size = faces("celeba")
+    images = np.concatenate(at_size + [c for f in recipe.zoom_out for c in faces(zoomed("celeba", f))])
     train = SRPairs(images, recipe.scale, recipe.degradation, recipe.luminance, AUGMENTS[recipe.augment],
                     seed=recipe.train.seed)
     val = SRPairs(val_crops.images, recipe.scale, recipe.degradation, recipe.luminance, None)
-    desc = (f"{len(train_crops.images):,} aligned faces (LFW minus {VAL_IDENTITIES} held-out identities, "
+    desc = (f"{len(at_size[0]):,} aligned faces (LFW minus {VAL_IDENTITIES} held-out identities, "
             "plus the lfw_expressions colour crops)"
-            + (f", each also at {', '.join(f'{f:g}' for f in recipe.zoom_out)} of the template's size "
-               f"({len(train):,} crops)" if recipe.zoom_out else "")
+            + (f", {recipe.studio_faces} x {len(at_size[1])} JAFFE/RaFD studio photos of the training subjects"
+               if studio_rec else "")
+            + (f", each also at {', '.join(f'{f:g}' for f in recipe.zoom_out)} of the template's size"
+               if recipe.zoom_out else "")
+            + (f" ({len(train):,} crops)" if studio_rec or recipe.zoom_out else "")
             + "; never the celeba_fsrnet test faces")
     return TrainingData(train, val, desc)
 
@@ -406,7 +426,7 @@ def model_config(model_id: str, preset: str, task: str, lr_size: int | None = No
 def build(model_id: str, preset: str, task: str, *, steps: int | None = None, batch_size: int | None = None,
           seed: int = 0, lr_size: int | None = None, l1_weight: float | None = None,
           degradation: str | None = None, identity_weight: float | None = None, augment: str | None = None,
-          zoom_out: tuple[float, ...] = (), **train_overrides: Any) -> Recipe:
+          zoom_out: tuple[float, ...] = (), studio_faces: int = 0, **train_overrides: Any) -> Recipe:
     """Model config, objective and optimisation settings of a recipe (no data is read).
 
     ``model_id`` is any id of :func:`model_ids` (an ablation entry builds its recipe). ``l1_weight``,
@@ -415,7 +435,8 @@ def build(model_id: str, preset: str, task: str, *, steps: int | None = None, ba
     (:func:`facegen.identity.identity_loss`, a declared deviation) to the generator objective (SR,
     smile and lmk-guided; the ExprGAN recipes refuse it, their objective has the paper's identity
     term). ``augment`` names the SR training augmentation (:data:`facegen.data.AUGMENTS`);
-    ``zoom_out`` adds SR training crops aligned at those fractions of the template's size.
+    ``zoom_out`` adds SR training crops aligned at those fractions of the template's size;
+    ``studio_faces`` adds that many copies of the JAFFE/RaFD training subjects' photos to the SR training faces.
     ``train_overrides`` replace :class:`TrainConfig` fields.
     """
     model_config(model_id, preset, task, lr_size)  # clear errors for a bad model/preset/task first
@@ -432,6 +453,12 @@ def build(model_id: str, preset: str, task: str, *, steps: int | None = None, ba
         if fam.name != "sr":
             raise RecipeError(f"zoom_out applies to the SR models, not to {model_id}")
         train_overrides["zoom_out"] = tuple(zoom_out)
+    if studio_faces:
+        if fam.name != "sr":
+            raise RecipeError(f"studio_faces applies to the SR models, not to {model_id}")
+        if studio_faces < 0:
+            raise RecipeError(f"studio_faces must be >= 0 copies; got {studio_faces}")
+        train_overrides["studio_faces"] = int(studio_faces)
     try:
         recipe = fam.build(model_id, preset, task, steps=steps, batch_size=batch_size, seed=seed, lr_size=lr_size,
                            l1_weight=l1_weight, degradation=degradation, **train_overrides)
@@ -477,6 +504,8 @@ def train_summary(recipe: Recipe) -> dict[str, Any]:
         summary["augment"] = recipe.augment
     if recipe.zoom_out:  # likewise
         summary["zoom_out"] = list(recipe.zoom_out)
+    if recipe.studio_faces:  # likewise
+        summary["studio_faces"] = recipe.studio_faces
     if _family_of(recipe).name == "sr":
         summary["l1_weight"] = recipe.objective.l1_weight  # type: ignore[attr-defined]
         return summary
