@@ -9,9 +9,9 @@ training one task must not be a test face of the other.
   neutral->expression pairs; every neutral image of a subject pairs with every target image).
 - RaFD: 10 of 39 subjects held out, 5 female (04, 14, 22, 31, 57) and 5 male (07, 20, 28, 38, 49):
   30 images, 10 neutral->happy and 20 neutral->{happy, fearful} pairs.
-- CelebA-FSRNet: test only (all 1,000 faces) for ``sr-x2/x4/x8``. JAFFE/RaFD: the SR models train on
-  the training subjects' images of every expression; the held-out people are never trained on and
-  serve SR as a second, sharp, validation set.
+- CelebA-FSRNet: test only (all 1,000 faces) for ``sr-x2/x4/x8``. JAFFE/RaFD (``sr``, with
+  ``--studio-faces``): the SR models may train on the training subjects' images of every expression;
+  the held-out people never.
 - LFW and the LFW-expression colour crops: training only. CelebA's identities were chosen
   disjoint from LFW's by its authors (CelebFaces, Sun et al. 2014), so LFW faces never meet the
   CelebA test faces.
