@@ -132,15 +132,14 @@ def test_benchmark_run_survives_sigkill(tiny_root, tmp_path):
 TRAIN = """
 import sys
 sys.path[:0] = [{repo!r}, {tests!r}]
-import facegen.data
 import test_train_cli as t
-from facegen.train import expression, expression_data, recipes, smile_data
+from facegen.train import expression, expression_data, smile_data, sr_recipe
 smile_data.datasets = t._smile_sets
 expression_data.datasets = t._expression_sets
 expression.vgg16_extractor = t._tiny_vgg
-recipes.training_records = lambda root: (list(range(8)), list(range(2)))
-facegen.data.aligned_crops = (lambda records, size, template, cache_root=None, progress=True:
-                              t._SRCrops(t._faces(len(records), size, 5)))
+sr_recipe.training_records = lambda root: (list(range(8)), list(range(2)))
+sr_recipe.aligned_crops = (lambda records, size, template, cache_root=None, progress=True:
+                           t._SRCrops(t._faces(len(records), size, 5)))
 from facegen.train.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -25,10 +25,10 @@ from facegen.models.lmk_guided import LmkGuidedGenerator
 from facegen.models.psgan import PSGANGenerator
 from facegen.models.smile import MODEL_METHODS, PAPER_PARAMETERS, SmileGenerator
 from facegen.models.stackedgan import StackedSRGenerator
-from facegen.train import expression, expression_data, expression_recipe, fine_tune, recipes, smile_data
+from facegen.train import expression, expression_data, expression_recipe, fine_tune, recipes, smile_data, sr_recipe
 from facegen.train import state as ckpt
 from facegen.train.__main__ import main, parse_args
-from facegen.train.trainer import Trainer, seed_everything
+from facegen.train.trainer import TrainConfig, Trainer, seed_everything
 
 torch.set_num_threads(1)
 
@@ -117,8 +117,8 @@ def synthetic(monkeypatch):
     monkeypatch.setattr(smile_data, "datasets", _smile_sets)
     monkeypatch.setattr(expression_data, "datasets", _expression_sets)
     monkeypatch.setattr(expression, "vgg16_extractor", _tiny_vgg)
-    monkeypatch.setattr(recipes, "training_records", lambda root: (list(range(8)), list(range(2))))
-    monkeypatch.setattr(recipes, "aligned_crops", lambda records, size, template, cache_root=None,
+    monkeypatch.setattr(sr_recipe, "training_records", lambda root: (list(range(8)), list(range(2))))
+    monkeypatch.setattr(sr_recipe, "aligned_crops", lambda records, size, template, cache_root=None,
                         progress=True: _SRCrops(_faces(len(records), size, 5)))
 
 
@@ -358,7 +358,7 @@ def test_sr_recipes_unchanged() -> None:
     s = recipes.train_summary(r)
     assert set(s) == {"model_id", "preset", "task", "model_config", "degradation", "l1_weight"}
     assert (s["degradation"], s["l1_weight"], r.scale, r.sizes) == ("bicubic", 100.0, 4, (32, 128))
-    assert dataclasses.asdict(r.train) == dataclasses.asdict(recipes.TrainConfig(
+    assert dataclasses.asdict(r.train) == dataclasses.asdict(TrainConfig(
         steps=6000, batch_size=16, optimizer="adam", g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), seed=0,
         checkpoint_every=250, val_every=500))
     p = recipes.build("psgan", "lite", "sr-x2")
@@ -376,7 +376,7 @@ def test_optimizer_override_is_a_recorded_deviation() -> None:
 
 def test_zoom_out_trains_on_each_face_at_the_smaller_sizes_too(synthetic, monkeypatch) -> None:
     asked = []
-    monkeypatch.setattr(recipes, "aligned_crops", lambda records, size, template, cache_root=None, progress=True:
+    monkeypatch.setattr(sr_recipe, "aligned_crops", lambda records, size, template, cache_root=None, progress=True:
                         asked.append(template) or _SRCrops(_faces(len(records), size, 5)))
     assert parse_args(["--model", "psgan", "--zoom-out", "0.8", "0.625"]).zoom_out == [0.8, 0.625]
     r = recipes.build("psgan", "tiny", "sr-x2", zoom_out=(0.625, 0.8, 0.625))
@@ -397,8 +397,8 @@ def test_zoom_out_trains_on_each_face_at_the_smaller_sizes_too(synthetic, monkey
 
 def test_studio_faces_add_copies_of_the_training_subjects_photos(synthetic, monkeypatch) -> None:
     asked = []
-    monkeypatch.setattr(recipes, "studio_records", lambda root: list(range(3)))
-    monkeypatch.setattr(recipes, "aligned_crops", lambda records, size, template, cache_root=None, progress=True:
+    monkeypatch.setattr(sr_recipe, "studio_records", lambda root: list(range(3)))
+    monkeypatch.setattr(sr_recipe, "aligned_crops", lambda records, size, template, cache_root=None, progress=True:
                         asked.append((len(records), template)) or _SRCrops(_faces(len(records), size, 5)))
     assert parse_args(["--model", "psgan", "--studio-faces", "4"]).studio_faces == 4
     r = recipes.build("psgan", "tiny", "sr-x2", studio_faces=4, zoom_out=(0.8,))
@@ -417,7 +417,7 @@ def test_studio_faces_add_copies_of_the_training_subjects_photos(synthetic, monk
 
 
 def test_studio_records_are_the_training_subjects_of_every_expression(data_root: Path) -> None:
-    studio = recipes.studio_records(data_root)
+    studio = sr_recipe.studio_records(data_root)
     assert {r.dataset for r in studio} == {"jaffe", "rafd_subset"} and len(studio) == 213 - 63 + 117 - 30
     assert not {r.subject for r in studio} & (set(JAFFE_TEST_SUBJECTS) | set(RAFD_TEST_SUBJECTS))
     assert len({r.expression for r in studio}) == 7
