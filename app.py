@@ -186,16 +186,17 @@ def run_smile(photo_file, which: str, picked: list[str], model_ids: list[str], p
     return gallery, compare, pair, download, run.status(len(chosen)), state
 
 
-def _reference_landmarks(reference: np.ndarray | None, size: int, cache: dict[int, np.ndarray]) -> np.ndarray | None:
+def _reference_landmarks(reference: np.ndarray | None, size: int, template: str,
+                         cache: dict[tuple[int, str], np.ndarray]) -> np.ndarray | None:
     if reference is None:
         return None
-    if size not in cache:
+    if (size, template) not in cache:
         try:
-            cache[size] = photo_landmarks(reference, size=size, template=TASKS["expression"].template)
+            cache[size, template] = photo_landmarks(reference, size=size, template=template)
         except (FaceNotFoundError, LandmarkError):
             raise gr.Error("No face was found in the reference photo, so its expression cannot be copied; "
                            "use a photo with one clearly visible face, or remove the reference.") from None
-    return cache[size]
+    return cache[size, template]
 
 
 @gpu
@@ -221,12 +222,12 @@ def run_expression(photo_file, which: str, picked: list[str], model_ids: list[st
     run = RequestResults(progress, model_ids, len(targets))
     run.note(*notes)
     task = TASKS["expression"]
-    lmk_cache: dict[int, np.ndarray] = {}
+    lmk_cache: dict[tuple[int, str], np.ndarray] = {}
     for k, model_id in enumerate(model_ids):
         runner = _runner(model_id, "expression")
         name = model_name(model_id)
         known = model_expressions(runner)
-        landmarks = _reference_landmarks(reference, model_input_size(runner, task.in_size), lmk_cache)
+        landmarks = _reference_landmarks(reference, model_input_size(runner, task.in_size), runner.template, lmk_cache)
         per_expr: dict[str, list[np.ndarray]] = {}
         inputs: list[np.ndarray] = []
         unknown = [t for t in targets if t not in known]

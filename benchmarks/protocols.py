@@ -93,6 +93,10 @@ _PAPER_000 = ("Paper 000 (p2p-*): its own recorded neutral->smile video frames; 
               "low-resolution neutral face not in training; PSNR and SSIM of the HR smile against the ground truth.")
 _PAPER_000_TEST = "2 held-out subjects of its own video data (one image each)"
 
+_OWN_CROP = ("a model trained on the tight 5-point crop (its config's template 'celeba') is given each face cut "
+             "from its photo by that template, as in the app, and its change is pasted back into the task's crop "
+             "inside the inner-face mask (benchmarks.frames), so every row is judged on the same crops")
+
 CARDS: dict[str, ProtocolCard] = {
     **{f"sr-x{s}": _sr(s) for s in (2, 4, 8)},
     **{f"sr-x{s}-jitter": _sr_jitter(s) for s in (2, 4, 8)},
@@ -152,7 +156,8 @@ CARDS: dict[str, ProtocolCard] = {
         differences=(
             Difference("test set", "001: Oulu-CASIA 10 %; 004: CK+ and Oulu-CASIA",
                        "neutral->expression pairs of the held-out JAFFE and RaFD subjects (facegen.data.splits)"),
-            Difference("sizes", "001: 128 px; 004: 128 px crops", "128 -> 128, aligned with the 'expression' template"),
+            Difference("sizes", "001: 128 px; 004: 128 px crops", "128 -> 128, aligned with the 'expression' template; "
+                       + _OWN_CROP),
             Difference("degradation", "none", "none"),
             Difference("gallery/probe", "004: gallery of the non-transformed (neutral) images",
                        _ID_DLIB_HERE + "; the gallery holds the ground-truth targets, not the neutral inputs"),
@@ -175,7 +180,7 @@ CARDS: dict[str, ProtocolCard] = {
                        "in-the-wild photos: the neutral LFW photos (the first 3 of each, 301 photos) of the 159 held-out "
                        "LFW identities (facegen.data.wild.LFW_TEST_IDENTITIES), each to each of the six basic "
                        "expressions; no expression model trains on these people"),
-            Difference("sizes", "128 px", "as the expression task: aligned with its template, 128 -> 128"),
+            Difference("sizes", "128 px", "as the expression task: aligned with its template, 128 -> 128; " + _OWN_CROP),
             Difference("degradation", "none", "none (LFW's own JPEG photos)"),
             Difference("given inputs", "004: the target's landmarks (from the target image)",
                        "the target label only, as in the app: lmk-guided* fit their stored expression template to the "

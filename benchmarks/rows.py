@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks import frames
 from benchmarks.cache import cache_root, load_npz, save_npz
 from benchmarks.macs import macs_per_face
 from benchmarks.testsets import BenchmarkError, TestSet, progress_bar
@@ -71,13 +72,14 @@ def target_landmarks(ts: TestSet) -> np.ndarray:
     return lm
 
 
-def item_conditions(ts: TestSet, given: set[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+def item_conditions(ts: TestSet, given: set[str] | tuple[str, ...], template: str | None = None) -> list[dict[str, Any]]:
     """Per-item conditions for a model that consumes the ``given`` inputs (its registry ``given``):
     exactly these are passed, so the result records exactly what the model saw.
 
     ``expression``: the target label (paired tasks); ``guide``: the neutral face at the output
     size (smile: the SGE guide, uint8 HWC); ``landmarks``: the ground-truth target's 68 points
-    ((68, 2) float32; items whose target has none get no landmarks, and the model fits its own).
+    ((68, 2) float32; items whose target has none get no landmarks, and the model fits its own),
+    found on the target cut by the model's crop ``template`` when that is not the task's.
     Arrays are stacked into tensors per batch by :func:`batch_conditions`.
     """
     def want(k: str) -> bool:
@@ -92,7 +94,8 @@ def item_conditions(ts: TestSet, given: set[str] | tuple[str, ...]) -> list[dict
         for c, g in zip(conds, ts.guides):
             c["guide"] = g
     if ts.task.id == "expression" and want("landmarks"):
-        for c, lm in zip(conds, target_landmarks(ts)):
+        own = template is None or template == ts.task.template
+        for c, lm in zip(conds, target_landmarks(ts) if own else frames.target_landmarks(ts, template)):
             if np.isfinite(lm).all():
                 c["landmarks"] = lm
     return conds
@@ -130,11 +133,13 @@ def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: in
     if paper and not spec.paper_given:
         raise BenchmarkError(f"{spec.id} has no paper protocol of its own (registry paper_given)")
     given = spec.paper_given if paper else spec.given
-    tag = "conditions-v2:" + ",".join(sorted(given))
+    frame = None if runner.template == ts.task.template else frames.model_frame(ts, runner.template)
+    inputs = ts.inputs if frame is None else frame.inputs
+    tag = "conditions-v2:" + ",".join(sorted(given)) + ("" if frame is None else f"|crop:{frame.template}")
     key = hashlib.sha256(json.dumps([spec.id, ts.fingerprint, ckpt, repr(spec.configs.get(served)), tag]).encode()).hexdigest()[:16]
     path = cache_root() / ts.task.id / f"{spec.id}-{key}.npz"
     cached = load_npz(path)
-    conds = item_conditions(ts, given)
+    conds = item_conditions(ts, given, runner.template)
     if cached is not None and len(cached["outputs"]) == len(ts.inputs):
         outputs = list(cached["outputs"])
         latency = float(cached["latency_ms"])
@@ -148,37 +153,41 @@ def run_model(spec: registry.ModelSpec, ts: TestSet, device: str, batch_size: in
             for j in range(0, len(idx), batch_size):
                 chunk = idx[j:j + batch_size]
                 kw = batch_conditions([conds[i] for i in chunk], device)
-                outs = runner([ts.inputs[i] for i in chunk], batch_size=len(chunk), **kw)
+                outs = runner([inputs[i] for i in chunk], batch_size=len(chunk), **kw)
                 for i, o in zip(chunk, outs):
                     result[i] = o
                 bar.update(len(chunk))
         bar.close()
         outputs = [o for o in result if o is not None]
-        latency = _latency_ms(runner, ts, conds, device)
+        if frame is not None:
+            outputs = frames.into_task_crops(frame, ts, outputs)
+        latency = _latency_ms(runner, inputs, conds, device)
         save_npz(path, outputs=np.stack(outputs), latency_ms=np.float64(latency))
     bad = [o.shape for o in outputs if o.shape != (ts.task.out_size, ts.task.out_size, 3)]
     if bad:
         raise BenchmarkError(f"{spec.id} produced {bad[0]} images for {ts.task.id}, expected {ts.task.out_size}^2 RGB")
     kind = "baseline" if spec.family == "baseline" else "model"
     row = RowOutput(spec.id, kind, spec.paper, outputs, runner.parameters, latency, key, ckpt,
-                    macs=macs_per_face(runner, ts.inputs[0], batch_conditions([conds[0]], device)))
+                    macs=macs_per_face(runner, inputs[0], batch_conditions([conds[0]], device)))
     row.given = tuple(given)
     row.variant = "paper" if paper else ""
     row.notes = {"conditions": sorted({k for c in conds for k in c}),
+                 **({} if frame is None else {"crop": f"faces cut by the {frame.template!r} template, the change "
+                                                      "pasted into the task's crop (benchmarks.frames)"}),
                  "items_without_target_landmarks": int(sum("landmarks" not in c for c in conds))
                  if "landmarks" in given else None}
     return row
 
 
-def _latency_ms(runner, ts: TestSet, conds: list[dict[str, Any]], device: str) -> float:
+def _latency_ms(runner, inputs: list[np.ndarray], conds: list[dict[str, Any]], device: str) -> float:
     """Median wall time of one face (batch 1) over the first LATENCY_FACES faces, after a warm-up."""
-    n = min(LATENCY_FACES, len(ts.inputs))
-    runner([ts.inputs[0]], batch_size=1, **batch_conditions([conds[0]], device))
+    n = min(LATENCY_FACES, len(inputs))
+    runner([inputs[0]], batch_size=1, **batch_conditions([conds[0]], device))
     times = []
     for i in range(n):
         kw = batch_conditions([conds[i]], device)
         t0 = time.perf_counter()
-        runner([ts.inputs[i]], batch_size=1, **kw)
+        runner([inputs[i]], batch_size=1, **kw)
         times.append((time.perf_counter() - t0) * 1000)
     return float(np.median(times))
 

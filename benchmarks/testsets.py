@@ -15,7 +15,7 @@ from tqdm import tqdm
 from benchmarks import jitter
 from benchmarks.tasks import Task
 from facegen.data import aligned_crops, degrade, wild
-from facegen.data.records import load_image
+from facegen.data.records import FaceRecord, load_image
 from facegen.data.sets import read_celeba_fsrnet
 from facegen.data.splits import task_pairs
 from facegen.expressions import BASIC_EXPRESSIONS
@@ -55,6 +55,10 @@ class TestSet:
     fid_reference_name: str = "the ground truth"
     fid_reference_labels: list[str] | None = None  # wild tasks: the expression of each real reference photo
     held_out_identities: tuple[str, ...] = ()  # LFW identities whose photos may not serve as distractors
+    # Expression tasks: the photo record each input was cut from, and each target's (paired), so a
+    # model on another crop template (benchmarks.frames) is given faces cut by its own template.
+    sources: list[FaceRecord] | None = None
+    target_sources: list[FaceRecord] | None = None
     fingerprint: str = ""
     targets_fingerprint: str = ""  # the ground truth alone (shared by tasks with the same targets)
 
@@ -144,6 +148,8 @@ def _paired_testset(task: Task, root: Path, limit: int | None) -> TestSet:
         neutral_keys=[p.neutral.key for p in kept],
         guides=neutral if task.scale > 1 else None,
         info=info,
+        sources=[p.neutral for p in kept],
+        target_sources=[p.target for p in kept],
     )
 
 
@@ -220,7 +226,8 @@ def _expression_wild_testset(task: Task, root: Path, limit: int | None) -> TestS
                    fid_reference=real,
                    fid_reference_name=f"the {len(real)} real non-neutral LFW photos of the test identities",
                    fid_reference_labels=[r.expression for r in found],
-                   held_out_identities=wild.LFW_TEST_IDENTITIES)
+                   held_out_identities=wild.LFW_TEST_IDENTITIES,
+                   sources=[r for _, r, _ in items])
 
 
 TESTSETS: dict[str, Callable[[Task, Path, int | None], TestSet]] = {

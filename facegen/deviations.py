@@ -77,8 +77,8 @@ def shipped_options(model_id: str, task: str) -> dict[str, Any]:
 
 
 #: The paper preset each shipped preset is compared with.
-PAPER_PRESET = {"lite": "paper", "wild": "paper", "wild-no-residual": "paper", "no-unsharp": "paper-no-unsharp",
-                "no-feature-init": "paper-no-feature-init",
+PAPER_PRESET = {"lite": "paper", "wild": "paper", "tight": "paper", "wild-no-residual": "paper",
+                "no-unsharp": "paper-no-unsharp", "no-feature-init": "paper-no-feature-init",
                 "no-label": "paper-no-label"}
 
 _CPU = "CPU budget: the shipped steps and batch size (README table) instead of the paper's schedule"

@@ -31,6 +31,11 @@ class Runner:
     device: str
 
     @property
+    def template(self) -> str:
+        """The alignment template of the faces the model takes: its config's, else its task's."""
+        return getattr(getattr(self.model, "config", None), "template", None) or shape(self.task).template
+
+    @property
     def parameters(self) -> int:
         """Parameter count at inference (0 for parameter-free baselines)."""
         if isinstance(self.model, torch.nn.Module):
@@ -96,11 +101,11 @@ def load_runner(model_id: str, task: str, *, device: str | None = None,
         else:
             model = checkpoint.load(folder, spec.model_class, device=device)
             crop = getattr(getattr(model, "config", None), "template", None)
-            if crop is not None and crop != shape(task).template:
+            if crop is not None and crop not in shape(task).templates:
                 raise checkpoint.CheckpointError(
                     f"{folder} was trained on faces cropped by the {crop!r} template, but the {task} task crops them "
-                    f"by {shape(task).template!r}: its outputs would be wrong. Retrain it, or use a checkpoint of "
-                    f"this release.")
+                    f"by {' or '.join(map(repr, shape(task).templates))}: its outputs would be wrong. Retrain it, or "
+                    f"use a checkpoint of this release.")
         runner = Runner(model_id=model_id, task=task, model=model, device=device)
         _cache[key] = runner
         return runner

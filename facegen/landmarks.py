@@ -7,15 +7,20 @@ functions and pass the points in (see :mod:`facegen.models.heatmaps`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from facegen import faces
+from facegen.io import save_npy
 from facegen.models.heatmaps import LandmarkError
 
-__all__ = ["CROP_UPSAMPLE", "LandmarkError", "crop_landmarks", "landmarks_of_batch", "photo_landmarks"]
+__all__ = ["CROP_UPSAMPLE", "LandmarkError", "crop_landmarks", "crop_landmarks_cached", "landmarks_of_batch",
+           "photo_landmarks"]
 
 # Upsampling of an aligned crop before detection: the 'expression' template's faces are about 50
 # pixels wide at 128, small for dlib's 68-point regressor, which works best on faces of 80+ px.
@@ -60,3 +65,19 @@ def photo_landmarks(photo: np.ndarray, size: int = 128, template: str = "express
     matrix = faces.alignment_matrix(face.points, size, template)
     pts = faces.landmarks68(photo, face).astype(np.float64)
     return (pts @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def crop_landmarks_cached(images: np.ndarray, cache_file: Path, progress: bool = True) -> np.ndarray:
+    """(N, 68, 2) landmarks of aligned crops (NaN where no face was found), cached in ``cache_file``."""
+    if cache_file.is_file():
+        pts = np.load(cache_file, allow_pickle=False)
+        if pts.shape == (len(images), 68, 2):
+            return pts
+    pts = np.full((len(images), 68, 2), np.nan, dtype=np.float32)
+    for i in tqdm(range(len(images)), desc="68-point landmarks", disable=not progress):
+        try:
+            pts[i] = crop_landmarks(np.ascontiguousarray(images[i]))
+        except LandmarkError:
+            pass
+    save_npy(cache_file, pts)
+    return pts

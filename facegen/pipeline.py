@@ -243,15 +243,17 @@ def expression_photo(photo: np.ndarray, faces: list[F.Face], runner: Runner, exp
                      progress: Progress | None = None) -> PhotoResult:
     """Give every face of ``photo`` the target ``expression``; the photo keeps its size.
 
-    Faces are aligned with the task's template at the model's size and the model's change is
-    added to their inner face (brows to chin). ``intensity`` in [0, 1] scales ExprGAN's expression
+    Faces are aligned with the model's template (:attr:`Runner.template`: the task's, or the tight
+    crop of a model trained on it) at the model's size and the model's change is added to their
+    inner face (brows to chin). ``intensity`` in [0, 1] scales ExprGAN's expression
     code (and the fitted landmark template of ``lmk-guided``). ``landmarks``: (68, 2) target
     landmarks in the aligned crop's pixels (from a reference photo,
     :func:`facegen.models.heatmaps.photo_landmarks`), used for every face by landmark-guided
     models; None fits the model's expression template to each input face.
     """
     size = model_input_size(runner, task.in_size)
-    aligned = [F.align(photo, f, size, task.template) for f in faces]
+    template = runner.template
+    aligned = [F.align(photo, f, size, template) for f in faces]
     conditions: dict = {"expression": expression, "intensity": float(intensity)}
     if landmarks is not None:
         conditions["landmarks"] = torch.from_numpy(np.asarray(landmarks, dtype=np.float32)[None])
@@ -260,9 +262,9 @@ def expression_photo(photo: np.ndarray, faces: list[F.Face], runner: Runner, exp
         _step(progress, i, len(faces), f"{runner.model_id}: {expression}, face {i + 1} of {len(faces)}")
         outputs += runner([a.image], **conditions)
     inputs = [a.image for a in aligned]
-    image = _paste_faces(photo, aligned, inputs, outputs, 1.0, task.template) if paste else photo
+    image = _paste_faces(photo, aligned, inputs, outputs, 1.0, template) if paste else photo
     return PhotoResult(runner.model_id, image, inputs, outputs, before=photo,
-                       notes=face_notes(faces, size, task.template), processed=list(range(len(faces))))
+                       notes=face_notes(faces, size, template), processed=list(range(len(faces))))
 
 
 def expression_grid(inputs: list[np.ndarray], outputs: dict[str, list[np.ndarray]]) -> np.ndarray:

@@ -17,6 +17,15 @@ class TaskShape:
     out_size: int  # output side in pixels
     template: str  # face alignment template of facegen.faces
     data_split: str  # the subject-disjoint split (facegen.data.splits) it trains and tests on
+    # Other templates a model of the task may cut its faces by (its config's ``template``): such a
+    # model is given faces cut from the photo by its own template, and its change is pasted back into
+    # the task's crop (facegen.paste.paste_change), which is where the task is judged.
+    model_templates: tuple[str, ...] = ()
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """Every crop template a model of the task may take: the task's own first."""
+        return (self.template, *self.model_templates)
 
     @property
     def scale(self) -> int:
@@ -34,7 +43,7 @@ SR_SCALES: tuple[int, ...] = (2, 4, 8)
 SHAPES: dict[str, TaskShape] = {
     **{t.id: t for t in map(_sr, SR_SCALES)},
     "smile": TaskShape("smile", 64, 128, "celeba", "smile"),  # the shipped (wild) models' crop
-    "expression": TaskShape("expression", 128, 128, "expression", "expression"),
+    "expression": TaskShape("expression", 128, 128, "expression", "expression", model_templates=("celeba",)),
 }
 
 #: The data splits of the tasks, plus ``judge`` (the expression judges' training split).

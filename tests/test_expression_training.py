@@ -179,7 +179,7 @@ def test_every_preset_has_a_config() -> None:
     for model_id, presets in ex.PRESETS.items():
         for preset in presets:
             c = ex.model_config(model_id, preset)
-            assert c.channels == (1 if preset in ("lite", "wild", "wild-no-unsharp", "no-unsharp", "no-feature-init", "no-label") else 3)
+            assert c.channels == (1 if preset in ("lite", "wild", "tight", "wild-no-unsharp", "no-unsharp", "no-feature-init", "no-label") else 3)
     assert ex.model_config("exprgan-msd", "no-unsharp").unsharp is False
     assert ex.model_config("exprgan-msd", "lite").unsharp is True
     assert ex.model_config("lmk-guided", "paper-no-label").label_maps is False
@@ -265,6 +265,21 @@ def test_training_pairs_never_hold_test_subjects(data_root) -> None:
     assert np.allclose(template[0], 0)
 
 
+def test_pairs_on_the_tight_crop_are_the_same_pairs_with_the_face_filling_it(data_root) -> None:
+    """``template="celeba"`` (lmk-guided's tight preset): the same validation pairs, each face cut so
+    its landmarks span about 1.7x as many pixels as on the 6.4 d square, the eyes on the template."""
+    from facegen.faces import template_points
+
+    loose = ed.paired_faces(data_root, "val", progress=False)
+    tight = ed.paired_faces(data_root, "val", progress=False, template="celeba")
+    assert tight.subjects == loose.subjects and tight.expressions == loose.expressions
+    width = lambda pts: np.ptp(pts[..., 0], axis=-1)  # noqa: E731
+    ratio = np.median(width(tight.neutral_landmarks) / width(loose.neutral_landmarks))
+    assert 1.5 < ratio < 2.0, ratio
+    eyes = np.stack([tight.neutral_landmarks[:, 36:42].mean(1), tight.neutral_landmarks[:, 42:48].mean(1)], 1)
+    assert np.abs(np.median(eyes, 0) - template_points("celeba", 128)[:2]).max() < 4  # pixels
+
+
 def test_labelled_faces_never_hold_test_people(data_root) -> None:
     """ExprGAN's reconstruction faces: no expression test subject, and no held-out LFW person
     (the expression-wild protocol's) even though the judges' split keeps them."""
@@ -288,3 +303,16 @@ def test_model_card_names_the_substitutions() -> None:
         card = ex.model_card(model_id, "tiny", cfg, steps_done=4, train=train, data_desc="test faces",
                              deviations=deviations, history=[{"step": 4.0, "psnr": 20.0}])
         assert needle in card and "psnr 20" in card and f"{model_id} (tiny, expression)" in card
+
+
+def test_the_tight_preset_is_the_wild_recipe_on_the_tight_crop_and_says_so() -> None:
+    from facegen.faces import face_box
+
+    wild, tight = ex.build("lmk-guided", "wild", steps=4), ex.build("lmk-guided", "tight", steps=4)
+    assert tight[0] == LmkGuidedConfig.wild(template="celeba") and wild[0].template == "expression"
+    assert tight[1].face_box == face_box("celeba") and wild[1].face_box == face_box("expression")
+    assert set(tight[3]) - set(wild[3]) == {ex.TIGHT_CROP} and len(tight[3]) == len(wild[3]) + 1
+    assert tight[2] == wild[2]
+    card = ex.model_card("lmk-guided", "tight", tight[0], steps_done=4, train=tight[2], data_desc="test faces",
+                         deviations=tight[3])
+    assert "template 'celeba'" in card and "template = celeba" in card and ex.TIGHT_CROP in card

@@ -76,8 +76,15 @@ class LmkGuidedConfig:
     # Table 2's 3x3 stride-2 transposed convolutions ("transpose"), or 2x nearest-neighbour up-sampling
     # + a 3x3 convolution ("resize", not in the paper): the transposed ones drew a grid over the faces.
     upsample: str = "transpose"
+    # The facegen.faces alignment template of the crops it works on: the expression task's 6.4 d
+    # square ("expression", the face about 50 px of 128) or the tight 5-point "celeba" crop (not in
+    # the paper; the face fills the crop). A model on the tight crop is given the faces cut from the
+    # photo by its own template, and its change is pasted back into the task's crop.
+    template: str = "expression"
 
     def __post_init__(self) -> None:
+        if self.template not in ("expression", "celeba"):
+            raise ValueError(f"template must be 'expression' (the 6.4 d crop) or 'celeba'; got {self.template!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (luminance) or 3 (RGB); got {self.channels}")
         if self.size % 2**self.n_down or self.size // 2**self.d_layers < 4:
@@ -117,6 +124,12 @@ class LmkGuidedConfig:
         """The lite sizes with residual outputs and resize-convolutions (the ``wild`` recipe: studio
         pairs and LFW photos)."""
         return cls.lite(channels=channels, residual=True, upsample="resize", **kw)
+
+    @classmethod
+    def tight(cls, channels: int = 1, **kw) -> LmkGuidedConfig:
+        """The ``wild`` sizes on the tight 5-point crop: the face fills the 128 px (about three times
+        the face pixels of the 6.4 d crop)."""
+        return cls.wild(channels=channels, template="celeba", **kw)
 
     @classmethod
     def tiny(cls, channels: int = 3, size: int = 32, **kw) -> LmkGuidedConfig:

@@ -312,7 +312,7 @@ class LmkGuidedObjective:
         self.perceptual_size = perceptual_size
         self.G = LmkGuidedGenerator(config)
         self.D = LmkGuidedDiscriminators(config)
-        self.face_box = face_box(TEMPLATE)
+        self.face_box = face_box(config.template)
         self.D_face: nn.Module | None = None
         if face_gan_weight > 0:
             rows, cols = box_slices(self.face_box, config.size)
@@ -405,7 +405,7 @@ class LmkGuidedObjective:
             logs["G_face"] = float(face.detach())
             total = total + self.face_gan_weight * face
         if self.identity_weight > 0:  # the output is held to the person of its input (every pair is one person)
-            ident = identity.identity_loss(fake, src, TEMPLATE)
+            ident = identity.identity_loss(fake, src, self.config.template)
             logs["G_id"] = float(ident.detach())
             total = total + self.identity_weight * ident
         return total, logs

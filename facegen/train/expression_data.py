@@ -3,7 +3,8 @@
 Paired data (``lmk-guided``, and optionally ExprGAN): same-person neutral -> expression pairs of
 the JAFFE and RaFD *training* subjects (:func:`facegen.data.task_pairs`; the test subjects of the
 ``expression`` task are never read here), aligned with the ``expression`` template of
-:mod:`facegen.faces` like the benchmark's faces. The target's 68 landmarks come from
+:mod:`facegen.faces` like the benchmark's faces (or with the model's own crop template, see
+``LmkGuidedConfig.template``). The target's 68 landmarks come from
 :func:`facegen.models.heatmaps.crop_landmarks` on the aligned target crop and are cached beside
 the crop cache.
 
@@ -28,14 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from facegen.colour import luma
 from facegen.data import aligned_crops, split, task_pairs, wild
 from facegen.data.cache import default_cache_root
 from facegen.expressions import normalise_expression
-from facegen.io import save_npy
-from facegen.landmarks import LandmarkError, crop_landmarks
+from facegen.landmarks import crop_landmarks_cached
 from facegen.models.heatmaps import fit_template, mean_displacements
 from facegen.train.smile_data import cached_same_person
 
@@ -73,22 +72,6 @@ def _to_tensor(img: np.ndarray, channels: int) -> Tensor:
     return x
 
 
-def crop_landmarks_cached(images: np.ndarray, cache_file: Path, progress: bool = True) -> np.ndarray:
-    """(N, 68, 2) landmarks of aligned crops (NaN where no face was found), cached in ``cache_file``."""
-    if cache_file.is_file():
-        pts = np.load(cache_file, allow_pickle=False)
-        if pts.shape == (len(images), 68, 2):
-            return pts
-    pts = np.full((len(images), 68, 2), np.nan, dtype=np.float32)
-    for i in tqdm(range(len(images)), desc="68-point landmarks", disable=not progress):
-        try:
-            pts[i] = crop_landmarks(np.ascontiguousarray(images[i]))
-        except LandmarkError:
-            pass
-    save_npy(cache_file, pts)
-    return pts
-
-
 @dataclass(frozen=True)
 class PairedFaces:
     """Aligned neutral/target crops of same-person pairs with the target's landmarks."""
@@ -102,8 +85,9 @@ class PairedFaces:
 
 
 def paired_faces(root: str | Path | None, part: str = "train", cache_root: str | Path | None = None,
-                 progress: bool = True) -> PairedFaces:
-    """Pairs of the training subjects: ``part`` = "train" (minus :data:`VAL_SUBJECTS`) or "val".
+                 progress: bool = True, template: str = TEMPLATE) -> PairedFaces:
+    """Pairs of the training subjects: ``part`` = "train" (minus :data:`VAL_SUBJECTS`) or "val",
+    aligned with ``template``.
 
     Pairs where a crop or a landmark set is missing are dropped.
     """
@@ -114,14 +98,14 @@ def paired_faces(root: str | Path | None, part: str = "train", cache_root: str |
              if ((p.target.dataset, p.subject) in held) == (part == "val")]
     if not pairs:
         raise ExpressionDataError(f"no {part} pairs for the expression task under the data root")
-    return _aligned_pairs(pairs, cache_root, progress)
+    return _aligned_pairs(pairs, template, cache_root, progress)[0]
 
 
-def _aligned_pairs(pairs: list, cache_root: str | Path | None, progress: bool) -> PairedFaces:
-    """Aligned crops of both faces of ``pairs`` with their landmarks (both cached); pairs where a
-    crop or a landmark set is missing are dropped."""
+def _aligned_pairs(pairs: list, template: str, cache_root: str | Path | None, progress: bool) -> tuple[PairedFaces, list]:
+    """Crops of both faces of ``pairs`` aligned with ``template`` with their landmarks (both cached),
+    and the pairs kept: those where a crop or a landmark set is missing are dropped."""
     records = list({r.key: r for p in pairs for r in (p.neutral, p.target)}.values())
-    crops = aligned_crops(records, SIZE, TEMPLATE, cache_root=cache_root, progress=progress)
+    crops = aligned_crops(records, SIZE, template, cache_root=cache_root, progress=progress)
     croot = Path(cache_root) if cache_root is not None else default_cache_root()
     pts = crop_landmarks_cached(crops.images, croot / "landmarks" / f"{crops.path.name}.npy", progress)
     rows = {k: i for i, k in enumerate(crops.keys)}
@@ -132,7 +116,7 @@ def _aligned_pairs(pairs: list, cache_root: str | Path | None, progress: bool) -
     ni = [rows[p.neutral.key] for p in keep]
     ti = [rows[p.target.key] for p in keep]
     return PairedFaces(np.asarray(crops.images)[ni], np.asarray(crops.images)[ti], pts[ni], pts[ti],
-                       tuple(p.expression for p in keep), tuple(p.subject for p in keep))
+                       tuple(p.expression for p in keep), tuple(p.subject for p in keep)), keep
 
 
 def template_displacements(pairs: PairedFaces, expressions: Sequence[str]) -> np.ndarray:
@@ -176,18 +160,21 @@ class PairedExpressionSet(Dataset):
 
 
 def wild_paired_faces(root: str | Path | None, expressions: Sequence[str], cache_root: str | Path | None = None,
-                      progress: bool = True) -> PairedFaces:
+                      progress: bool = True, template: str = TEMPLATE) -> PairedFaces:
     """LFW neutral -> expression pairs of two photos of one training person, for every expression of
     ``expressions`` but neutral (:func:`facegen.data.wild.wild_train_pairs`: the held-out people never),
-    aligned like the studio pairs, with both faces' landmarks; pairs that SFace does not verify as
-    one person, or where a crop or a landmark set is missing, are dropped."""
+    aligned with ``template``, with both faces' landmarks; pairs that SFace does not verify as one
+    person (on their :data:`TEMPLATE` crops, whatever ``template``: the same pairs for every crop),
+    or where a crop or a landmark set is missing, are dropped."""
     pairs = [p for e in expressions if e != "neutral" for p in wild.wild_train_pairs(e, root)]
     if not pairs:
         raise ExpressionDataError("no LFW neutral -> expression pair of a training identity under the data root")
-    both = _aligned_pairs(pairs, cache_root, progress)
+    both, kept = _aligned_pairs(pairs, TEMPLATE, cache_root, progress)
     same = cached_same_person(both.neutral, both.target, TEMPLATE, cache_root)
     if not same.any():
         raise ExpressionDataError("no LFW pair shows one person in both photos")
+    if template != TEMPLATE:
+        return _aligned_pairs([p for p, ok in zip(kept, same) if ok], template, cache_root, progress)[0]
     return PairedFaces(both.neutral[same], both.target[same], both.neutral_landmarks[same],
                        both.target_landmarks[same], tuple(e for e, ok in zip(both.expressions, same) if ok),
                        tuple(x for x, ok in zip(both.subjects, same) if ok))
@@ -378,12 +365,13 @@ def datasets(model_id: str, config, root: str | Path | None, cache_root: str | P
     validation subjects' pairs.
     """
     exprs, ch = tuple(config.expressions), config.channels
-    train_pairs = paired_faces(root, "train", cache_root, progress)
-    val_pairs = paired_faces(root, "val", cache_root, progress)
+    crop = getattr(config, "template", TEMPLATE)
+    train_pairs = paired_faces(root, "train", cache_root, progress, crop)
+    val_pairs = paired_faces(root, "val", cache_root, progress, crop)
     val = PairedExpressionSet(val_pairs, exprs, ch, flip=False)
     if model_id == "lmk-guided" and wild_pairs:
         template = template_displacements(train_pairs, exprs)
-        lfw = wild_paired_faces(root, exprs, cache_root, progress)
+        lfw = wild_paired_faces(root, exprs, cache_root, progress, crop)
         train = WildExpressionSet(train_pairs, lfw, exprs, template, ch, seed=seed)
         counts = train.counts()
         desc = (f"{len(train_pairs.expressions)} same-person neutral -> expression pairs of the JAFFE and RaFD training "
