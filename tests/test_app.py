@@ -430,26 +430,6 @@ def test_expression_photo_and_reference_landmarks(two_faces):
     assert g.shape == (64, 96, 3)
 
 
-def test_a_model_on_the_tight_crop_is_given_faces_cut_by_its_own_template(two_faces):
-    """A model whose config names the tight 'celeba' crop is given faces cut by it (not the task's
-    6.4 d square), the reference photo's landmarks are found on that crop, and its change is pasted."""
-    from facegen.faces import align
-    from facegen.inference import Runner
-
-    photo, faces = two_faces
-    model = LmkGuidedGenerator(LmkGuidedConfig.tiny(template="celeba")).eval()
-    r = Runner("tiny-lmk-tight", "expression", model, "cpu")
-    assert r.template == "celeba" and runner("tiny-lmk-untrained", "expression").template == "expression"
-    cache: dict = {}
-    tight = app._reference_landmarks(photo, 32, "celeba", cache)
-    loose = app._reference_landmarks(photo, 32, "expression", cache)
-    assert len(cache) == 2 and np.ptp(tight[:, 0]) > 1.4 * np.ptp(loose[:, 0])  # the face fills the tight crop
-    res = app.expression_photo(photo, faces, r, "happy", app.TASKS["expression"], landmarks=tight)
-    for f, inp in zip(faces, res.inputs):
-        assert np.array_equal(inp, align(photo, f, 32, "celeba").image)
-    assert res.image.shape == photo.shape and not np.array_equal(res.image, photo)
-
-
 def test_select_faces():
     faces = ["a", "b", "c"]
     assert app.select_faces(faces, app.ALL_FACES, []) == faces

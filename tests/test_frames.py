@@ -113,3 +113,29 @@ def test_a_checkpoint_on_a_crop_its_task_does_not_take_is_refused(tmp_path):
     checkpoint.save(LmkGuidedGenerator(LmkGuidedConfig.tiny(template="celeba")), tmp_path / lmk,
                     model_id="lmk-guided", card="# test\n")
     assert load_runner("lmk-guided", "expression", checkpoint_root=tmp_path).template == "celeba"
+
+
+def test_the_app_gives_a_model_on_the_tight_crop_faces_cut_by_its_own_template():
+    """A model whose config names the tight 'celeba' crop is given faces cut by it (not the task's
+    6.4 d square), the reference photo's landmarks are found on that crop, and its change is pasted."""
+    app = pytest.importorskip("app")
+    from facegen.faces import align, detect
+    from facegen.images import read_image
+    from facegen.inference import Runner
+    from facegen.models.lmk_guided import LmkGuidedConfig, LmkGuidedGenerator
+
+    photo = read_image(app.example_photos()[1])
+    faces = detect(photo)
+    tight_model = LmkGuidedGenerator(LmkGuidedConfig.tiny(template="celeba")).eval()
+    r = Runner("tiny-lmk-tight", "expression", tight_model, "cpu")
+    loose = Runner("tiny-lmk", "expression", LmkGuidedGenerator(LmkGuidedConfig.tiny()).eval(), "cpu")
+    assert r.template == "celeba" and loose.template == "expression"
+    cache: dict = {}
+    tight = app._reference_landmarks(photo, 32, "celeba", cache)
+    loose = app._reference_landmarks(photo, 32, "expression", cache)
+    assert len(cache) == 2 and np.ptp(tight[:, 0]) > 1.4 * np.ptp(loose[:, 0])  # the face fills the tight crop
+    res = app.expression_photo(photo, faces, r, "happy", app.TASKS["expression"], landmarks=tight)
+    for f, inp in zip(faces, res.inputs):
+        assert np.array_equal(inp, align(photo, f, 32, "celeba").image)
+    assert res.image.shape == photo.shape and not np.array_equal(res.image, photo)
+
