@@ -409,7 +409,8 @@ def _expression_tab(examples: list[str], results_dir: Path) -> None:
             models = _models_picker("expression", results_dir)
             shown = bool(intensity_models(models.value or []))
             intensity = gr.Slider(0.0, 1.0, value=1.0, step=0.05, visible=shown,
-                                  label="Intensity (ExprGAN models: 0 = neutral code, 1 = the full expression)")
+                                  label="Intensity: 1 = the full expression; 0 = the input face (lmk-guided) or the "
+                                        "neutral expression code (ExprGAN)")
             reference = PhotoUpload(label="Reference expression photo (optional; guides the lmk-guided models)",
                                     type="filepath", sources=["upload", "webcam", "clipboard"], height=200)
             paste = gr.Checkbox(value=True, label="Paste faces back into the photo")

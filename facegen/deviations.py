@@ -232,6 +232,13 @@ _LMK_EVALUATION = Deviation(
     "protocol; privileged, marked on the leaderboard)")
 
 
+_LMK_INTENSITY = Deviation(
+    "evaluation", "no intensity: the target landmarks alone set the expression",
+    "an intensity in [0, 1] (the app's slider; 1 in the benchmark) scales the fitted template's landmark shift "
+    "and the change the network makes, output = input + intensity x (network output - input): the shift alone "
+    "moved the shipped model's output by about 1/255, too little to see")
+
+
 def _lmk(extra: tuple[Deviation, ...] = ()) -> tuple[Deviation, ...]:
     return (
         Deviation("architecture", "paper widths and 68 separate landmark heatmaps",
@@ -239,7 +246,7 @@ def _lmk(extra: tuple[Deviation, ...] = ()) -> tuple[Deviation, ...]:
                   ("model.ngf", "model.ndf", "model.n_blocks", "model.n_layers", "model.heatmap_sigma", "model.merge_heatmaps")),
         Deviation("objective", "paper loss weights", "lite loss weights (see the recipe)", ("objective.weights",)),
         Deviation("optimiser", "paper schedule", _CPU, ("train.steps", "train.batch_size", "train.g_lr", "train.d_lr")),
-        _LMK_EVALUATION, _GREY, *extra,
+        _LMK_EVALUATION, _LMK_INTENSITY, _GREY, *extra,
     )
 
 

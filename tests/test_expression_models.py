@@ -184,6 +184,26 @@ def test_lmk_guided_with_template_uses_fitted_landmarks() -> None:
         model.infer(x, "happy")
 
 
+def test_lmk_guided_intensity_scales_the_change_from_the_input() -> None:
+    """0 returns the input (its own geometry), 1 the network's full change, t the share t of that change."""
+    c = LmkGuidedConfig.tiny()
+    model = LmkGuidedGenerator(c).eval()
+    torch.manual_seed(1)
+    for p in model.parameters():  # a network that changes the face (a fresh residual one returns its input)
+        p.data.normal_(0, 0.2)
+    disp = torch.zeros(c.n_classes, 68, 2)
+    disp[1, 48:, 1] = 0.1
+    model.set_template(disp)
+    own = torch.rand(1, 68, 2) * 20 + 5
+    x = torch.rand(1, 3, 32, 32)
+    full = model.infer(x, "happy", source_landmarks=own)
+    assert (full - x).abs().mean() > 0.01
+    assert torch.equal(model.infer(x, "happy", 0.0, source_landmarks=own), x)
+    half_shift = heatmaps.fit_template(own, torch.tensor([1]), disp, 0.5)
+    at_half = model.infer(x, "happy", 0.5, source_landmarks=own)
+    assert torch.allclose(at_half, x + 0.5 * (model.infer(x, "happy", landmarks=half_shift) - x), atol=1e-6)
+
+
 def test_runner_gives_a_template_model_the_faces_own_landmarks(monkeypatch) -> None:
     """Finding landmarks is the runner's job (facegen.landmarks), not the model's."""
     c = LmkGuidedConfig.tiny()

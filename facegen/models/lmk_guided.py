@@ -267,7 +267,10 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
         truth's, or a reference photo's). Without them the model's expression template is fitted
         to ``source_landmarks``, the input faces' own (N, 68, 2) landmarks (found by
         :func:`facegen.landmarks.landmarks_of_batch`; the runner passes them), scaled by
-        ``intensity`` in [0, 1]; given landmarks are used as they are. A luminance model
+        ``intensity`` in [0, 1]; given landmarks are used as they are. ``intensity`` also scales
+        the change the network makes (output = input + intensity x (network output - input); not
+        in paper 004, which has no intensity): the template's shift alone moves the output too
+        little to see, so 0 returns the input and 1 the network's full change. A luminance model
         (``channels=1``) runs on the BT.601 Y channel of an RGB input and takes Cb/Cr from the input.
         """
         c = self.config
@@ -284,8 +287,11 @@ class LmkGuidedGenerator(nn.Module, PyTorchModelHubMixin):
             raise ExpressionError(f"landmarks must be ({x.shape[0]}, {c.n_points}, 2); got {tuple(landmarks.shape)}")
         heat = self.heatmaps(landmarks.to(x.device, x.dtype))
 
+        t = float(intensity)
+
         def run(inp: Tensor) -> Tensor:
-            return ((self(inp * 2.0 - 1.0, heat, labels) + 1.0) / 2.0).clamp(0.0, 1.0)
+            out = ((self(inp * 2.0 - 1.0, heat, labels) + 1.0) / 2.0).clamp(0.0, 1.0)
+            return out if t == 1.0 else inp + t * (out - inp)
 
         if c.channels == 1:
             return luminance_wrap(run, x, c.size)

@@ -222,7 +222,8 @@ def model_card(model_id: str, preset: str, config: ExprGANConfig | LmkGuidedConf
         "- conditioning: " + ("expression label + intensity in [0, 1] (the expression code's magnitude)"
                               if isinstance(config, ExprGANConfig) else
                               "expression label + target 68-point landmarks (ground truth, a reference photo, or the "
-                              "stored per-expression template fitted to the input face, scaled by the intensity)"),
+                              "stored per-expression template fitted to the input face, scaled by the intensity, which also scales "
+                              "the output's change from the input)"),
         f"- generator parameters at inference: {count_parameters(gen):,}",
         f"- training data: {data_desc}",
         f"- training: {steps_done} steps, batch {train.batch_size}, {train.optimizer} (G lr {train.g_lr}, "
