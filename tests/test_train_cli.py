@@ -202,6 +202,30 @@ def test_cli_resume_is_exact(tmp_path: Path, synthetic) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
+def test_cli_stops_on_validation_and_exports_the_best_step(tmp_path: Path, synthetic, monkeypatch, capsys) -> None:
+    """--patience ends the run on the validation curve (scripted here) and exports its best step's generator."""
+    curve = {2: 20.0, 4: 21.0, 6: 20.5, 8: 22.0}
+    seen = []
+
+    def scripted(self):
+        seen.append(self.config.val_images)
+        row = {"step": float(self.step), "psnr": curve[self.step], "psnr_bicubic": 19.0}
+        self.history = [h for h in self.history if h["step"] != row["step"]] + [row]
+        return row
+
+    monkeypatch.setattr(Trainer, "validate", scripted)
+    assert _run("stackedgan", tmp_path, "--steps", "8", "--val-every", "2", "--patience", "1", "--val-images", "5") == 0
+    assert seen == [5, 5, 5]  # validated at steps 2, 4, 6; step 6 did not beat step 4
+    assert "stopped on validation at step 6" in capsys.readouterr().out
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "4 steps" in card and "Validation at step 4" in card and "20.5" not in card
+    assert "stopped on validation: the run ended at step 6, after 1 validations" in card
+    assert ckpt.complete_steps(tmp_path / "checkpoints") == [4, 6]
+    state = ckpt.latest(tmp_path / "checkpoints")[1]
+    g = checkpoint.load(tmp_path / "export", StackedSRGenerator).state_dict()
+    assert all(torch.equal(g[k], v) for k, v in state["best_ema"].items())
+
+
 @pytest.mark.parametrize("model_id", ["stackedgan", "p2p-sge"])
 def test_init_from_fine_tunes_an_export(model_id: str, tmp_path: Path, synthetic, capsys) -> None:
     """--init-from starts the generator (and so its EMA) from an export: its weights are the export's,

@@ -207,6 +207,58 @@ def test_validation_plots_and_log(tmp_path: Path) -> None:
     assert len(rows) == 4 and all("img_per_s" in r and "G_adv" in r for r in rows)
 
 
+class _Scripted(Trainer):
+    """Validation PSNR read from a script by step: the stopping rule is under test, not the networks."""
+
+    curve = {2: 20.0, 4: 22.0, 6: 21.0, 8: 21.5, 10: 23.0, 12: 22.0, 14: 22.5, 16: 22.9, 18: 24.0, 20: 25.0}
+
+    def validate(self) -> dict[str, float]:
+        row = {"step": float(self.step), "psnr": self.curve[self.step], "psnr_bicubic": 20.0}
+        self.history = [h for h in self.history if h["step"] != row["step"]] + [row]
+        return row
+
+
+def _ema_at(tmp_path: Path, step: int) -> dict[str, torch.Tensor]:
+    obj = _stacked()
+    plain = Trainer(obj, _cfg(steps=20), _data(obj), tmp_path / f"plain-{step}", progress=False)
+    return {k: v.clone() for k, v in plain.fit(until=step).state_dict().items()}
+
+
+def test_a_run_stops_on_validation_and_returns_its_best_generator(tmp_path: Path) -> None:
+    obj = _stacked()
+    cfg = _cfg(steps=20, val_every=2, patience=2)
+    run = _Scripted(obj, cfg, _data(obj), tmp_path / "run", val_set=_data(obj), progress=False)
+    best = run.fit()
+    # step 4 (22 dB) is not beaten at steps 6 and 8: the run ends at 8 and returns step 4's EMA generator
+    assert (run.step, run.best_step, run.export_step) == (8, 4, 4)
+    assert ckpt.complete_steps(tmp_path / "run" / "checkpoints") == [4, 8]
+    reference = _ema_at(tmp_path, 4)
+    assert all(torch.equal(v, reference[k]) for k, v in best.state_dict().items())
+    assert not all(torch.equal(v, reference[k]) for k, v in run.ema.model.state_dict().items())
+
+    # The same command again trains no further and returns the same generator (the best one is in the checkpoint).
+    obj = _stacked(5)
+    again = _Scripted(obj, cfg, _data(obj), tmp_path / "run", val_set=_data(obj), progress=False)
+    back = again.fit(resume=True)
+    assert again.step == 8 and all(torch.equal(v, reference[k]) for k, v in back.state_dict().items())
+
+    # More patience may be given on resume: 23 dB at step 10 is the new best, 12-16 do not beat it.
+    obj = _stacked(5)
+    longer = _Scripted(obj, _cfg(steps=20, val_every=2, patience=3), _data(obj), tmp_path / "run",
+                       val_set=_data(obj), progress=False)
+    longer.fit(resume=True)
+    assert (longer.step, longer.export_step) == (16, 10)
+
+
+def test_without_patience_every_step_runs_and_the_last_generator_is_returned(tmp_path: Path) -> None:
+    obj = _stacked()
+    run = _Scripted(obj, _cfg(steps=12, val_every=2), _data(obj), tmp_path, val_set=_data(obj), progress=False)
+    last = run.fit()
+    assert (run.step, run.export_step, run.best_step) == (12, 12, 10) and last is run.ema.model
+    with pytest.raises(ValueError, match="patience"):
+        _cfg(patience=-1)
+
+
 def _ddp_worker(out: str) -> None:
     from accelerate.state import AcceleratorState
 

@@ -75,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=None)
     p.add_argument("--val-every", type=int, default=None)
+    p.add_argument("--val-images", type=positive_int, default=None, metavar="N",
+                   help="validate on the first N validation items (default 8; use more when stopping on validation)")
+    p.add_argument("--patience", type=positive_int, default=None, metavar="N",
+                   help="stop on validation: end the run after N validations in a row without a better validation "
+                        "PSNR, and export the EMA generator of the best one (default: train every step, export the "
+                        "last); may be added or changed when resuming")
     p.add_argument("--num-workers", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--cache-root", default=None, help="aligned-crop cache folder")
@@ -91,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         task = a.task or recipes.default_task(a.model)
         overrides = {k: v for k, v in {
             "checkpoint_every": a.checkpoint_every, "val_every": a.val_every, "num_workers": a.num_workers,
-            "optimizer": a.optimizer,
+            "optimizer": a.optimizer, "patience": a.patience,
+            "val_images": a.val_images,
         }.items() if v is not None}
         lr = a.lr if a.lr is not None else (DEFAULT_LR[a.optimizer] if a.optimizer else None)
         if lr is not None:
@@ -121,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{recipe.parameter_count():,} parameters at inference; {len(data.train):,} training items, {len(data.val):,} validation; out {out}")
     ema = trainer.fit(resume=a.resume)
     if trainer.is_main:
-        card = recipes.model_card(recipe, trainer.step, data.description, trainer.history, init)
+        done = trainer.export_step
+        card = recipes.model_card(recipe, done, data.description, [h for h in trainer.history if h["step"] <= done],
+                                  init, stopped_at=trainer.step if done != trainer.step else None)
         model = recipes.inference_model(ema.cpu())
         folder = checkpoint.save(model, Path(a.export) if a.export else out / "export", model_id=model_id, card=card,
                                  recipe=recipe_id, preset=preset, task=task)

@@ -259,14 +259,23 @@ def datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | N
 
 
 def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[dict[str, float]] | None = None,
-               init: InitFrom | None = None) -> str:
-    """Markdown model card of a trained generator (``init``: the checkpoint it was fine-tuned from)."""
+               init: InitFrom | None = None, stopped_at: int | None = None) -> str:
+    """Markdown model card of a trained generator (``init``: the checkpoint it was fine-tuned from;
+    ``stopped_at``: the step a run that stopped on validation ended at, ``steps_done`` being the
+    exported step of its best validation)."""
     card = _family_of(recipe).model_card(recipe, steps_done, data_desc, history)
-    if init is None:
+    extra = []
+    if stopped_at is not None:
+        extra.append(f"- stopped on validation: the run ended at step {stopped_at}, after "
+                     f"{recipe.train.patience} validations without a better PSNR than step {steps_done}'s, "
+                     "whose EMA generator this is")
+    if init is not None:
+        extra.append(f"- fine-tuned: the steps above continue {init.describe()}")
+    if not extra:
         return card
     lines = card.splitlines()
     at = next((i + 1 for i, line in enumerate(lines) if line.startswith("- training:")), len(lines))
-    lines.insert(at, f"- fine-tuned: the steps above continue {init.describe()}")
+    lines[at:at] = extra
     return "\n".join(lines) + ("\n" if card.endswith("\n") else "")
 
 

@@ -9,6 +9,9 @@ Exact resume: a checkpoint holds the modules, the optimisers, the EMA generator,
 position in the data order and every process's Python/NumPy/torch RNG states. The learning rate
 is a pure function of the step and the data order a pure function of (seed, epoch), so a run
 stopped and resumed takes exactly the steps an uninterrupted run would.
+
+Stop on validation (``TrainConfig.patience``): the checkpoint also holds the EMA generator of the
+best validation so far, and a run ends once that many validations in a row have not beaten it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from facegen.train import plots
 from facegen.train import state as ckpt
 
 Batch = dict[str, Tensor]
+GRID_IMAGES = 8  # validation images drawn in each step's PNG grid
 Logs = dict[str, float]
 
 
@@ -60,12 +64,18 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 0
     seed: int = 0
+    # Stop on validation: end the run once this many validations in a row have not beaten the best
+    # validation PSNR so far, and return the EMA generator of that best validation (0: run every step
+    # and return the last one). Like ``steps``, it may change when a run is resumed.
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.patience < 0:
+            raise ValueError(f"patience counts validations and cannot be negative; got {self.patience}")
         if any(not 0.0 < m < 1.0 for m in self.lr_milestones):
             raise ValueError(f"lr_milestones are fractions of the run in (0, 1); got {self.lr_milestones}")
 
@@ -196,6 +206,7 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.history: list[dict[str, float]] = []
+        self.best_ema: dict[str, Tensor] | None = None  # EMA state at the best validation (patience > 0)
         self._lpips: Any = None
         self._lpips_tried = False
 
@@ -316,6 +327,7 @@ class Trainer:
                 "ema": self.ema.model.state_dict(),
                 "rng": rngs,
                 "history": self.history,
+                "best_ema": self.best_ema,
             }
             ckpt.finish(self.ckpt_root, self.step, state, self.config.keep_checkpoints)
         acc.wait_for_everyone()
@@ -338,8 +350,9 @@ class Trainer:
                 f"cannot resume: the checkpoint belongs to a different run ({s['run_info']} vs {self.run_info})"
             )
         saved_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in s["train_config"].items()}
+        saved_cfg.setdefault("patience", 0)  # checkpoints written before stopping on validation existed
         mine = {k: v for k, v in dataclasses.asdict(self.config).items()}
-        diff = sorted(k for k in mine if k != "steps" and mine[k] != saved_cfg.get(k))
+        diff = sorted(k for k in mine if k not in ("steps", "patience") and mine[k] != saved_cfg.get(k))
         if diff:
             raise ckpt.TrainStateError(f"cannot resume: training settings differ from the checkpoint's in {diff}")
         for k, m in self.modules.items():
@@ -349,6 +362,7 @@ class Trainer:
         self.ema.model.load_state_dict(s["ema"], strict=True)
         self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
         self.history = list(s["history"])
+        self.best_ema = s.get("best_ema")
         set_rng_state(s["rng"][self.rank])
         return True
 
@@ -367,7 +381,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float] | None:
-        """EMA generator on the first ``val_images`` validation pairs: PSNR (+ LPIPS), PNG grid and curve."""
+        """EMA generator on the first ``val_images`` validation pairs: PSNR (+ LPIPS), PNG grid (of the
+        first :data:`GRID_IMAGES`) and curve."""
         if self.val_set is None or not self.is_main:
             return None
 
@@ -395,16 +410,53 @@ class Trainer:
             row["lpips_bicubic"] = float(net(rgb(base), rgb(hr), normalize=True).mean())
         self.history = [h for h in self.history if h["step"] != row["step"]] + [row]
         val_dir = self.out / "val"
-        plots.save_grid(val_dir / f"step-{self.step:08d}.png", [base, sr, hr])
+        plots.save_grid(val_dir / f"step-{self.step:08d}.png", [t[:GRID_IMAGES] for t in (base, sr, hr)])
         plots.save_curves(val_dir / "curve.png", self.history)
         return row
+
+    # -- stopping on validation -----------------------------------------------------------------
+    @property
+    def best_step(self) -> int | None:
+        """The step of the highest validation PSNR so far (the earliest of equals); None before any."""
+        if not self.history:
+            return None
+        return int(max(sorted(self.history, key=lambda h: h["step"]), key=lambda h: h["psnr"])["step"])
+
+    def _remember_best(self) -> None:
+        """After a validation: keep the EMA generator if this step is the best so far (with patience)."""
+        if self.config.patience and self.best_step == self.step:
+            self.best_ema = {k: v.detach().clone() for k, v in self.ema.model.state_dict().items()}
+
+    @property
+    def stopped_on_validation(self) -> bool:
+        """Whether the last ``patience`` validations have all failed to beat the best one."""
+        p, best = self.config.patience, self.best_step
+        return bool(p) and best is not None and sum(h["step"] > best for h in self.history) >= p
+
+    def _agreed(self, flag: bool) -> bool:
+        """The main process's ``flag`` on every process (only the main process validates)."""
+        if self.world == 1:
+            return flag
+        from accelerate.utils import broadcast_object_list
+
+        return bool(broadcast_object_list([flag], from_process=0)[0])
+
+    @property
+    def export_step(self) -> int:
+        """The step whose EMA generator :meth:`fit` returns: the best validation's when stopping on
+        validation, else the last step."""
+        if self.config.patience and self.best_ema is not None and self.best_step is not None:
+            return self.best_step
+        return self.step
 
     # -- loop -----------------------------------------------------------------------------------
     def fit(self, resume: bool = False, until: int | None = None) -> nn.Module:
         """Train to ``config.steps`` (continuing from the newest checkpoint if ``resume``); returns the EMA generator.
 
         ``until`` stops early at that step (as if the run were killed right after it), leaving
-        the schedule of the full run untouched.
+        the schedule of the full run untouched. With ``patience`` the run also ends when validation
+        stops improving (a resumed run that had ended so trains no further), and the EMA generator
+        of the best validation is returned (:attr:`export_step`).
         """
         c = self.config
         last = c.steps if until is None else min(until, c.steps)
@@ -418,7 +470,8 @@ class Trainer:
             bar = tqdm(total=c.steps, initial=self.step, desc=self.objective.name, dynamic_ncols=True)
         batches = self._batches()
         t0, n_img = time.perf_counter(), 0
-        while self.step < last:
+        stop = self._agreed(self.stopped_on_validation)
+        while self.step < last and not stop:
             batch = next(batches)
             logs = self.train_step(batch)
             n_img += next(v.shape[0] for v in batch.values() if torch.is_tensor(v)) * self.world
@@ -435,10 +488,19 @@ class Trainer:
                 bar.update(1)
             if c.val_every and (self.step % c.val_every == 0 or self.step == c.steps):
                 self.validate()
-            if c.checkpoint_every and (self.step % c.checkpoint_every == 0 or self.step == c.steps):
+                self._remember_best()
+                stop = self._agreed(self.stopped_on_validation)
+            if c.checkpoint_every and (self.step % c.checkpoint_every == 0 or self.step == c.steps or stop):
                 self.save_checkpoint()
         if bar is not None:
             bar.close()
         self.sync_buffers()
         self.accelerator.wait_for_everyone()
+        if self.export_step != self.step:
+            if self.is_main:
+                print(f"[facegen.train] stopped on validation at step {self.step}: no better validation PSNR in the "
+                      f"{c.patience} validations after step {self.export_step}, whose EMA generator is returned")
+            best = copy.deepcopy(self.ema.model)
+            best.load_state_dict(self.best_ema)  # type: ignore[arg-type]
+            return best
         return self.ema.model
