@@ -216,10 +216,12 @@ def test_cli_stops_on_validation_and_exports_the_best_step(tmp_path: Path, synth
     monkeypatch.setattr(Trainer, "validate", scripted)
     assert _run("stackedgan", tmp_path, "--steps", "8", "--val-every", "2", "--patience", "1", "--val-images", "5") == 0
     assert seen == [5, 5, 5]  # validated at steps 2, 4, 6; step 6 did not beat step 4
-    assert "stopped on validation at step 6" in capsys.readouterr().out
+    note = "the run stopped on validation at step 6, after 1 validations without a better PSNR; this is the EMA " \
+           "generator of step 4, its best validation"
+    assert note in capsys.readouterr().out
     card = (tmp_path / "export" / "README.md").read_text()
     assert "4 steps" in card and "Validation at step 4" in card and "20.5" not in card
-    assert "stopped on validation: the run ended at step 6, after 1 validations" in card
+    assert f"- exported: {note}" in card
     assert ckpt.complete_steps(tmp_path / "checkpoints") == [4, 6]
     state = ckpt.latest(tmp_path / "checkpoints")[1]
     g = checkpoint.load(tmp_path / "export", StackedSRGenerator).state_dict()

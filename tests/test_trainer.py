@@ -248,6 +248,15 @@ def test_a_run_stops_on_validation_and_returns_its_best_generator(tmp_path: Path
                        val_set=_data(obj), progress=False)
     longer.fit(resume=True)
     assert (longer.step, longer.export_step) == (16, 10)
+    assert longer.export_note == ("the run stopped on validation at step 16, after 3 validations without a better "
+                                  "PSNR; this is the EMA generator of step 10, its best validation")
+
+    # A run that reaches its last step first still returns its best validation's generator.
+    obj = _stacked()
+    short = _Scripted(obj, _cfg(steps=14, val_every=2, patience=3), _data(obj), tmp_path / "short",
+                      val_set=_data(obj), progress=False)
+    short.fit()
+    assert (short.step, short.export_step) == (14, 10) and short.export_note.startswith("the run ended at step 14;")
 
 
 def test_without_patience_every_step_runs_and_the_last_generator_is_returned(tmp_path: Path) -> None:
@@ -255,6 +264,7 @@ def test_without_patience_every_step_runs_and_the_last_generator_is_returned(tmp
     run = _Scripted(obj, _cfg(steps=12, val_every=2), _data(obj), tmp_path, val_set=_data(obj), progress=False)
     last = run.fit()
     assert (run.step, run.export_step, run.best_step) == (12, 12, 10) and last is run.ema.model
+    assert run.export_note is None
     with pytest.raises(ValueError, match="patience"):
         _cfg(patience=-1)
 

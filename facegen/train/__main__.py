@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if trainer.is_main:
         done = trainer.export_step
         card = recipes.model_card(recipe, done, data.description, [h for h in trainer.history if h["step"] <= done],
-                                  init, stopped_at=trainer.step if done != trainer.step else None)
+                                  init, export_note=trainer.export_note)
         model = recipes.inference_model(ema.cpu())
         folder = checkpoint.save(model, Path(a.export) if a.export else out / "export", model_id=model_id, card=card,
                                  recipe=recipe_id, preset=preset, task=task)

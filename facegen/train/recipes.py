@@ -259,16 +259,13 @@ def datasets(recipe: Recipe, root: str | Path | None, cache_root: str | Path | N
 
 
 def model_card(recipe: Recipe, steps_done: int, data_desc: str, history: list[dict[str, float]] | None = None,
-               init: InitFrom | None = None, stopped_at: int | None = None) -> str:
+               init: InitFrom | None = None, export_note: str | None = None) -> str:
     """Markdown model card of a trained generator (``init``: the checkpoint it was fine-tuned from;
-    ``stopped_at``: the step a run that stopped on validation ended at, ``steps_done`` being the
-    exported step of its best validation)."""
+    ``export_note``: why ``steps_done``, the exported step, is not where the run ended)."""
     card = _family_of(recipe).model_card(recipe, steps_done, data_desc, history)
     extra = []
-    if stopped_at is not None:
-        extra.append(f"- stopped on validation: the run ended at step {stopped_at}, after "
-                     f"{recipe.train.patience} validations without a better PSNR than step {steps_done}'s, "
-                     "whose EMA generator this is")
+    if export_note is not None:
+        extra.append(f"- exported: {export_note}")
     if init is not None:
         extra.append(f"- fine-tuned: the steps above continue {init.describe()}")
     if not extra:

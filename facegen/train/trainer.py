@@ -449,6 +449,15 @@ class Trainer:
             return self.best_step
         return self.step
 
+    @property
+    def export_note(self) -> str | None:
+        """One sentence on why :attr:`export_step` is not the last step (None when it is)."""
+        if self.export_step == self.step:
+            return None
+        why = (f"stopped on validation at step {self.step}, after {self.config.patience} validations without a better "
+               "PSNR" if self.stopped_on_validation else f"ended at step {self.step}")
+        return f"the run {why}; this is the EMA generator of step {self.export_step}, its best validation"
+
     # -- loop -----------------------------------------------------------------------------------
     def fit(self, resume: bool = False, until: int | None = None) -> nn.Module:
         """Train to ``config.steps`` (continuing from the newest checkpoint if ``resume``); returns the EMA generator.
@@ -498,8 +507,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.export_step != self.step:
             if self.is_main:
-                print(f"[facegen.train] stopped on validation at step {self.step}: no better validation PSNR in the "
-                      f"{c.patience} validations after step {self.export_step}, whose EMA generator is returned")
+                print(f"[facegen.train] {self.export_note}")
             best = copy.deepcopy(self.ema.model)
             best.load_state_dict(self.best_ema)  # type: ignore[arg-type]
             return best
