@@ -246,7 +246,7 @@ def expression_photo(photo: np.ndarray, faces: list[F.Face], runner: Runner, exp
     Faces are aligned with the model's template (:attr:`Runner.template`: the task's, or the tight
     crop of a model trained on it) at the model's size and the model's change is added to their
     inner face (brows to chin). ``intensity`` in [0, 1] scales ExprGAN's expression
-    code (and the fitted landmark template of ``lmk-guided``). ``landmarks``: (68, 2) target
+    code (``lmk-guided``: its fitted landmark template and its change to the face, 0 = the input). ``landmarks``: (68, 2) target
     landmarks in the aligned crop's pixels (from a reference photo,
     :func:`facegen.models.heatmaps.photo_landmarks`), used for every face by landmark-guided
     models; None fits the model's expression template to each input face.

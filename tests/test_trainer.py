@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from facegen.models.psgan import PSGANConfig
 from facegen.models.stackedgan import StackedSRConfig
 from facegen.train import state as ckpt
+from facegen.train import stopping
 from facegen.train.sr import PSGANObjective, StackedSRObjective
 from facegen.train.trainer import TrainConfig, Trainer, epoch_batches, psnr, seed_everything
 
@@ -257,6 +258,13 @@ def test_a_run_stops_on_validation_and_returns_its_best_generator(tmp_path: Path
                       val_set=_data(obj), progress=False)
     short.fit()
     assert (short.step, short.export_step) == (14, 10) and short.export_note.startswith("the run ended at step 14;")
+
+
+def test_stopping_rule_on_a_history() -> None:
+    h = [{"step": 2.0, "psnr": 20.0}, {"step": 4.0, "psnr": 21.0}, {"step": 6.0, "psnr": 21.0}, {"step": 8.0, "psnr": 20.5}]
+    assert stopping.best_step(h) == 4 and stopping.best_step([]) is None  # the earliest of equal bests
+    assert stopping.should_stop(h, 2) and not stopping.should_stop(h, 3) and not stopping.should_stop(h, 0)
+    assert stopping.export_note(8, 8, 2, True) is None
 
 
 def test_without_patience_every_step_runs_and_the_last_generator_is_returned(tmp_path: Path) -> None:

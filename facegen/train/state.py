@@ -5,12 +5,14 @@ flat ``{key: tensor}`` map for safetensors and a JSON skeleton that marks where 
 and keeps Python types JSON cannot (tuples, int dict keys, numpy arrays). Nothing is ever
 unpickled. A checkpoint is assembled in a hidden temp folder and renamed into place, and the JSON
 (written last) records the sha256 of the tensor file, so a folder is either complete or ignored.
+The process's random number generators are seeded, read and restored here too (``rng_state``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 from pathlib import Path
@@ -178,3 +180,28 @@ def remove_partials(root: Path) -> None:
         for p in root.iterdir():
             if p.name.startswith(".tmp-step-") and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
+
+
+# -- random number generators ---------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    s: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def set_rng_state(s: dict[str, Any]) -> None:
+    py = s["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np.random.set_state(tuple(s["numpy"]))
+    torch.set_rng_state(s["torch"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(s["cuda"]))

@@ -20,13 +20,11 @@ import copy
 import dataclasses
 import json
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, default_collate
@@ -36,6 +34,8 @@ from facegen import assets
 from facegen.colour import luma
 from facegen.train import plots
 from facegen.train import state as ckpt
+from facegen.train import stopping
+from facegen.train.state import rng_state, seed_everything, set_rng_state
 
 Batch = dict[str, Tensor]
 GRID_IMAGES = 8  # validation images drawn in each step's PNG grid
@@ -128,28 +128,6 @@ class EMA:
             pe.lerp_(p.detach(), 1.0 - d)
         for be, b in zip(self.model.buffers(), model.buffers()):
             be.copy_(b)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    s: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        s["cuda"] = torch.cuda.get_rng_state_all()
-    return s
-
-
-def set_rng_state(s: dict[str, Any]) -> None:
-    py = s["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    np.random.set_state(tuple(s["numpy"]))
-    torch.set_rng_state(s["torch"])
-    if "cuda" in s and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(s["cuda"]))
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
@@ -414,24 +392,19 @@ class Trainer:
         plots.save_curves(val_dir / "curve.png", self.history)
         return row
 
-    # -- stopping on validation -----------------------------------------------------------------
+    # -- stopping on validation (facegen.train.stopping) -----------------------------------------
     @property
     def best_step(self) -> int | None:
-        """The step of the highest validation PSNR so far (the earliest of equals); None before any."""
-        if not self.history:
-            return None
-        return int(max(sorted(self.history, key=lambda h: h["step"]), key=lambda h: h["psnr"])["step"])
+        return stopping.best_step(self.history)
+
+    @property
+    def stopped_on_validation(self) -> bool:
+        return stopping.should_stop(self.history, self.config.patience)
 
     def _remember_best(self) -> None:
         """After a validation: keep the EMA generator if this step is the best so far (with patience)."""
         if self.config.patience and self.best_step == self.step:
             self.best_ema = {k: v.detach().clone() for k, v in self.ema.model.state_dict().items()}
-
-    @property
-    def stopped_on_validation(self) -> bool:
-        """Whether the last ``patience`` validations have all failed to beat the best one."""
-        p, best = self.config.patience, self.best_step
-        return bool(p) and best is not None and sum(h["step"] > best for h in self.history) >= p
 
     def _agreed(self, flag: bool) -> bool:
         """The main process's ``flag`` on every process (only the main process validates)."""
@@ -451,12 +424,7 @@ class Trainer:
 
     @property
     def export_note(self) -> str | None:
-        """One sentence on why :attr:`export_step` is not the last step (None when it is)."""
-        if self.export_step == self.step:
-            return None
-        why = (f"stopped on validation at step {self.step}, after {self.config.patience} validations without a better "
-               "PSNR" if self.stopped_on_validation else f"ended at step {self.step}")
-        return f"the run {why}; this is the EMA generator of step {self.export_step}, its best validation"
+        return stopping.export_note(self.step, self.export_step, self.config.patience, self.stopped_on_validation)
 
     # -- loop -----------------------------------------------------------------------------------
     def fit(self, resume: bool = False, until: int | None = None) -> nn.Module:
